@@ -1,0 +1,1 @@
+"""The attribution example backend's application package."""

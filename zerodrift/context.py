@@ -1,0 +1,206 @@
+"""What the runner hands each gate: config, databases, the target, shared artifacts.
+
+Gates never import each other; what two gates share (a migrated database, a catalog
+snapshot) goes through :class:`ArtifactStore`, which the runner owns
+(DESIGN.md, "Plugin per gate").
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import psycopg
+from psycopg import sql as pgsql
+from pydantic import BaseModel
+
+from zerodrift.config import LoadedConfig
+from zerodrift.gates.base import EvidenceStep, GateResult
+from zerodrift.provenance import Provenance
+from zerodrift.server.provision import Database, Provisioner
+from zerodrift.urls import user_of
+
+#: Seconds a gate waits for an artifact another gate is still producing.
+ARTIFACT_WAIT_S = 3600.0
+
+
+class ArtifactUnavailable(Exception):
+    """Raised by :meth:`ArtifactStore.require` when the producing gate ended without it."""
+
+
+class ArtifactStore:
+    """Thread-safe store of shared artifacts; ``require`` blocks until published.
+
+    ``producers`` maps an artifact name to the gate id that provides it; once that
+    gate has finished (``gate_finished``) a missing artifact raises
+    ArtifactUnavailable naming the gate, instead of blocking.
+    """
+
+    def __init__(self, producers: dict[str, str]) -> None:
+        self._values: dict[str, Any] = {}
+        self._finished: dict[str, str] = {}
+        self._producers = producers
+        self._cond = threading.Condition()
+
+    def publish(self, key: str, value: Any) -> None:
+        with self._cond:
+            self._values[key] = value
+            self._cond.notify_all()
+
+    def gate_finished(self, gate_id: str, status: str) -> None:
+        with self._cond:
+            self._finished[gate_id] = status
+            self._cond.notify_all()
+
+    def require(self, key: str, timeout: float = ARTIFACT_WAIT_S) -> Any:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if key in self._values:
+                    return self._values[key]
+                producer = self._producers.get(key)
+                if producer is None:
+                    raise ArtifactUnavailable(f"no selected gate provides {key!r}")
+                if producer in self._finished:
+                    raise ArtifactUnavailable(f"{producer} ended {self._finished[producer]} without producing {key!r}")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ArtifactUnavailable(f"timed out waiting for {key!r} from {producer}")
+                self._cond.wait(remaining)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        with self._cond:
+            return self._values.get(key, default)
+
+
+@dataclass
+class SqlOutcome:
+    """Rows of one statement, or the error PostgreSQL gave (``sqlstate``, message, hint)."""
+
+    columns: list[str] = field(default_factory=list)
+    rows: list[tuple] = field(default_factory=list)
+    status: str = ""
+    error: str = ""
+    sqlstate: str = ""
+    hint: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+    def scalar(self) -> Any:
+        return self.rows[0][0] if self.rows and self.rows[0] else None
+
+
+def format_rows(columns: list[str], rows: list[tuple], limit: int = 50) -> str:
+    """psql-like aligned text of a result set."""
+    if not columns:
+        return ""
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows[:limit]]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines.append("-+-".join("-" * w for w in widths))
+    lines += [" | ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
+    more = f", {len(rows) - limit} not shown" if len(rows) > limit else ""
+    lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''}{more})")
+    return "\n".join(lines)
+
+
+class GateContext:
+    """Everything a gate may use. Created by the runner, one per gate."""
+
+    def __init__(self, *, run_id: str, loaded: LoadedConfig, gate_config: BaseModel | None,
+                 provenance: Provenance, server: Any, provisioner: Provisioner | None,
+                 target_factory: Callable[[], Any], artifacts: ArtifactStore, output_dir: Path) -> None:
+        self.run_id = run_id
+        self.loaded = loaded
+        self.config = loaded.config
+        self.gate_config = gate_config
+        self.provenance = provenance
+        self.server = server
+        self.provisioner = provisioner
+        self._target_factory = target_factory
+        self.artifacts = artifacts
+        self.output_dir = output_dir
+
+    @property
+    def target(self):
+        """The :class:`zerodrift.target.TargetRunner` (raises the setup error if it could not be built)."""
+        return self._target_factory()
+
+    @property
+    def migration_role(self) -> str | None:
+        """Role the migrations run as (None: the admin user)."""
+        return self.config.roles.migration or None
+
+    def database(self, purpose: str) -> Database:
+        """Create a throwaway database ``zd_<run id>_<purpose>``; the runner drops it at the end."""
+        assert self.provisioner is not None, "gate declared no need for a server"
+        return self.provisioner.create_database(purpose)
+
+    def run_sql(self, result: GateResult, db: Database, statement: str, *, role: str | None = None,
+                settings: dict[str, str] | None = None, title: str = "", params: tuple | None = None,
+                rollback: bool = False) -> SqlOutcome:
+        """Run one statement on ``db`` as ``role`` (via SET ROLE from the admin login) and record it.
+
+        ``settings`` are applied with ``set_config(name, value, true)`` (transaction
+        scope) first; ``rollback`` rolls the transaction back instead of committing.
+        Never raises for SQL errors: the outcome carries SQLSTATE, message and hint.
+        """
+        outcome = SqlOutcome()
+        started = time.perf_counter()
+        shown_role = role or user_of(db.admin_url)
+        prefix = ""
+        try:
+            with psycopg.connect(db.url(), connect_timeout=10) as conn:
+                try:
+                    with conn.cursor() as cur:
+                        if role:
+                            cur.execute(pgsql.SQL("SET ROLE {}").format(pgsql.Identifier(role)))
+                            prefix += f"SET ROLE {role};\n"
+                        for name, value in (settings or {}).items():
+                            cur.execute("SELECT set_config(%s, %s, true)", (name, value))
+                            prefix += f"SET LOCAL {name} = '{value}';\n"
+                        cur.execute(statement, params)
+                        outcome.status = cur.statusmessage or ""
+                        if cur.description:
+                            outcome.columns = [d.name for d in cur.description]
+                            outcome.rows = cur.fetchall()
+                finally:
+                    if rollback or conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+                        conn.rollback()
+                    else:
+                        conn.commit()
+        except psycopg.Error as exc:
+            diag = getattr(exc, "diag", None)
+            outcome.error = (diag.message_primary if diag and diag.message_primary else str(exc)).strip()
+            outcome.sqlstate = (diag.sqlstate if diag else "") or ""
+            outcome.hint = (diag.message_hint if diag else "") or ""
+        text = format_rows(outcome.columns, outcome.rows) if outcome.columns else outcome.status
+        if outcome.error:
+            text = f"ERROR:  {outcome.error}" + (f"\nSQLSTATE: {outcome.sqlstate}" if outcome.sqlstate else "")
+            text += f"\nHINT:  {outcome.hint}" if outcome.hint else ""
+        if rollback:
+            text += "\nROLLBACK"
+        result.add_step(EvidenceStep(
+            title=title or statement.strip().splitlines()[0][:80], command=prefix + statement.strip(),
+            role=shown_role, database=db.name, duration_s=time.perf_counter() - started,
+            exit_status=1 if outcome.error else 0, output=text))
+        return outcome
+
+    def snapshot(self, result: GateResult, db: Database, label: str):
+        """Take the catalog snapshot of ``db`` and record the step; returns a CatalogSnapshot."""
+        from zerodrift.catalog.snapshot import take_snapshot
+
+        started = time.perf_counter()
+        with psycopg.connect(db.url(), connect_timeout=10) as conn:
+            snap = take_snapshot(conn)
+        counts = ", ".join(f"{k} {v}" for k, v in snap.counts().items() if v)
+        result.add_step(EvidenceStep(
+            title=f"catalog snapshot ({label})", command=f"zerodrift catalog snapshot of {db.name}",
+            role=user_of(db.admin_url), database=db.name, duration_s=time.perf_counter() - started,
+            output=f"schema fingerprint sha256:{snap.fingerprint}\nobjects: {counts}"))
+        return snap

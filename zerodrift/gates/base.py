@@ -1,0 +1,193 @@
+"""Gate, check, evidence and result types shared by every gate and the runner.
+
+A **gate** holds **checks**; each check asserts one fact and is PASS, FAIL or SKIPPED.
+An **evidence step** records one thing that was run (a SQL statement, an alembic
+command, a probe) with role, database, duration, exit status and output tail.
+The gate's status is derived, never set by hand (DESIGN.md, "Gates — what PASS must
+mean"): ERROR when the gate could not run, FAIL when any check failed, SKIPPED when
+no check ran, PASS only when at least one check passed and none failed.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from zerodrift.context import GateContext
+
+#: Characters kept from the end of a step's output.
+OUTPUT_TAIL_CHARS = 4000
+
+
+class Status(str, enum.Enum):
+    """Outcome of a gate or a check."""
+
+    PASS = "PASS"
+    FAIL = "FAIL"
+    ERROR = "ERROR"
+    SKIPPED = "SKIPPED"
+
+
+@dataclass
+class EvidenceStep:
+    """One thing that was run, as the ledger shows it.
+
+    ``command`` is display text with any password masked; ``env`` holds only the
+    names of environment variables that were set, never their values;
+    ``duration_s`` is wall time in seconds; ``exit_status`` is 0 on success.
+    """
+
+    title: str
+    command: str
+    role: str = ""
+    database: str = ""
+    duration_s: float = 0.0
+    exit_status: int = 0
+    output: str = ""
+    env: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    def __post_init__(self) -> None:
+        if len(self.output) > OUTPUT_TAIL_CHARS:
+            self.output = "[…]\n" + self.output[-OUTPUT_TAIL_CHARS:]
+
+
+@dataclass
+class Check:
+    """One asserted fact: ``status`` plus what was expected and what was found."""
+
+    name: str
+    status: Status
+    detail: str = ""
+
+
+@dataclass
+class GateResult:
+    """What a gate reports: checks, evidence steps and attachments.
+
+    ``attachments`` maps a file name to bytes written into the proof pack under the
+    gate's folder (catalog snapshots, diffs). ``error`` makes the gate ERROR;
+    ``environment_error`` marks an error of the machine (exit 3), not of the target.
+    """
+
+    gate_id: str
+    title: str
+    checks: list[Check] = field(default_factory=list)
+    evidence: list[EvidenceStep] = field(default_factory=list)
+    attachments: dict[str, bytes] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+    environment_error: bool = False
+    skip_reason: str = ""
+    duration_s: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    # -- recording -------------------------------------------------------
+    def check(self, name: str, passed: bool, detail: str = "") -> bool:
+        """Record a check that passed or failed; returns ``passed``."""
+        with self._lock:
+            self.checks.append(Check(name, Status.PASS if passed else Status.FAIL, detail))
+        return passed
+
+    def skip_check(self, name: str, reason: str) -> None:
+        """Record a check that could not be asserted, with the reason."""
+        with self._lock:
+            self.checks.append(Check(name, Status.SKIPPED, reason))
+
+    def add_step(self, step: EvidenceStep) -> EvidenceStep:
+        with self._lock:
+            self.evidence.append(step)
+        return step
+
+    def add_steps(self, steps: list[EvidenceStep]) -> None:
+        with self._lock:
+            self.evidence.extend(steps)
+
+    def fail_with_error(self, message: str, *, environment: bool = False) -> None:
+        """Mark the gate ERROR: it could not run; ``message`` says why."""
+        self.error = message
+        self.environment_error = environment
+
+    def skip(self, reason: str) -> None:
+        """Mark the whole gate SKIPPED (its inputs are not configured)."""
+        self.skip_reason = reason
+
+    # -- derived ---------------------------------------------------------
+    @property
+    def status(self) -> Status:
+        if self.error:
+            return Status.ERROR
+        if any(c.status is Status.FAIL for c in self.checks):
+            return Status.FAIL
+        if self.skip_reason or not any(c.status is Status.PASS for c in self.checks):
+            return Status.SKIPPED
+        return Status.PASS
+
+    @property
+    def summary(self) -> str:
+        """One line for the gate table."""
+        status = self.status
+        if status is Status.ERROR:
+            return self.error.splitlines()[0] if self.error else "error"
+        if status is Status.SKIPPED:
+            return self.skip_reason or "no check could be asserted"
+        failed = [c for c in self.checks if c.status is Status.FAIL]
+        if failed:
+            return "; ".join(f"{c.name}: {c.detail.splitlines()[0] if c.detail else 'failed'}" for c in failed[:3])
+        passed = [c for c in self.checks if c.status is Status.PASS]
+        skipped = [c for c in self.checks if c.status is Status.SKIPPED]
+        text = f"{len(passed)} checks passed"
+        if skipped:
+            text += f", {len(skipped)} skipped"
+        return text
+
+
+class Gate:
+    """Base class of every gate, built-in or third-party.
+
+    Subclasses set ``id``, ``title``, optionally ``config_model`` (a pydantic model
+    for their ``[gates.<id>]`` table), ``requires``/``provides`` (names of shared
+    artifacts such as ``"snapshot.fresh"``; the runner orders gates by them) and
+    ``needs`` (resources: ``"git"``, ``"server"``, ``"target"``), and implement
+    :meth:`run`. The docstring of a gate class is what ``zerodrift gates`` shows.
+    """
+
+    id: ClassVar[str]
+    title: ClassVar[str]
+    config_model: ClassVar[type[BaseModel] | None] = None
+    requires: ClassVar[tuple[str, ...]] = ()
+    provides: ClassVar[tuple[str, ...]] = ()
+    needs: ClassVar[tuple[str, ...]] = ()
+
+    def run(self, ctx: GateContext, result: GateResult) -> None:  # pragma: no cover - interface
+        """Run the checks, recording them and their evidence on ``result``."""
+        raise NotImplementedError
+
+
+class GateConfig(BaseModel):
+    """Base for gate config models: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def timed() -> "_Timer":
+    """A tiny stopwatch: ``t = timed(); ...; t.elapsed`` (seconds)."""
+    return _Timer()
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start

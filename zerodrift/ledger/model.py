@@ -1,0 +1,80 @@
+"""The ledger's facts as one plain, JSON-ready dict.
+
+``ledger.json`` is this dict; ``ledger.md`` is rendered from the same dict, so the
+two can never disagree. Secrets never enter it: URLs are masked before they get
+here and evidence holds environment variable names only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from zerodrift.runner import RunReport
+
+SCHEMA_VERSION = 1
+
+
+def ledger_data(report: RunReport) -> dict[str, Any]:
+    """Build the ledger dict from a finished run."""
+    prov = report.provenance
+    results = []
+    for r in report.results:
+        results.append({
+            "id": r.gate_id,
+            "title": r.title,
+            "status": r.status.value,
+            "summary": r.summary,
+            "duration_s": round(r.duration_s, 3),
+            "error": r.error,
+            "environment_error": r.environment_error,
+            "skip_reason": r.skip_reason,
+            "description": report.gate_info.get(r.gate_id, {}).get("doc", ""),
+            "checks": [{"name": c.name, "status": c.status.value, "detail": c.detail} for c in r.checks],
+            "evidence": [
+                {k: (round(v, 3) if isinstance(v, float) else v) for k, v in dataclasses.asdict(s).items()}
+                for s in r.evidence
+            ],
+            "attachments": sorted(f"{r.gate_id}/{name}" for name in r.attachments),
+            "facts": r.facts,
+        })
+    kinds: list[str] = []
+    for r in report.results:
+        if r.facts.get("kinds_compared"):
+            kinds = r.facts["kinds_compared"]
+            break
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": report.run_id,
+        "zerodrift_version": report.zerodrift_version,
+        "started_at": report.started_at.astimezone().isoformat(timespec="seconds"),
+        "finished_at": report.finished_at.astimezone().isoformat(timespec="seconds") if report.finished_at else None,
+        "duration_s": round(report.duration_s, 3),
+        "exit_code": report.exit_code,
+        "overall": "PASS" if report.exit_code == 0 else "FAIL",
+        "provenance": {
+            "repository": str(prov.repo_root) if prov.repo_root else None,
+            "commit": prov.commit,
+            "tree": prov.tree,
+            "branch": prov.branch,
+            "detached": prov.detached,
+            "subject": prov.subject,
+            "remotes": prov.remotes,
+            "dirty": prov.dirty,
+            "dirty_paths": prov.dirty_paths,
+            "shallow": prov.shallow,
+        },
+        "target": {
+            "folder": str(report.loaded.target_dir),
+            "config": str(report.loaded.source) if report.loaded.source else None,
+            "head": report.head,
+        },
+        "server": dataclasses.asdict(report.server),
+        "schema_fingerprint": report.schema_fingerprint,
+        "kinds_compared": kinds,
+        "gates": results,
+        "included_as_dependency": report.included_as_dependency,
+        "phases_s": {k: round(v, 3) for k, v in report.phases.items()},
+        "databases": {"dropped": report.dropped_databases, "kept": report.kept_databases},
+        "roles_created": report.roles_created,
+    }

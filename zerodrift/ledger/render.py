@@ -1,0 +1,146 @@
+"""Render and write the proof pack: ledger.md, ledger.json, junit.xml, attachments.
+
+Files are written as bytes with ``\\n`` line endings, no trailing spaces and one
+final newline, because a signature covers exact bytes (DESIGN.md, "Signing").
+Database-derived text is escaped before it enters Markdown: table cells escape
+``|``, backticks, newlines and ``<!--``; evidence goes into fenced blocks whose
+fence is longer than any backtick run inside (CommonMark 0.31, "Fenced code blocks").
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+import jinja2
+
+from zerodrift.ledger.model import ledger_data
+from zerodrift.runner import RunReport
+
+_BACKTICKS = re.compile(r"`+")
+
+
+def escape_cell(value: Any) -> str:
+    """Text safe inside one Markdown table cell (and inline text)."""
+    text = "" if value is None else str(value)
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
+    text = text.replace("<!--", "&lt;!--").replace("<", "&lt;")
+    text = " ".join(part.strip() for part in text.splitlines() if part.strip()) if "\n" in text or "\r" in text else text
+    return text.strip()
+
+
+def escape_prose(value: Any) -> str:
+    """A docstring as Markdown paragraphs, with HTML comments neutralised."""
+    text = "" if value is None else str(value)
+    paragraphs = [" ".join(line.strip() for line in block.splitlines()) for block in re.split(r"\n\s*\n", text.strip())]
+    return "\n\n".join(p.replace("<!--", "&lt;!--") for p in paragraphs if p)
+
+
+def fenced(value: Any, indent: str = "") -> str:
+    """A fenced code block holding ``value`` verbatim; the fence outgrows any backtick run."""
+    text = ("" if value is None else str(value)).replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
+    longest = max((len(m.group(0)) for m in _BACKTICKS.finditer(text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    lines = [fence, *text.split("\n"), fence]
+    return "\n".join(indent + line if line else line for line in lines)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("zerodrift", "templates"),
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=False,
+        lstrip_blocks=False,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["cell"] = escape_cell
+    env.filters["prose"] = escape_prose
+    env.filters["fenced"] = fenced
+    return env
+
+
+def normalise(text: str) -> bytes:
+    """LF line endings, no trailing spaces, no runs of 3+ blank lines, exactly one final newline."""
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    out: list[str] = []
+    blank = 0
+    for line in lines:
+        blank = blank + 1 if not line else 0
+        if blank <= 1:
+            out.append(line)
+    return ("\n".join(out).strip("\n") + "\n").encode("utf-8")
+
+
+def render_markdown(data: dict[str, Any]) -> bytes:
+    """ledger.md bytes from the ledger dict."""
+    return normalise(_environment().get_template("ledger.md.j2").render(d=data))
+
+
+def render_json(data: dict[str, Any]) -> bytes:
+    """ledger.json bytes: indented, sorted keys, final newline."""
+    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+
+
+def render_junit(data: dict[str, Any]) -> bytes:
+    """junit.xml bytes: one test case per gate (JUnit XML as read by CI test-report views)."""
+    gates = data["gates"]
+    suite = ET.Element("testsuite", {
+        "name": "zerodrift", "tests": str(len(gates)),
+        "failures": str(sum(g["status"] == "FAIL" for g in gates)),
+        "errors": str(sum(g["status"] == "ERROR" for g in gates)),
+        "skipped": str(sum(g["status"] == "SKIPPED" for g in gates)),
+        "time": f"{data['duration_s']:.3f}",
+    })
+    ET.SubElement(ET.SubElement(suite, "properties"), "property",
+                  {"name": "commit", "value": data["provenance"]["commit"] or ""})
+    for g in gates:
+        case = ET.SubElement(suite, "testcase", {"classname": "zerodrift.gates", "name": f"{g['id']} {g['title']}",
+                                                 "time": f"{g['duration_s']:.3f}"})
+        details = "\n".join(f"[{c['status']}] {c['name']}: {c['detail']}" for c in g["checks"])
+        tail = "\n\n".join(f"$ {s['command']}\n{s['output']}" for s in g["evidence"][-3:])
+        if g["status"] == "FAIL":
+            ET.SubElement(case, "failure", {"message": g["summary"]}).text = details + "\n\n" + tail
+        elif g["status"] == "ERROR":
+            ET.SubElement(case, "error", {"message": g["summary"]}).text = g["error"] + "\n\n" + tail
+        elif g["status"] == "SKIPPED":
+            ET.SubElement(case, "skipped", {"message": g["summary"]})
+        else:
+            ET.SubElement(case, "system-out").text = details
+    ET.indent(suite)
+    return ET.tostring(suite, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def write_proof_pack(report: RunReport) -> dict[str, Path]:
+    """Write the proof pack into ``report.output_dir``; returns the written paths by role.
+
+    Layout: ledger.md, ledger.json, junit.xml, and one folder per gate with its
+    attachments and an ``evidence.log``.
+    """
+    out = report.output_dir
+    assert out is not None
+    out.mkdir(parents=True, exist_ok=True)
+    data = ledger_data(report)
+    written: dict[str, Path] = {}
+    for result in report.results:
+        gate_dir = out / result.gate_id
+        gate_dir.mkdir(exist_ok=True)
+        for name, content in result.attachments.items():
+            (gate_dir / name).write_bytes(content)
+        log_lines = []
+        for s in result.evidence:
+            log_lines.append(f"## {s.title}  [role={s.role} db={s.database} {s.duration_s:.3f}s exit={s.exit_status}]")
+            log_lines.append(f"$ {s.command}")
+            log_lines.append(s.output)
+        (gate_dir / "evidence.log").write_bytes(normalise("\n".join(log_lines)))
+    json_bytes = render_json(data)
+    (out / "ledger.json").write_bytes(json_bytes)
+    written["json"] = out / "ledger.json"
+    (out / "junit.xml").write_bytes(render_junit(data))
+    written["junit"] = out / "junit.xml"
+    (out / "ledger.md").write_bytes(render_markdown(data))
+    written["markdown"] = out / "ledger.md"
+    return written

@@ -1,0 +1,111 @@
+"""Alembic job probe: run a list of alembic operations in ONE process.
+
+Executed by the *target's* interpreter (it imports only the standard library and
+alembic, which the target has). Reads a JSON request on stdin::
+
+    {"alembic_ini": "/abs/alembic.ini", "steps": [{"op": "heads"},
+     {"op": "upgrade", "revision": "head"}, {"op": "current"}]}
+
+and writes one JSON line to stdout, prefixed by ``ZERODRIFT-RESULT ``::
+
+    {"steps": [{"op": ..., "ok": true, "duration_s": 0.12, "output": "...",
+                "value": ..., "error": ""}], "alembic_version": "1.13.1"}
+
+Steps stop at the first failure; later steps are reported as not run. Output of
+each step (alembic's own log lines) is captured separately.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import re
+import sys
+import time
+import traceback
+
+RESULT_PREFIX = "ZERODRIFT-RESULT "
+_REV_LINE = re.compile(r"^([0-9A-Za-z_\-]+)(?: \(.*\))?\s*$")
+
+
+def _run_step(cfg, step):
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    op = step["op"]
+    if op == "heads":
+        script = ScriptDirectory.from_config(cfg)
+        heads = sorted(script.get_heads())
+        for head in heads:
+            print(f"{head} (head)")
+        return heads
+    if op == "upgrade":
+        command.upgrade(cfg, step["revision"])
+        return None
+    if op == "downgrade":
+        command.downgrade(cfg, step["revision"])
+        return None
+    if op == "current":
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            command.current(cfg)
+        text = buf.getvalue()
+        print(text, end="")
+        revs = []
+        for line in text.splitlines():
+            m = _REV_LINE.match(line.strip())
+            if m and not line.startswith(("INFO", "WARN", "ERROR")):
+                revs.append(m.group(1))
+        return sorted(revs)
+    raise ValueError(f"unknown op {op!r}")
+
+
+def main() -> int:
+    request = json.load(sys.stdin)
+    os.chdir(request.get("cwd") or os.getcwd())
+    from alembic import __version__ as alembic_version
+    from alembic.config import Config
+
+    cfg = Config(request["alembic_ini"])
+    results = []
+    failed = False
+    for step in request["steps"]:
+        if failed:
+            results.append({"op": step["op"], "ok": False, "skipped": True, "duration_s": 0.0,
+                            "output": "", "value": None, "error": "not run: an earlier step failed"})
+            continue
+        buf = io.StringIO()
+        cfg.stdout = buf
+        root = logging.getLogger()
+        handler = logging.StreamHandler(buf)
+        handler.setFormatter(logging.Formatter("%(levelname)-5.5s [%(name)s] %(message)s"))
+        start = time.perf_counter()
+        value, error = None, ""
+        try:
+            with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+                root.addHandler(handler)
+                try:
+                    value = _run_step(cfg, step)
+                finally:
+                    root.removeHandler(handler)
+            ok = True
+        except SystemExit as exc:  # env.py may sys.exit("message")
+            ok, error = False, f"SystemExit: {exc.code}"
+        except BaseException as exc:  # report any failure of the target's code
+            ok = False
+            error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            buf.write(traceback.format_exc())
+        failed = failed or not ok
+        results.append({"op": step["op"], "revision": step.get("revision"), "ok": ok, "skipped": False,
+                        "duration_s": time.perf_counter() - start, "output": buf.getvalue(),
+                        "value": value, "error": error})
+    sys.stdout.write(RESULT_PREFIX + json.dumps({"steps": results, "alembic_version": alembic_version}) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Git facts about the target's checkout (GitPython).
+
+Collected once per run and shown in the ledger: commit and tree SHA, branch or
+detached HEAD, remotes with credentials removed, dirty state (untracked files
+count; zerodrift's own output folder does not), and whether the clone is shallow.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import git
+
+from zerodrift.errors import EnvironmentProblem
+
+_CRED_RE = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@]+@", re.I)
+
+
+@dataclass
+class Provenance:
+    """Facts about one checkout. ``repo_root`` is None outside a git repository."""
+
+    repo_root: Path | None = None
+    commit: str = ""
+    tree: str = ""
+    branch: str = ""  #: empty when HEAD is detached
+    detached: bool = False
+    remotes: dict[str, str] = field(default_factory=dict)
+    dirty_paths: list[str] = field(default_factory=list)  #: porcelain lines: "XY path"
+    ignored_output: list[str] = field(default_factory=list)  #: dirty paths skipped as zerodrift output
+    shallow: bool = False
+    subject: str = ""
+    error: str = ""
+
+    @property
+    def short_sha(self) -> str:
+        return self.commit[:12] if self.commit else "nocommit"
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.dirty_paths)
+
+
+def strip_credentials(url: str) -> str:
+    """Remove ``user:token@`` from a remote URL."""
+    return _CRED_RE.sub(lambda m: m.group("scheme"), url)
+
+
+def collect(target_dir: Path, *, exclude: list[Path] | None = None) -> Provenance:
+    """Read git facts for ``target_dir``; paths under ``exclude`` never count as dirty.
+
+    Never raises for a folder outside git: the result then has ``repo_root`` None and
+    ``error`` set (ZG-0 reports it).
+    """
+    try:
+        repo = git.Repo(target_dir, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        return Provenance(error=f"{target_dir} is not inside a git repository")
+    root = Path(repo.working_tree_dir or target_dir).resolve()
+    prov = Provenance(repo_root=root)
+    try:
+        head = repo.head.commit
+    except ValueError:
+        prov.error = "the repository has no commit yet"
+        return prov
+    prov.commit = head.hexsha
+    prov.tree = head.tree.hexsha
+    prov.subject = head.summary if isinstance(head.summary, str) else head.summary.decode()
+    prov.detached = repo.head.is_detached
+    prov.branch = "" if prov.detached else repo.active_branch.name
+    prov.remotes = {r.name: strip_credentials(next(iter(r.urls), "")) for r in repo.remotes}
+    prov.shallow = (Path(repo.git_dir) / "shallow").exists()
+    excluded = [p.resolve() for p in (exclude or [])]
+    status = repo.git.status("--porcelain=v1", "--untracked-files=all", "-z")
+    for entry in _porcelain_entries(status):
+        path = (root / entry[3:]).resolve()
+        if any(path == ex or ex in path.parents for ex in excluded):
+            prov.ignored_output.append(entry)
+        else:
+            prov.dirty_paths.append(entry)
+    return prov
+
+
+def _porcelain_entries(z_output: str) -> list[str]:
+    parts = z_output.split("\0")
+    entries: list[str] = []
+    i = 0
+    while i < len(parts):
+        item = parts[i]
+        if not item:
+            i += 1
+            continue
+        entries.append(item)
+        # renames/copies carry the original path as the next NUL-separated field
+        i += 2 if item[:1] in ("R", "C") else 1
+    return entries
+
+
+def changed_paths(repo_root: Path, base_ref: str) -> tuple[str, list[str]]:
+    """Paths changed between the merge base of ``base_ref`` and HEAD, plus the merge base SHA.
+
+    Raises EnvironmentProblem when the clone is shallow or ``base_ref`` is unknown,
+    with the git command that fetches what is missing.
+    """
+    repo = git.Repo(repo_root)
+    shallow = (Path(repo.git_dir) / "shallow").exists()
+    try:
+        repo.commit(base_ref)
+    except (git.BadName, ValueError) as exc:
+        hint = "git fetch --unshallow" if shallow else f"git fetch origin {base_ref}"
+        raise EnvironmentProblem(
+            f"base ref {base_ref!r} is not in this clone; fetch it first ({hint}; in GitHub Actions use fetch-depth: 0)"
+        ) from exc
+    try:
+        merge_base = repo.git.merge_base(base_ref, "HEAD").strip()
+    except git.GitCommandError as exc:
+        hint = "git fetch --unshallow (in GitHub Actions: fetch-depth: 0)" if shallow else "check that the base ref shares history with HEAD"
+        raise EnvironmentProblem(f"no merge base between {base_ref!r} and HEAD: {hint}") from exc
+    names = repo.git.diff("--name-only", "-z", merge_base, "HEAD").split("\0")
+    return merge_base, sorted(n for n in names if n)
+
+
+def path_allowed(path: str, globs: list[str]) -> bool:
+    """True when ``path`` matches one of ``globs`` (fnmatch; ``dir/**`` matches anything below dir)."""
+    for pattern in globs:
+        if fnmatch.fnmatchcase(path, pattern):
+            return True
+        if pattern.endswith("/**") and (path + "/").startswith(pattern[:-2]):
+            return True
+    return False

@@ -1,0 +1,307 @@
+"""One run: config → provenance → server → gates → proof pack → cleanup.
+
+The runner owns databases, order, parallelism, timing and cleanup; gates own their
+checks; the ledger package owns presentation (DESIGN.md, "Flow of one run").
+Cleanup (dropping this run's throwaway databases, stopping the embedded server)
+happens in a ``finally`` block, so it runs on a gate failure, an exception,
+Ctrl-C and SIGTERM (the CLI turns SIGTERM into an exception).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import ValidationError
+
+from zerodrift import __version__
+from zerodrift.config import LoadedConfig, format_validation_error, load_config
+from zerodrift.context import ArtifactStore, GateContext
+from zerodrift.errors import (EXIT_ENVIRONMENT, EXIT_GATE_FAILED, EXIT_OK, EnvironmentProblem, UsageError)
+from zerodrift.gates.base import Gate, GateResult, Status
+from zerodrift.plugins import installed_gates
+from zerodrift.provenance import Provenance, collect
+from zerodrift.server.provision import Provisioner, new_run_id
+
+log = logging.getLogger("zerodrift")
+
+#: Gates run at once. Two cores, but gates mostly wait on PostgreSQL and subprocesses.
+DEFAULT_PARALLELISM = 3
+
+
+@dataclass
+class RunOptions:
+    """What the user asked for; None means "not given" (config or default applies)."""
+
+    target: Path
+    config_file: Path | None = None
+    admin_url: str | None = None
+    output: Path | None = None
+    python: str | None = None
+    gates: list[str] = field(default_factory=list)
+    keep: bool = False
+    parallelism: int = DEFAULT_PARALLELISM
+
+
+@dataclass
+class ServerInfo:
+    kind: str = ""
+    version: str = ""
+    url: str = ""  #: masked
+
+
+@dataclass
+class RunReport:
+    """Everything the ledger needs about one run."""
+
+    run_id: str
+    started_at: datetime
+    loaded: LoadedConfig
+    provenance: Provenance
+    zerodrift_version: str = __version__
+    finished_at: datetime | None = None
+    server: ServerInfo = field(default_factory=ServerInfo)
+    results: list[GateResult] = field(default_factory=list)
+    included_as_dependency: list[str] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)  #: seconds per phase
+    output_dir: Path | None = None
+    dropped_databases: list[str] = field(default_factory=list)
+    kept_databases: list[str] = field(default_factory=list)
+    roles_created: list[str] = field(default_factory=list)
+    gate_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        end = self.finished_at or datetime.now(timezone.utc)
+        return (end - self.started_at).total_seconds()
+
+    @property
+    def exit_code(self) -> int:
+        statuses = [(r.status, r.environment_error) for r in self.results]
+        if any(s is Status.FAIL or (s is Status.ERROR and not env) for s, env in statuses):
+            return EXIT_GATE_FAILED
+        if any(s is Status.ERROR for s, _ in statuses):
+            return EXIT_ENVIRONMENT
+        return EXIT_OK
+
+    @property
+    def head(self) -> list[str]:
+        for r in self.results:
+            if "heads" in r.facts:
+                return r.facts["heads"]
+        return []
+
+    @property
+    def schema_fingerprint(self) -> str:
+        for r in self.results:
+            if r.gate_id == "ZG-1" and r.facts.get("schema_fingerprint"):
+                return r.facts["schema_fingerprint"]
+        return ""
+
+
+def select_gates(available: dict[str, type[Gate]], wanted: list[str]) -> tuple[list[type[Gate]], list[str]]:
+    """Gates to run in dependency order, and the ids added only as dependencies.
+
+    Raises UsageError for an unknown gate id or a requirement no gate provides.
+    """
+    by_upper = {gid.upper(): gid for gid in available}
+    if wanted:
+        unknown = [w for w in wanted if w.upper() not in by_upper]
+        if unknown:
+            raise UsageError(f"unknown gate id {', '.join(unknown)}; installed gates: {', '.join(available)} (see `zerodrift gates`)")
+        chosen = {by_upper[w.upper()] for w in wanted}
+    else:
+        chosen = set(available)
+    providers = {art: gid for gid, g in available.items() for art in g.provides}
+    added: list[str] = []
+    stack = list(chosen)
+    while stack:
+        gid = stack.pop()
+        for need in available[gid].requires:
+            if need not in providers:
+                raise UsageError(f"gate {gid} requires {need!r}, which no installed gate provides")
+            prov = providers[need]
+            if prov not in chosen:
+                chosen.add(prov)
+                added.append(prov)
+                stack.append(prov)
+    ordered: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(gid: str) -> None:
+        if gid in ordered:
+            return
+        if gid in visiting:
+            raise UsageError(f"gate dependency cycle through {gid}")
+        visiting.add(gid)
+        for need in available[gid].requires:
+            visit(providers[need])
+        visiting.discard(gid)
+        ordered.append(gid)
+
+    for gid in available:  # stable: registry order, dependencies first
+        if gid in chosen:
+            visit(gid)
+    return [available[g] for g in ordered], sorted(added)
+
+
+def _validate_gate_configs(loaded: LoadedConfig, gates: list[type[Gate]], available: dict[str, type[Gate]]) -> dict[str, Any]:
+    configs: dict[str, Any] = {}
+    where = str(loaded.source or "config")
+    known = {g.upper() for g in available}
+    for key in loaded.config.gates:
+        if key.upper() not in known:
+            log.warning("%s: [gates.%s] is configured but no installed gate has that id; it is ignored", where, key)
+    for gate in gates:
+        table = loaded.gate_table(gate.id)
+        if gate.config_model is None:
+            configs[gate.id] = None
+            continue
+        try:
+            configs[gate.id] = gate.config_model.model_validate(table)
+        except ValidationError as exc:
+            raise UsageError(format_validation_error(where, exc, prefix=f"gates.{gate.id}")) from exc
+    return configs
+
+
+def resolve_output_dir(options: RunOptions, loaded: LoadedConfig, prov: Provenance, run_id: str) -> Path:
+    """Proof pack folder: --out (relative to cwd) or output.dir (relative to the config root)."""
+    template = str(options.output) if options.output else loaded.config.output.dir
+    name = template.format(short_sha=prov.short_sha, run_id=run_id)
+    path = Path(name)
+    if options.output:
+        return path.resolve()
+    return loaded.path(name)
+
+
+def output_base(options: RunOptions, loaded: LoadedConfig) -> Path:
+    """The part of the output path before any placeholder: never counted as a dirty tree."""
+    template = str(options.output) if options.output else loaded.config.output.dir
+    head = template.split("{", 1)[0].rstrip("/") or "."
+    return Path(head).resolve() if options.output else loaded.path(head)
+
+
+def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], None] | None = None,
+        server_factory: Callable[[LoadedConfig], Any] | None = None) -> RunReport:
+    """Run the selected gates for ``options.target`` and return the report.
+
+    Does not write the proof pack (see :func:`zerodrift.ledger.render.write_proof_pack`).
+    Raises UsageError (exit 2) for config problems and EnvironmentProblem (exit 3)
+    when the server or the target interpreter is unusable — both before any gate runs.
+    """
+    notify = progress or (lambda msg, res: None)
+    started = datetime.now(timezone.utc)
+    run_id = new_run_id()
+    overrides = {("server", "admin_url"): options.admin_url, ("target", "python"): options.python}
+    loaded = load_config(options.target, config_file=options.config_file, overrides=overrides)
+    available = installed_gates()
+    gates, added = select_gates(available, options.gates)
+    gate_configs = _validate_gate_configs(loaded, gates, available)
+
+    phases: dict[str, float] = {}
+    t0 = time.perf_counter()
+    prov = collect(loaded.target_dir, exclude=[output_base(options, loaded)])
+    phases["provenance"] = time.perf_counter() - t0
+    report = RunReport(run_id=run_id, started_at=started, loaded=loaded, provenance=prov,
+                       included_as_dependency=added, phases=phases)
+    report.output_dir = resolve_output_dir(options, loaded, prov, run_id)
+    report.gate_info = {g.id: {"title": g.title, "doc": (g.__doc__ or "").strip()} for g in gates}
+
+    target = None
+    if any("target" in g.needs for g in gates):
+        from zerodrift.target import TargetRunner
+
+        target = TargetRunner(loaded)
+
+    server = None
+    provisioner = None
+    try:
+        if any("server" in g.needs for g in gates):
+            t0 = time.perf_counter()
+            server = (server_factory or make_server)(loaded)
+            notify(f"starting {server.kind} PostgreSQL", None)
+            server.start()
+            phases["server start"] = time.perf_counter() - t0
+            report.server = ServerInfo(kind=server.kind, version=server.version, url=_masked(server.admin_url))
+            provisioner = Provisioner(server.admin_url, run_id)
+            t0 = time.perf_counter()
+            roles = loaded.config.roles
+            wanted_roles = list(dict.fromkeys(roles.ensure + ([roles.runtime] if roles.runtime else [])))
+            if wanted_roles:
+                created, _ = provisioner.ensure_roles(wanted_roles, set(roles.login) | ({roles.runtime} if roles.runtime else set()))
+                report.roles_created = created
+            phases["roles"] = time.perf_counter() - t0
+        artifacts = ArtifactStore({art: g.id for g in gates for art in g.provides})
+
+        def execute(gate_cls: type[Gate]) -> GateResult:
+            result = GateResult(gate_id=gate_cls.id, title=gate_cls.title)
+            notify(f"{gate_cls.id} {gate_cls.title}: running", None)
+            start = time.perf_counter()
+            ctx = GateContext(run_id=run_id, loaded=loaded, gate_config=gate_configs[gate_cls.id], provenance=prov,
+                              server=server, provisioner=provisioner, target_factory=lambda: target,
+                              artifacts=artifacts, output_dir=report.output_dir)
+            try:
+                gate_cls().run(ctx, result)
+            except EnvironmentProblem as exc:
+                result.fail_with_error(str(exc), environment=True)
+            except Exception as exc:  # a gate must never take the run down
+                tb = traceback.format_exc(limit=6)
+                result.fail_with_error(f"{type(exc).__name__}: {exc}\n{tb}")
+            finally:
+                result.duration_s = time.perf_counter() - start
+                artifacts.gate_finished(gate_cls.id, result.status.value)
+            notify(f"{gate_cls.id} {result.status.value}", result)
+            return result
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=max(1, options.parallelism), thread_name_prefix="gate") as pool:
+            futures = [pool.submit(execute, g) for g in gates]
+            try:
+                report.results = [f.result() for f in futures]
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+        phases["gates"] = time.perf_counter() - t0
+    finally:
+        t0 = time.perf_counter()
+        if provisioner is not None:
+            if options.keep:
+                report.kept_databases = [db.name for db in provisioner.created]
+            else:
+                try:
+                    report.dropped_databases = provisioner.drop_all()
+                except Exception as exc:  # server gone (e.g. killed): nothing left to drop there
+                    log.warning("could not drop throwaway databases: %s", exc)
+        if server is not None:
+            server.stop()
+        phases["cleanup"] = time.perf_counter() - t0
+        report.finished_at = datetime.now(timezone.utc)
+    return report
+
+
+def make_server(loaded: LoadedConfig):
+    """The external server when an admin URL is configured, else an embedded one."""
+    cfg = loaded.config.server
+    if cfg.admin_url:
+        from zerodrift.server.external import ExternalServer
+
+        return ExternalServer(cfg.admin_url)
+    from zerodrift.server.embedded import EmbeddedServer
+
+    kwargs: dict[str, Any] = {"tcp": cfg.embedded_tcp}
+    if cfg.embedded_bindir:
+        kwargs["bindir"] = loaded.path(cfg.embedded_bindir)
+    return EmbeddedServer(**kwargs)
+
+
+def _masked(url: str) -> str:
+    from zerodrift.urls import mask
+
+    return mask(url)

@@ -1,0 +1,132 @@
+"""Throwaway databases and roles on a server (DESIGN.md, "Vocabulary").
+
+A throwaway database is named ``zd_<run id>_<purpose>`` and marked with
+``COMMENT ON DATABASE`` naming the run; it is the only kind of database zerodrift
+drops, and it checks the marker again right before dropping. Roles are
+cluster-wide: missing ones are created, existing ones are never altered or dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import psycopg
+from psycopg import sql
+
+from zerodrift.urls import with_parts
+
+MARKER_PREFIX = "zerodrift throwaway database; run "
+_PURPOSE_RE = re.compile(r"[^a-z0-9_]+")
+
+
+def new_run_id() -> str:
+    """A short random run id (8 lowercase hex digits)."""
+    return secrets.token_hex(4)
+
+
+@dataclass(frozen=True)
+class Database:
+    """A throwaway database: its name and the admin URL pointed at it."""
+
+    name: str
+    purpose: str
+    admin_url: str
+
+    def url(self, user: str | None = None, password: str | None = "", scheme: str | None = None) -> str:
+        """URL of this database as ``user`` (default: the admin user)."""
+        return with_parts(self.admin_url, dbname=self.name, user=user, password=password, scheme=scheme)
+
+
+class Provisioner:
+    """Creates and drops the throwaway databases of one run; ensures roles.
+
+    Thread-safe: gates running in parallel may create databases at once.
+    """
+
+    def __init__(self, admin_url: str, run_id: str) -> None:
+        self.admin_url = admin_url
+        self.run_id = run_id
+        self.created: list[Database] = []
+        self.created_roles: list[str] = []
+        self._lock = threading.Lock()
+
+    @property
+    def marker(self) -> str:
+        return f"{MARKER_PREFIX}{self.run_id}"
+
+    def _connect(self) -> psycopg.Connection:
+        return psycopg.connect(self.admin_url, autocommit=True, connect_timeout=10)
+
+    def database_name(self, purpose: str) -> str:
+        """``zd_<run id>_<purpose>``, lowercase, at most 63 bytes (NAMEDATALEN - 1)."""
+        clean = _PURPOSE_RE.sub("_", purpose.lower()).strip("_") or "db"
+        return f"zd_{self.run_id}_{clean}"[:63]
+
+    def create_database(self, purpose: str) -> Database:
+        """Create and mark ``zd_<run id>_<purpose>`` from template0; returns it.
+
+        Raises psycopg errors unchanged (the runner reports them).
+        """
+        name = self.database_name(purpose)
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        comment = f"{self.marker}; purpose {purpose}; host {socket.gethostname()}; pid {os.getpid()}; created {stamp}"
+        with self._connect() as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(sql.Identifier(name)))
+            db = Database(name=name, purpose=purpose, admin_url=self.admin_url)
+            with self._lock:
+                self.created.append(db)
+            conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(comment)))
+        return db
+
+    def drop_all(self) -> list[str]:
+        """Drop every database this run created whose marker still names this run.
+
+        Returns the names dropped. A database whose comment no longer carries the
+        marker is left alone (it is not provably ours).
+        """
+        dropped: list[str] = []
+        with self._lock:
+            todo = list(self.created)
+        if not todo:
+            return dropped
+        with self._connect() as conn:
+            for db in todo:
+                row = conn.execute(
+                    "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (db.name,)
+                ).fetchone()
+                if row is None:
+                    continue
+                if not (row[0] or "").startswith(self.marker + ";"):
+                    continue
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db.name)))
+                dropped.append(db.name)
+        with self._lock:
+            self.created = [db for db in self.created if db.name not in dropped]
+        return dropped
+
+    def ensure_roles(self, names: list[str], login: set[str]) -> tuple[list[str], list[str]]:
+        """Create the roles in ``names`` that do not exist yet.
+
+        Roles in ``login`` get LOGIN. Existing roles are left exactly as they are.
+        Returns (created, already existing).
+        """
+        created: list[str] = []
+        existing: list[str] = []
+        with self._connect() as conn:
+            for name in names:
+                try:
+                    conn.execute(
+                        sql.SQL("CREATE ROLE {} {}").format(sql.Identifier(name), sql.SQL("LOGIN" if name in login else "NOLOGIN"))
+                    )
+                    created.append(name)
+                except psycopg.errors.DuplicateObject:
+                    existing.append(name)
+        with self._lock:
+            self.created_roles.extend(created)
+        return created, existing

@@ -1,0 +1,175 @@
+"""Runs the target's own code in the target's interpreter, as subprocesses.
+
+Alembic runs through its Python API in one process per *job* (a list of
+operations, e.g. upgrade + current), because every interpreter start costs about
+half a second; small probes that zerodrift ships (``zerodrift/probes/*.py``) run
+the same way and answer in JSON. Each subprocess gets the configured environment:
+the URL variables the target reads pointed at the right throwaway database and
+role, plus ``PYTHONPATH`` entries from config. Evidence shows variable *names*
+only and URLs with the password masked (DESIGN.md, "Running the target's code").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zerodrift.config import LoadedConfig
+from zerodrift.errors import EnvironmentProblem, UsageError
+from zerodrift.gates.base import EvidenceStep
+from zerodrift.server.provision import Database
+from zerodrift.urls import mask, user_of
+
+PROBES_DIR = Path(__file__).parent / "probes"
+RESULT_PREFIX = "ZERODRIFT-RESULT "
+
+_OP_COMMAND = {
+    "heads": "alembic heads",
+    "current": "alembic current",
+}
+
+
+@dataclass
+class JobResult:
+    """Outcome of one alembic job: a step per operation, in order."""
+
+    steps: list[EvidenceStep] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)
+    ok: bool = True
+    error: str = ""  #: first failing operation's error, or a process-level failure
+
+
+class TargetRunner:
+    """Runs alembic jobs and probes for one target.
+
+    Raises UsageError when alembic.ini is missing and EnvironmentProblem when the
+    target interpreter does not exist.
+    """
+
+    def __init__(self, loaded: LoadedConfig) -> None:
+        self.loaded = loaded
+        cfg = loaded.config.target
+        self.alembic_ini = loaded.path(cfg.alembic_ini)
+        if not self.alembic_ini.is_file():
+            where = loaded.source or loaded.target_dir
+            raise UsageError(
+                f"no alembic.ini at {self.alembic_ini} (target.alembic_ini in {where}): "
+                "point zerodrift at the backend's folder, or set target.alembic_ini"
+            )
+        self.cwd = self.alembic_ini.parent
+        self.python = self._resolve_python(cfg.python)
+        self.timeout = cfg.job_timeout
+
+    @staticmethod
+    def _resolve_python(python: str) -> str:
+        if not python:
+            return sys.executable
+        found = shutil.which(python)
+        if not found or not os.access(found, os.X_OK):
+            raise EnvironmentProblem(
+                f"target interpreter {python!r} not found or not executable (target.python / --python / ZERODRIFT_PYTHON): "
+                "give the path of the Python that has the backend's dependencies installed"
+            )
+        return found
+
+    # -- environment -----------------------------------------------------
+    def environment(self, db: Database | None, *, role: str | None = None, runtime: bool = False,
+                    password: str | None = "") -> tuple[dict[str, str], list[str]]:
+        """The subprocess environment and the names zerodrift set in it.
+
+        With ``db``, every variable of ``target.migration_url_env`` (or
+        ``runtime_url_env`` when ``runtime``) holds the database's URL for ``role``.
+        """
+        cfg = self.loaded.config.target
+        env = dict(os.environ)
+        names: list[str] = []
+        paths = [str(self.loaded.path(p)) for p in cfg.pythonpath]
+        if paths:
+            env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+            names.append("PYTHONPATH")
+        for key, value in cfg.env.items():
+            env[key] = value
+            names.append(key)
+        if db is not None:
+            url = db.url(user=role, password=password, scheme=cfg.url_scheme)
+            for var in (cfg.runtime_url_env if runtime else cfg.migration_url_env):
+                env[var] = url
+                names.append(var)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env, names
+
+    # -- alembic ---------------------------------------------------------
+    def alembic_job(self, db: Database, ops: list[dict[str, Any]], *, role: str | None = None) -> JobResult:
+        """Run alembic operations (``{"op": "upgrade", "revision": "head"}``, ``heads``,
+        ``current``, ``downgrade``) against ``db`` as ``role`` in one process."""
+        env, names = self.environment(db, role=role)
+        request = {"alembic_ini": str(self.alembic_ini), "cwd": str(self.cwd), "steps": ops}
+        role_name = role or user_of(db.admin_url)
+        started = time.perf_counter()
+        proc_ok, payload, raw = self._run_probe("alembic_job.py", request, env)
+        elapsed = time.perf_counter() - started
+        result = JobResult()
+        if not proc_ok:
+            result.ok = False
+            result.error = f"alembic job did not finish: {raw.strip().splitlines()[-1] if raw.strip() else 'no output'}"
+            result.steps.append(EvidenceStep(
+                title="alembic job", command=self._describe(ops), role=role_name, database=db.name,
+                duration_s=elapsed, exit_status=1, output=raw, env=names))
+            return result
+        for op, step in zip(ops, payload["steps"]):
+            command = _OP_COMMAND.get(op["op"], f"alembic {op['op']} {op.get('revision', '')}".strip())
+            output = step["output"]
+            if step.get("error") and step["error"] not in output:
+                output += ("\n" if output else "") + step["error"]
+            result.steps.append(EvidenceStep(
+                title=command, command=command, role=role_name, database=db.name,
+                duration_s=step["duration_s"], exit_status=0 if step["ok"] else 1, output=output, env=names))
+            result.values.append(step.get("value"))
+            if not step["ok"] and result.ok:
+                result.ok = False
+                result.error = f"{command} failed: {step['error']}"
+        return result
+
+    def _describe(self, ops: list[dict[str, Any]]) -> str:
+        return " && ".join(_OP_COMMAND.get(o["op"], f"alembic {o['op']} {o.get('revision', '')}".strip()) for o in ops)
+
+    # -- probes ----------------------------------------------------------
+    def _run_probe(self, probe: str, request: dict[str, Any], env: dict[str, str]) -> tuple[bool, dict[str, Any], str]:
+        """Run ``probes/<probe>`` with the target interpreter; returns (ok, payload, raw output)."""
+        script = PROBES_DIR / probe
+        try:
+            proc = subprocess.run(
+                [self.python, str(script)], input=json.dumps(request), capture_output=True, text=True,
+                cwd=self.cwd, env=env, timeout=self.timeout,
+            )
+        except subprocess.TimeoutExpired as exc:
+            out = (exc.stdout or "") if isinstance(exc.stdout, str) else ""
+            return False, {}, out + f"\nkilled after {self.timeout:.0f} s (target.job_timeout)"
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot start the target interpreter {self.python}: {exc}") from exc
+        raw = proc.stdout + proc.stderr
+        for line in reversed(proc.stdout.splitlines()):
+            if line.startswith(RESULT_PREFIX):
+                return True, json.loads(line[len(RESULT_PREFIX):]), raw
+        if "No module named 'alembic'" in raw or "No module named alembic" in raw:
+            raise EnvironmentProblem(
+                f"the target interpreter {self.python} cannot import alembic: install the backend's "
+                "dependencies into it, or set target.python to the interpreter that has them"
+            )
+        return False, {}, raw + f"\n(exit status {proc.returncode})"
+
+
+def shell_join(args: list[str]) -> str:
+    """Display form of a command line."""
+    return " ".join(shlex.quote(a) for a in args)
+
+
+__all__ = ["TargetRunner", "JobResult", "mask"]
