@@ -13,8 +13,10 @@ def diff_detail(left_label: str, right_label: str, left, right) -> tuple[bool, s
     rows = diff_snapshots(left, right)
     if not rows:
         return True, f"{left_label} and {right_label} share schema fingerprint sha256:{left.fingerprint[:16]}…", rows
-    lines = [f"{len(rows)} differences ({left_label} → {right_label}):"]
-    for row in rows[:DIFF_ROWS_INLINE]:
+    first = rows[0]
+    lines = [f"{len(rows)} difference{'s' if len(rows) != 1 else ''} ({left_label} → {right_label}), first: "
+             f"{first.kind} {first.object} {first.attribute}: {_short(first.left, 60)} → {_short(first.right, 60)}"]
+    for row in rows[1:DIFF_ROWS_INLINE]:
         lines.append(f"{row.kind} {row.object} {row.attribute}: {_short(row.left)} → {_short(row.right)}")
     if len(rows) > DIFF_ROWS_INLINE:
         lines.append(f"… {len(rows) - DIFF_ROWS_INLINE} more in the attached diff")

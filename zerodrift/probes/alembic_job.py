@@ -50,10 +50,14 @@ def _run_step(cfg, step):
         return None
     if op == "current":
         buf = io.StringIO()
-        with contextlib.redirect_stdout(buf):
+        outer = cfg.stdout
+        cfg.stdout = buf
+        try:
             command.current(cfg)
+        finally:
+            cfg.stdout = outer
         text = buf.getvalue()
-        print(text, end="")
+        outer.write(text)
         revs = []
         for line in text.splitlines():
             m = _REV_LINE.match(line.strip())
