@@ -1,0 +1,165 @@
+"""End-to-end: ZG-0, ZG-1 and ZG-2 on the example backend and on broken variants.
+
+Every gate is shown both ways: PASS on the intact backend, FAIL for the right
+reason on a broken one. Real PostgreSQL, real alembic subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+from tests.backends import add_revision, commit_all, edit, make_backend
+from zerodrift.errors import EXIT_GATE_FAILED, EXIT_OK
+from zerodrift.ledger.render import write_proof_pack
+from zerodrift.runner import RunOptions, run
+
+
+def _run(target, admin_url, tmp_path, gates=None):
+    report = run(RunOptions(target=target, admin_url=admin_url, output=tmp_path / "proof", gates=gates or []))
+    write_proof_pack(report)
+    return report
+
+
+def _result(report, gate_id):
+    return next(r for r in report.results if r.gate_id == gate_id)
+
+
+def _check(result, name_part):
+    return next(c for c in result.checks if name_part in c.name)
+
+
+def _leftover_databases(admin_url, run_id):
+    with psycopg.connect(admin_url) as conn:
+        return [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (f"zd_{run_id}_%",))]
+
+
+def test_example_backend_passes_and_leaves_nothing(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo")
+    report = _run(backend, admin_url, tmp_path, gates=["ZG-0", "ZG-1", "ZG-2"])
+    statuses = {r.gate_id: r.status.value for r in report.results}
+    assert statuses == {"ZG-0": "PASS", "ZG-1": "PASS", "ZG-2": "PASS"}, [r.summary for r in report.results]
+    assert report.exit_code == EXIT_OK
+    # the data checks really ran and compared values
+    zg2 = _result(report, "ZG-2")
+    assert _check(zg2, "idempotency_key backfilled").status.value == "PASS"
+    assert _check(zg2, "catalog equals fresh").status.value == "PASS"
+    # throwaway databases were created and all dropped
+    assert sorted(report.dropped_databases) == sorted(
+        f"zd_{report.run_id}_{p}" for p in ("fresh", "fresh_b", "existing"))
+    assert _leftover_databases(admin_url, report.run_id) == []
+    # the proof pack holds the facts
+    data = json.loads((tmp_path / "proof" / "ledger.json").read_text())
+    assert data["provenance"]["commit"] == report.provenance.commit
+    assert data["target"]["head"] == ["0012_comments"]
+    assert len(data["schema_fingerprint"]) == 64
+    ledger = (tmp_path / "proof" / "ledger.md").read_bytes()
+    assert report.provenance.commit.encode() in ledger
+    assert b"| ZG-1 Fresh migration determinism | PASS |" in ledger
+    assert ledger.endswith(b"\n") and b"\r\n" not in ledger and b" \n" not in ledger
+    assert (tmp_path / "proof" / "ZG-1" / "fresh.snapshot.json").is_file()
+
+
+def test_dirty_tree_fails_zg0_and_output_folder_does_not_count(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo")
+    # zerodrift's own output inside the repo (not git-ignored here) must not count
+    report = run(RunOptions(target=backend, admin_url=admin_url, output=None, gates=["ZG-0"]))
+    write_proof_pack(report)
+    assert _result(report, "ZG-0").status.value == "PASS"
+    report = run(RunOptions(target=backend, gates=["ZG-0"]))
+    assert _result(report, "ZG-0").status.value == "PASS", "a written proof pack made the tree dirty"
+    (backend / "notes.txt").write_text("untracked")
+    report = run(RunOptions(target=backend, gates=["ZG-0"]))
+    zg0 = _result(report, "ZG-0")
+    assert zg0.status.value == "FAIL"
+    assert "backend/notes.txt" in _check(zg0, "clean working tree").detail
+
+
+def test_scope_check_names_paths_outside_allowed_globs(tmp_path):
+    backend = make_backend(tmp_path / "repo")
+    root = backend.parent
+    import git
+
+    git.Repo(root).git.branch("base")
+    (backend / "app" / "new_module.py").write_text("X = 1\n")
+    (root / "frontend.js").write_text("// not backend\n")
+    with (backend / "zerodrift.toml").open("a") as fh:
+        fh.write('\n[gates.ZG-0.__placeholder__]\n')  # replaced below
+    edit(backend / "zerodrift.toml", "[gates.ZG-0]\n", '[gates.ZG-0]\nbase_ref = "base"\nallowed_paths = ["backend/**"]\n')
+    edit(backend / "zerodrift.toml", "\n[gates.ZG-0.__placeholder__]\n", "")
+    commit_all(root, "change")
+    zg0 = _result(run(RunOptions(target=backend, gates=["ZG-0"])), "ZG-0")
+    scope = _check(zg0, "allowed paths")
+    assert scope.status.value == "FAIL"
+    assert "frontend.js" in scope.detail and "new_module" not in scope.detail
+    (root / "frontend.js").unlink()
+    commit_all(root, "drop frontend")
+    zg0 = _result(run(RunOptions(target=backend, gates=["ZG-0"])), "ZG-0")
+    assert _check(zg0, "allowed paths").status.value == "PASS"
+
+
+def test_two_heads_fail_zg1_naming_both(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    add_revision(backend, "0013_left", "0012_comments", "op.execute('CREATE TABLE left_t (id int)')")
+    add_revision(backend, "0013_right", "0012_comments", "op.execute('CREATE TABLE right_t (id int)')")
+    commit_all(backend.parent, "two heads")
+    report = _run(backend, admin_url, tmp_path, gates=["ZG-1"])
+    zg1 = _result(report, "ZG-1")
+    assert zg1.status.value == "FAIL"
+    heads = _check(zg1, "exactly one head")
+    assert heads.status.value == "FAIL"
+    assert "0013_left" in heads.detail and "0013_right" in heads.detail
+    assert report.exit_code == EXIT_GATE_FAILED
+
+
+def test_missing_backfill_fails_zg2_data_check(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    rev = backend / "migrations" / "versions" / "0005_idempotency_key.py"
+    edit(rev, '    op.execute("UPDATE attribution_events SET idempotency_key', '    pass  # op.execute("UPDATE attribution_events SET idempotency_key')
+    edit(rev, '    op.execute("ALTER TABLE attribution_events ALTER COLUMN idempotency_key SET NOT NULL")\n', "")
+    commit_all(backend.parent, "backfill forgotten")
+    report = _run(backend, admin_url, tmp_path, gates=["ZG-1", "ZG-2"])
+    assert _result(report, "ZG-1").status.value == "PASS"
+    zg2 = _result(report, "ZG-2")
+    assert zg2.status.value == "FAIL"
+    check = _check(zg2, "idempotency_key backfilled")
+    assert check.status.value == "FAIL" and "returned 1, expected 0" in check.detail
+    # the schema itself is the same both ways: the data check is what caught it
+    assert _check(zg2, "catalog equals fresh").status.value == "PASS"
+
+
+# A revision that behaves differently when the database already holds data:
+# each variant leaves the upgrade path with a schema the fresh path lacks.
+DRIFT_VARIANTS = {
+    "index": ("CREATE INDEX idx_events_session ON attribution_events (session_id)",
+              ("indexes", "idx_events_session")),
+    "constraint name": ("ALTER TABLE tenants ADD CONSTRAINT ck_tenants_name_legacy CHECK (name <> '')",
+                        ("constraints", "ck_tenants_name_legacy")),
+    "default": ("ALTER TABLE tenants ALTER COLUMN notification_email SET DEFAULT 'ops@example.com'",
+                ("columns", "tenants.notification_email")),
+    "grant": ("GRANT DELETE ON tenants TO app_user", ("tables", "tenants")),
+    "owner": ("ALTER TABLE tenants OWNER TO app_rw", ("tables", "tenants")),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(DRIFT_VARIANTS))
+def test_upgrade_path_drift_fails_zg2_with_a_diff_row(admin_url, tmp_path, variant):
+    ddl, (kind, obj) = DRIFT_VARIANTS[variant]
+    backend = make_backend(tmp_path / "repo", commit=False)
+    add_revision(backend, "0013_data_dependent", "0012_comments", f"""
+        bind = op.get_bind()
+        if bind.execute(sa.text("SELECT EXISTS (SELECT 1 FROM attribution_events)")).scalar():
+            op.execute({ddl!r})
+    """)
+    commit_all(backend.parent, f"data-dependent {variant}")
+    report = _run(backend, admin_url, tmp_path, gates=["ZG-1", "ZG-2"])
+    assert _result(report, "ZG-1").status.value == "PASS"
+    zg2 = _result(report, "ZG-2")
+    check = _check(zg2, "catalog equals fresh")
+    assert check.status.value == "FAIL", check.detail
+    rows = [line for line in check.detail.splitlines()]
+    assert any(kind in line and obj in line for line in rows), check.detail
+    diff_file = tmp_path / "proof" / "ZG-2" / "fresh-vs-existing.diff.txt"
+    assert obj.split(".")[0] in diff_file.read_text()
