@@ -71,6 +71,10 @@ class ArtifactStore:
                     raise ArtifactUnavailable(f"timed out waiting for {key!r} from {producer}")
                 self._cond.wait(remaining)
 
+    def produced_by(self, key: str) -> str | None:
+        """Id of the selected gate that provides ``key``, or None."""
+        return self._producers.get(key)
+
     def get(self, key: str, default: Any = None) -> Any:
         with self._cond:
             return self._values.get(key, default)
@@ -135,6 +139,11 @@ class GateContext:
     def migration_role(self) -> str | None:
         """Role the migrations run as (None: the admin user)."""
         return self.config.roles.migration or None
+
+    def server_version_num(self) -> int:
+        """The server's ``server_version_num`` (e.g. 180004)."""
+        with psycopg.connect(self.provisioner.admin_url, connect_timeout=10) as conn:
+            return int(conn.execute("SHOW server_version_num").fetchone()[0])
 
     def database(self, purpose: str) -> Database:
         """Create a throwaway database ``zd_<run id>_<purpose>``; the runner drops it at the end."""

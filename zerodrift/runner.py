@@ -142,6 +142,9 @@ def select_gates(available: dict[str, type[Gate]], wanted: list[str]) -> tuple[l
         visiting.add(gid)
         for need in available[gid].requires:
             visit(providers[need])
+        for want in available[gid].optional_requires:
+            if providers.get(want) in chosen:
+                visit(providers[want])
         visiting.discard(gid)
         ordered.append(gid)
 

@@ -142,6 +142,27 @@ class TargetRunner:
         return " && ".join(_OP_COMMAND.get(o["op"], f"alembic {o['op']} {o.get('revision', '')}".strip()) for o in ops)
 
     # -- probes ----------------------------------------------------------
+    def probe(self, probe: str, request: dict[str, Any], *, db: Database | None = None, role: str | None = None,
+              runtime: bool = True, title: str = "") -> tuple[EvidenceStep, dict[str, Any] | None]:
+        """Run ``probes/<probe>`` in the target interpreter; returns (evidence step, JSON answer or None).
+
+        With ``db`` the runtime URL variables (``runtime=True``) or the migration ones
+        point at it as ``role``. The answer is None when the probe did not finish
+        (crash, timeout); the step's output then says why.
+        """
+        env, names = self.environment(db, role=role, runtime=runtime)
+        started = time.perf_counter()
+        ok, payload, raw = self._run_probe(probe, request, env)
+        shown = {k: v for k, v in request.items() if k not in ("cwd",)}
+        step = EvidenceStep(
+            title=title or f"probe {probe}", command=f"python {probe} {json.dumps(shown, sort_keys=True)}",
+            role=role or (user_of(db.admin_url) if db else ""), database=db.name if db else "",
+            duration_s=time.perf_counter() - started, exit_status=0 if ok and payload.get("ok", True) else 1,
+            output=(json.dumps({k: v for k, v in payload.items() if k != "traceback"}, indent=1, sort_keys=True)
+                    + ("\n" + payload["traceback"] if payload.get("traceback") else "")) if ok else raw,
+            env=names)
+        return step, (payload if ok else None)
+
     def _run_probe(self, probe: str, request: dict[str, Any], env: dict[str, str]) -> tuple[bool, dict[str, Any], str]:
         """Run ``probes/<probe>`` with the target interpreter; returns (ok, payload, raw output)."""
         script = PROBES_DIR / probe

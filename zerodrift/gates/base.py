@@ -85,6 +85,7 @@ class GateResult:
     evidence: list[EvidenceStep] = field(default_factory=list)
     attachments: dict[str, bytes] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
+    tables: list[dict[str, Any]] = field(default_factory=list)  #: {"title", "columns", "rows"} shown as tables
     error: str = ""
     environment_error: bool = False
     skip_reason: str = ""
@@ -111,6 +112,11 @@ class GateResult:
     def add_steps(self, steps: list[EvidenceStep]) -> None:
         with self._lock:
             self.evidence.extend(steps)
+
+    def add_table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
+        """A small table for the ledger (e.g. a table × operation × role matrix)."""
+        with self._lock:
+            self.tables.append({"title": title, "columns": columns, "rows": rows})
 
     def fail_with_error(self, message: str, *, environment: bool = False) -> None:
         """Mark the gate ERROR: it could not run; ``message`` says why."""
@@ -156,7 +162,8 @@ class Gate:
 
     Subclasses set ``id``, ``title``, optionally ``config_model`` (a pydantic model
     for their ``[gates.<id>]`` table), ``requires``/``provides`` (names of shared
-    artifacts such as ``"snapshot.fresh"``; the runner orders gates by them) and
+    artifacts such as ``"snapshot.fresh"``; the runner orders gates by them, and adds
+    the providers of ``requires`` to the selection), ``optional_requires`` and
     ``needs`` (resources: ``"git"``, ``"server"``, ``"target"``), and implement
     :meth:`run`. The docstring of a gate class is what ``zerodrift gates`` shows.
     """
@@ -165,6 +172,8 @@ class Gate:
     title: ClassVar[str]
     config_model: ClassVar[type[BaseModel] | None] = None
     requires: ClassVar[tuple[str, ...]] = ()
+    #: artifacts used when a selected gate provides them (ordering only; never auto-selected)
+    optional_requires: ClassVar[tuple[str, ...]] = ()
     provides: ClassVar[tuple[str, ...]] = ()
     needs: ClassVar[tuple[str, ...]] = ()
 

@@ -37,6 +37,7 @@ def ledger_data(report: RunReport) -> dict[str, Any]:
             ],
             "attachments": sorted(f"{r.gate_id}/{name}" for name in r.attachments),
             "facts": r.facts,
+            "tables": r.tables,
         })
     kinds: list[str] = []
     for r in report.results:

@@ -1,0 +1,108 @@
+"""ZG-3 matview inventory."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from zerodrift.context import ArtifactUnavailable
+from zerodrift.gates.base import Gate, GateConfig, GateResult
+from zerodrift.hookspecs import hookimpl
+
+MATVIEWS_SQL = (
+    "SELECT schemaname, matviewname FROM pg_matviews WHERE schemaname = ANY(%s) ORDER BY schemaname, matviewname"
+)
+
+
+class InventoryConfig(GateConfig):
+    registry: str = Field("", description="module:attribute of the app's matview registry (a list of names, or a callable returning one).")
+    schemas: list[str] = Field(default_factory=lambda: ["public"], description="Schemas whose matviews are inventoried.")
+
+
+def normalise(names: list[str], schemas: list[str]) -> set[str]:
+    """Registry names as ``schema.name``; a bare name belongs to the first configured schema."""
+    out = set()
+    for name in names:
+        out.add(name if "." in name else f"{schemas[0]}.{name}")
+    return out
+
+
+class MatviewInventoryGate(Gate):
+    """ZG-3: the materialized views in the database are exactly the app's registry.
+
+    Imports the registry from the target (``registry = "module:attribute"``; a list,
+    or a callable returning one) in the target's interpreter and compares it with
+    ``pg_matviews`` in the configured schemas, in both directions, on the fresh
+    database and — when ZG-2 built one — on the existing database. A view the
+    registry names but the database lacks is never refreshed by anyone; a view the
+    database has but the registry lacks goes stale silently. Without a registry the
+    gate is SKIPPED, and publishes no registry (ZG-4 then covers every matview).
+    """
+
+    id = "ZG-3"
+    title = "Matview inventory"
+    config_model = InventoryConfig
+    requires = ("db.fresh",)
+    optional_requires = ("db.existing",)
+    provides = ("matview.registry",)
+    needs = ("server", "target")
+
+    def run(self, ctx, result: GateResult) -> None:
+        cfg: InventoryConfig = ctx.gate_config
+        if not cfg.registry:
+            ctx.artifacts.publish("matview.registry", None)
+            result.skip("registry is not configured in [gates.ZG-3] (e.g. registry = \"app.core.matview_registry:MATERIALIZED_VIEWS\")")
+            return
+        try:
+            fresh = ctx.artifacts.require("db.fresh")
+        except ArtifactUnavailable as exc:
+            result.fail_with_error(f"no fresh database at head to inventory: {exc}")
+            return
+        step, answer = ctx.target.probe("import_object.py", {"path": cfg.registry, "call": True}, db=fresh,
+                                        role=ctx.config.roles.runtime or None, title=f"import registry {cfg.registry}")
+        result.add_step(step)
+        if answer is None or not answer.get("ok"):
+            why = (answer or {}).get("error") or step.output.strip().splitlines()[-1:] or ["probe failed"]
+            result.fail_with_error(f"registry {cfg.registry} could not be read: {why if isinstance(why, str) else why[0]} "
+                                   "— check [gates.ZG-3] registry and target.pythonpath")
+            return
+        value = answer["value"]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            result.fail_with_error(f"registry {cfg.registry} is a {answer.get('type')}, expected a list of view names")
+            return
+        registry = normalise(value, cfg.schemas)
+        duplicates = sorted({v for v in value if value.count(v) > 1})
+        if duplicates:
+            result.check("registry has no duplicates", False, f"listed more than once: {', '.join(duplicates)}")
+        ctx.artifacts.publish("matview.registry", sorted(registry))
+        result.facts["registry"] = sorted(registry)
+
+        databases = [("fresh", fresh)]
+        existing = None
+        if ctx.artifacts.produced_by("db.existing"):
+            try:
+                existing = ctx.artifacts.require("db.existing")
+            except ArtifactUnavailable:
+                existing = None
+        if existing is not None:
+            databases.append(("existing", existing))
+        else:
+            result.skip_check("existing database inventory", "no existing database (ZG-2 not configured or failed)")
+        for label, db in databases:
+            out = ctx.run_sql(result, db, MATVIEWS_SQL, params=(cfg.schemas,), title=f"pg_matviews ({label})")
+            if not out.ok:
+                result.check(f"{label}: inventory read", False, f"{out.sqlstate}: {out.error}")
+                continue
+            in_db = {f"{s}.{n}" for s, n in out.rows}
+            missing = sorted(registry - in_db)
+            unregistered = sorted(in_db - registry)
+            result.check(f"{label}: every registered view exists", not missing,
+                         f"all {len(registry)} registered views exist" if not missing
+                         else f"registered but missing from {db.name}: {', '.join(missing)}")
+            result.check(f"{label}: every matview is registered", not unregistered,
+                         f"all {len(in_db)} matviews in {', '.join(cfg.schemas)} are registered" if not unregistered
+                         else f"in {db.name} but not in the registry: {', '.join(unregistered)}")
+
+
+@hookimpl
+def zerodrift_gates():
+    return [MatviewInventoryGate]
