@@ -960,6 +960,9 @@ class EmbeddedServer:
     ``user=`` a dedicated unprivileged account.
     """
 
+    kind = "embedded"
+
+
     def __init__(
         self,
         bindir: str | os.PathLike[str] | None = None,
