@@ -66,6 +66,7 @@ def run(
     gate: list[str] = typer.Option([], "--gate", "-g", help="Run only this gate (repeatable); its dependencies are added."),
     keep: bool = typer.Option(False, "--keep", help="Keep the throwaway databases (they are listed in the ledger)."),
     output_format: OutputFormat = typer.Option(OutputFormat.none, "--format", "-f", help="Also print the ledger to stdout as json, junit or markdown."),
+    sign_key: Optional[str] = typer.Option(None, "--sign-key", help="Ed25519 private key (OpenSSH) that signs the ledger (env ZERODRIFT_SIGNING_KEY: a path or the key itself; config signing.key)."),
 ) -> None:
     """Run the gates against TARGET and write the proof pack."""
     from zerodrift.ledger.model import ledger_data
@@ -74,6 +75,14 @@ def run(
     from zerodrift.runner import run as run_gates
 
     signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        key = _signing_key(target, config, sign_key)
+    except ZerodriftError as exc:
+        err.print(f"[bold red]error:[/bold red] {exc}")
+        raise typer.Exit(exc.exit_code)
+    if key is None:
+        err.print("[yellow]note:[/yellow] no signing key (--sign-key, ZERODRIFT_SIGNING_KEY or signing.key): "
+                  "the ledger is written UNSIGNED")
     options = RunOptions(target=target, config_file=config, admin_url=admin_url, output=out, python=python,
                          gates=list(gate), keep=keep)
 
@@ -93,7 +102,7 @@ def run(
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/bold red]: throwaway databases dropped, embedded server stopped")
         raise typer.Exit(130)
-    written = write_proof_pack(report)
+    written = write_proof_pack(report, signing_key=key)
     data = ledger_data(report)
     _summary(report)
     err.print(f"proof pack: {report.output_dir}  (ledger: {written['markdown']})")
@@ -105,6 +114,20 @@ def run(
         sys.stdout.buffer.write(render_markdown(data))
     sys.stdout.flush()
     raise typer.Exit(report.exit_code)
+
+
+def _signing_key(target: Path, config: Optional[Path], flag: Optional[str]):
+    """The signing key from the flag, ZERODRIFT_SIGNING_KEY, or the config's signing.key (None if none)."""
+    from zerodrift.config import load_config
+    from zerodrift.ledger.sign import load_signing_key
+
+    passphrase = os.environ.get("ZERODRIFT_SIGNING_KEY_PASSPHRASE")
+    source = flag or os.environ.get("ZERODRIFT_SIGNING_KEY")
+    if not source:
+        loaded = load_config(target, config_file=config)
+        if loaded.config.signing.key:
+            source = str(loaded.path(loaded.config.signing.key))
+    return load_signing_key(source, passphrase)
 
 
 def _summary(report) -> None:
@@ -129,6 +152,99 @@ def gates() -> None:
     for gid, gate in installed_gates().items():
         table.add_row(gid, gate.title, ", ".join(gate.needs) or "-", ", ".join(gate.provides) or "-", plugin_name(gate))
     Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False).print(table)
+
+
+@app.command()
+def verify(
+    ledger: Path = typer.Argument(..., help="The signed ledger.md."),
+    allowed_signers: Optional[Path] = typer.Option(None, "--allowed-signers", help="OpenSSH allowed_signers file (env ZERODRIFT_ALLOWED_SIGNERS)."),
+    principal: Optional[str] = typer.Option(None, "--principal", "-I", help="Principal the key must be allowed for."),
+    commit: Optional[str] = typer.Option(None, "--commit", help="The commit the ledger must be for."),
+    head: bool = typer.Option(False, "--head", help="The ledger must be for the current HEAD of the repository here."),
+) -> None:
+    """Verify a signed ledger offline: signature, allowed key, namespace, commit, ledger.json digest, attestation."""
+    from zerodrift.ledger.sign import git_head, verify_ledger
+
+    signers = allowed_signers or (Path(os.environ["ZERODRIFT_ALLOWED_SIGNERS"]) if os.environ.get("ZERODRIFT_ALLOWED_SIGNERS") else None)
+    if signers is None or not signers.is_file():
+        err.print("[bold red]error:[/bold red] give --allowed-signers FILE (lines like "
+                  "'release@example.com namespaces=\"zerodrift-ledger\" ssh-ed25519 AAAA…'; `zerodrift keygen` prints one)")
+        raise typer.Exit(EXIT_USAGE)
+    if not ledger.is_file():
+        err.print(f"[bold red]error:[/bold red] {ledger} does not exist")
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        wanted = git_head(Path.cwd()) if head else commit
+    except ZerodriftError as exc:
+        err.print(f"[bold red]error:[/bold red] {exc}")
+        raise typer.Exit(exc.exit_code)
+    result = verify_ledger(ledger, allowed_signers=signers, principal=principal, commit=wanted)
+    attestation = ledger.with_name("attestation.dsse.json")
+    if result.ok and attestation.is_file():
+        _verify_attestation(ledger, attestation, result)
+    if result.ok:
+        typer.echo(f"OK: {ledger} signed by {result.signer} ({result.fingerprint}), commit {result.commit}")
+        for note in result.notes:
+            typer.echo(f"  {note}")
+        raise typer.Exit(0)
+    for problem in result.problems:
+        typer.echo(f"INVALID: {problem}")
+    raise typer.Exit(1)
+
+
+def _verify_attestation(ledger: Path, attestation: Path, result) -> None:
+    import hashlib
+    import json as _json
+
+    from zerodrift.ledger import attest, sshsig
+    from zerodrift.ledger.sign import split_signed
+
+    try:
+        parsed = sshsig.parse(split_signed(ledger.read_bytes())[1])
+        stmt = attest.verify_envelope(_json.loads(attestation.read_bytes()), parsed.public_key)
+    except (sshsig.SignatureError, ValueError, KeyError) as exc:
+        result.ok = False
+        result.problems.append(f"attestation: {exc}")
+        return
+    digests = {s["name"]: s["digest"] for s in stmt["subject"]}
+    if digests.get("ledger.md", {}).get("sha256") != hashlib.sha256(ledger.read_bytes()).hexdigest():
+        result.ok = False
+        result.problems.append("attestation: its ledger.md digest does not match this ledger")
+    elif digests.get("commit", {}).get("gitCommit") != result.commit:
+        result.ok = False
+        result.problems.append("attestation: its commit does not match the ledger's")
+    else:
+        result.notes.append(f"attestation.dsse.json verified (test result {stmt['predicate']['result']})")
+
+
+@app.command()
+def keygen(
+    path: Path = typer.Argument(..., help="Where to write the private key; the public key goes to PATH.pub."),
+    principal: str = typer.Option("release@zerodrift", "--principal", "-I", help="Principal for the allowed_signers line."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing key."),
+) -> None:
+    """Write an Ed25519 key pair (OpenSSH format) and print its allowed_signers line."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from zerodrift.ledger import sshsig
+    from zerodrift.ledger.sign import NAMESPACE
+
+    pub_path = path.with_name(path.name + ".pub")
+    if (path.exists() or pub_path.exists()) and not force:
+        err.print(f"[bold red]error:[/bold red] {path} or {pub_path} exists; use --force to overwrite")
+        raise typer.Exit(EXIT_USAGE)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+    line = sshsig.public_key_line(key.public_key())
+    pub_path.write_text(f"{line} {principal}\n")
+    err.print(f"wrote {path} (private, mode 0600) and {pub_path}")
+    err.print("allowed_signers line (give it to reviewers):")
+    typer.echo(f'{principal} namespaces="{NAMESPACE}" {line}')
 
 
 def main() -> None:

@@ -78,6 +78,12 @@ class OutputConfig(_Model):
     dir: str = Field("proofs/{short_sha}", description="Proof pack folder, relative to the config root; {short_sha} and {run_id} are filled in.")
 
 
+class SigningConfig(_Model):
+    """How the ledger is signed."""
+
+    key: str = Field("", description="Path of the Ed25519 private key (OpenSSH format) that signs the ledger; empty: UNSIGNED unless --sign-key or ZERODRIFT_SIGNING_KEY.")
+
+
 class Config(_Model):
     """The whole configuration of one target."""
 
@@ -85,6 +91,7 @@ class Config(_Model):
     server: ServerConfig = Field(default_factory=ServerConfig)
     roles: RolesConfig = Field(default_factory=RolesConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    signing: SigningConfig = Field(default_factory=SigningConfig)
     gates: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per-gate tables keyed by gate id, e.g. [gates.ZG-2].")
 
 

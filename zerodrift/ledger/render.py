@@ -75,9 +75,19 @@ def normalise(text: str) -> bytes:
     return ("\n".join(out).strip("\n") + "\n").encode("utf-8")
 
 
-def render_markdown(data: dict[str, Any]) -> bytes:
-    """ledger.md bytes from the ledger dict."""
-    return normalise(_environment().get_template("ledger.md.j2").render(d=data))
+def render_markdown(data: dict[str, Any], signing: dict[str, Any] | None = None) -> bytes:
+    """ledger.md bytes (the part a signature covers) from the ledger dict.
+
+    ``signing`` carries ``json_sha256`` and ``signer`` (a key fingerprint, or empty
+    for an UNSIGNED ledger). Any line that could pass for the signature marker is
+    neutralised, so a signed ledger holds exactly one marker.
+    """
+    from zerodrift.ledger.sign import MARKER_PREFIX, UNSIGNED_NOTE
+
+    signing = {"json_sha256": "", "signer": "", "unsigned_note": UNSIGNED_NOTE, **(signing or {})}
+    text = _environment().get_template("ledger.md.j2").render(d=data, signing=signing)
+    text = text.replace(MARKER_PREFIX, "&lt;!-- zerodrift-signature")
+    return normalise(text)
 
 
 def render_json(data: dict[str, Any]) -> bytes:
@@ -114,12 +124,19 @@ def render_junit(data: dict[str, Any]) -> bytes:
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
-def write_proof_pack(report: RunReport) -> dict[str, Path]:
+def write_proof_pack(report: RunReport, signing_key=None) -> dict[str, Path]:
     """Write the proof pack into ``report.output_dir``; returns the written paths by role.
 
-    Layout: ledger.md, ledger.json, junit.xml, and one folder per gate with its
-    attachments and an ``evidence.log``.
+    Layout: ledger.md (SSHSIG-signed with ``signing_key``, an Ed25519 private key,
+    or marked UNSIGNED when None), ledger.json (its SHA-256 is written inside the
+    signed ledger), junit.xml, attestation.dsse.json (signed runs only), and one
+    folder per gate with its attachments and an ``evidence.log``.
     """
+    import hashlib
+
+    from zerodrift.ledger import attest, sshsig
+    from zerodrift.ledger.sign import UNSIGNED_NOTE, sign_ledger
+
     out = report.output_dir
     assert out is not None
     out.mkdir(parents=True, exist_ok=True)
@@ -141,6 +158,15 @@ def write_proof_pack(report: RunReport) -> dict[str, Path]:
     written["json"] = out / "ledger.json"
     (out / "junit.xml").write_bytes(render_junit(data))
     written["junit"] = out / "junit.xml"
-    (out / "ledger.md").write_bytes(render_markdown(data))
+    signing = {"json_sha256": hashlib.sha256(json_bytes).hexdigest(), "signer": "", "unsigned_note": UNSIGNED_NOTE}
+    if signing_key is not None:
+        signing["signer"] = sshsig.fingerprint(sshsig.public_key_blob(signing_key.public_key()))
+    body = render_markdown(data, signing)
+    ledger = sign_ledger(body, signing_key) if signing_key is not None else body
+    (out / "ledger.md").write_bytes(ledger)
     written["markdown"] = out / "ledger.md"
+    if signing_key is not None:
+        env = attest.envelope(attest.statement(data, ledger), signing_key)
+        (out / "attestation.dsse.json").write_bytes(render_json(env))
+        written["attestation"] = out / "attestation.dsse.json"
     return written

@@ -1,0 +1,197 @@
+"""Signing and verifying ``ledger.md``.
+
+Layout of a signed ledger: the ledger's bytes, then the marker line
+:data:`MARKER`, then the armored SSHSIG in a fenced block, then end of file. The
+signature covers exactly the bytes before the marker line, in the namespace
+:data:`NAMESPACE`, so a ledger signature can never pass as a git commit signature
+(git uses the namespace ``git``). The renderer neutralises any marker-looking line
+in database-derived text, so exactly one marker line may exist.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zerodrift.errors import UsageError
+from zerodrift.ledger import sshsig
+
+NAMESPACE = "zerodrift-ledger"
+MARKER = "<!-- zerodrift-signature: sshsig namespace=zerodrift-ledger; signed bytes end above this line -->"
+MARKER_PREFIX = "<!-- zerodrift-signature"
+UNSIGNED_NOTE = "UNSIGNED: no signing key was given (--sign-key, ZERODRIFT_SIGNING_KEY or signing.key)."
+_COMMIT_RE = re.compile(r"^- Commit under test: `([0-9a-f]{40})`$", re.M)
+_JSON_RE = re.compile(r"^- ledger\.json SHA-256: `([0-9a-f]{64})`$", re.M)
+
+
+def load_signing_key(path_or_key: str | None, passphrase: str | None = None):
+    """The Ed25519 key from a path, or from the key text itself (CI secrets); None when not given.
+
+    Raises UsageError when the file is missing or the key cannot be loaded.
+    """
+    if not path_or_key:
+        return None
+    text = path_or_key.strip()
+    if "PRIVATE KEY-----" in text:
+        data = (text + "\n").encode()
+    else:
+        path = Path(os.path.expanduser(text))
+        if not path.is_file():
+            raise UsageError(f"signing key {path} does not exist (create one with `zerodrift keygen {path}`)")
+        data = path.read_bytes()
+    try:
+        return sshsig.load_private_key(data, passphrase.encode() if passphrase else None)
+    except sshsig.SignatureError as exc:
+        raise UsageError(f"{exc} (a passphrase goes in ZERODRIFT_SIGNING_KEY_PASSPHRASE)") from exc
+
+
+def sign_ledger(body: bytes, key) -> bytes:
+    """``body`` + marker + fenced armored signature over ``body``."""
+    if not body.endswith(b"\n"):
+        raise ValueError("ledger body must end with a newline")
+    signed = body + b"\n"  # every byte before the marker line, the blank separator line included
+    armored = sshsig.sign(signed, key, NAMESPACE)
+    return signed + MARKER.encode() + b"\n\n```ssh-signature\n" + armored.encode() + b"```\n"
+
+
+@dataclass
+class Verification:
+    """Outcome of :func:`verify_ledger`: ``ok`` and the reasons (``problems``) when not."""
+
+    ok: bool = False
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    commit: str = ""
+    signer: str = ""
+    fingerprint: str = ""
+
+
+def split_signed(data: bytes) -> tuple[bytes, str]:
+    """(signed bytes, armored signature); raises sshsig.SignatureError when the layout is wrong."""
+    text = data.decode("utf-8", errors="replace")
+    lines = text.split("\n")
+    markers = [i for i, line in enumerate(lines) if line.startswith(MARKER_PREFIX)]
+    if not markers:
+        raise sshsig.SignatureError("no signature: the ledger has no signature marker (it was written UNSIGNED)")
+    if len(markers) > 1:
+        raise sshsig.SignatureError(f"{len(markers)} signature markers: a ledger has exactly one (a second "
+                                    "signature block or a forged marker was added)")
+    index = markers[0]
+    if lines[index].rstrip() != MARKER:
+        raise sshsig.SignatureError("the signature marker line was altered")
+    signed = ("\n".join(lines[:index]) + "\n").encode("utf-8")  # every byte before the marker line
+    tail = "\n".join(line.rstrip() for line in lines[index + 1:])
+    if not tail.endswith("\n"):
+        tail += "\n"
+    m = re.fullmatch(r"\n```ssh-signature\n(-----BEGIN SSH SIGNATURE-----\n[A-Za-z0-9+/=\n]+-----END SSH SIGNATURE-----)\n```\n",
+                     tail)
+    if not m:
+        raise sshsig.SignatureError("unexpected text after the signature marker: only the fenced signature may follow")
+    return signed, m.group(1)
+
+
+def verify_ledger(path: Path, *, allowed_signers: Path, principal: str | None = None,
+                  commit: str | None = None, check_json: bool = True) -> Verification:
+    """Verify a signed ledger file against an allowed_signers file.
+
+    Checks, each with its own message: layout (one marker, only the signature after
+    it), the usual accidents (CRLF, missing final newline, trailing spaces — each
+    detected by re-trying the signature on repaired bytes), namespace, signature,
+    key allowed for the principal and namespace, the commit the ledger names, and the
+    digest of the sibling ``ledger.json``.
+    """
+    out = Verification()
+    data = path.read_bytes()
+    if not data.endswith(b"\n"):
+        out.problems.append("the final newline is missing (an editor or tool stripped it); add it back")
+    try:
+        signed, armored = split_signed(data)
+        parsed = sshsig.parse(armored)
+    except sshsig.SignatureError as exc:
+        out.problems.append(str(exc))
+        return out
+    out.fingerprint = parsed.fingerprint
+    try:
+        sshsig.verify(signed, parsed, NAMESPACE)
+    except sshsig.SignatureError as exc:
+        diagnosis = _diagnose(data, signed, parsed)
+        if diagnosis not in out.problems:
+            out.problems.append(diagnosis or str(exc))
+        return out
+    signers = sshsig.read_allowed_signers(allowed_signers)
+    match = [s for s in signers if s.key_blob == parsed.public_key]
+    if not match:
+        out.problems.append(f"unknown key: {parsed.fingerprint} is not in {allowed_signers}")
+        return out
+    if principal:
+        match = [s for s in match if any(_principal_matches(p, principal) for p in s.principals)]
+        if not match:
+            out.problems.append(f"key {parsed.fingerprint} is not allowed for principal {principal!r} in {allowed_signers}")
+            return out
+    match = [s for s in match if s.namespaces is None or NAMESPACE in s.namespaces]
+    if not match:
+        out.problems.append(f"key {parsed.fingerprint} is not allowed for namespace {NAMESPACE!r} in {allowed_signers}")
+        return out
+    out.signer = ",".join(match[0].principals)
+    text = signed.decode("utf-8")
+    found = _COMMIT_RE.search(text)
+    out.commit = found.group(1) if found else ""
+    if commit:
+        if not out.commit:
+            out.problems.append("the ledger names no commit")
+        elif not out.commit.startswith(commit.lower()) and commit.lower() != out.commit:
+            out.problems.append(f"wrong commit: the ledger is for {out.commit}, expected {commit}")
+    if check_json:
+        digest = _JSON_RE.search(text)
+        sibling = path.with_name("ledger.json")
+        if digest and sibling.is_file():
+            import hashlib
+
+            actual = hashlib.sha256(sibling.read_bytes()).hexdigest()
+            if actual != digest.group(1):
+                out.problems.append(f"ledger.json was changed: its SHA-256 is {actual}, the signed ledger says {digest.group(1)}")
+            else:
+                out.notes.append("ledger.json matches the digest in the signed ledger")
+    out.ok = not out.problems
+    return out
+
+
+def _principal_matches(pattern: str, principal: str) -> bool:
+    import fnmatch
+
+    return fnmatch.fnmatchcase(principal, pattern)
+
+
+def _diagnose(data: bytes, signed: bytes, parsed) -> str:
+    """Name the usual accident when a repaired copy of the signed bytes verifies."""
+    def verifies(candidate: bytes) -> bool:
+        try:
+            sshsig.verify(candidate, parsed, NAMESPACE)
+            return True
+        except sshsig.SignatureError:
+            return False
+
+    if b"\r\n" in data and verifies(signed.replace(b"\r\n", b"\n")):
+        return "CRLF line endings: the ledger was converted to CRLF after signing (git autocrlf or an editor); convert it back to LF"
+    stripped = b"\n".join(line.rstrip(b" \t") for line in signed.split(b"\n"))
+    if stripped != signed and verifies(stripped):
+        return "trailing spaces were added to lines after signing (an editor or a pre-commit hook); remove them"
+    if not data.endswith(b"\n"):
+        return "the final newline is missing (an editor or tool stripped it); add it back"
+    if signed.endswith(b"\n") is False and verifies(signed + b"\n"):
+        return "the newline before the signature marker was removed; add it back"
+    if b"\r\n" in data:
+        return "CRLF line endings and other changes: the signed bytes differ"
+    return ""
+
+
+def git_head(path: Path) -> str:
+    """``git rev-parse HEAD`` in the repository holding ``path``; raises UsageError outside git."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (subprocess.CalledProcessError, OSError) as exc:
+        raise UsageError(f"--head: {path} is not inside a git repository with a commit") from exc
