@@ -142,6 +142,12 @@ class TargetRunner:
         return " && ".join(_OP_COMMAND.get(o["op"], f"alembic {o['op']} {o.get('revision', '')}".strip()) for o in ops)
 
     # -- probes ----------------------------------------------------------
+    def start_held_probe(self, probe: str, request: dict[str, Any], *, db: Database | None = None,
+                         role: str | None = None, runtime: bool = True) -> tuple[HeldProbe, list[str]]:
+        """Start ``probes/<probe>`` that answers, then holds until released; returns (probe, env names)."""
+        env, names = self.environment(db, role=role, runtime=runtime)
+        return HeldProbe(self.python, probe, request, env, self.cwd), names
+
     def probe(self, probe: str, request: dict[str, Any], *, db: Database | None = None, role: str | None = None,
               runtime: bool = True, title: str = "") -> tuple[EvidenceStep, dict[str, Any] | None]:
         """Run ``probes/<probe>`` in the target interpreter; returns (evidence step, JSON answer or None).
@@ -186,6 +192,61 @@ class TargetRunner:
                 "dependencies into it, or set target.python to the interpreter that has them"
             )
         return False, {}, raw + f"\n(exit status {proc.returncode})"
+
+
+class HeldProbe:
+    """A probe process that answers once, then stays alive until :meth:`release`.
+
+    Used where the sessions a call leaves behind must be inspected while the
+    process still holds them (ZG-6's leak check).
+    """
+
+    def __init__(self, python: str, probe: str, request: dict[str, Any], env: dict[str, str], cwd: Path) -> None:
+        import threading
+
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen([python, str(PROBES_DIR / probe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, cwd=cwd, env=env)
+        self.lines: list[str] = []
+        self._answer: dict[str, Any] | None = None
+        self._event = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith(RESULT_PREFIX) and self._answer is None:
+                self._answer = json.loads(line[len(RESULT_PREFIX):])
+                self._event.set()
+            else:
+                self.lines.append(line)
+        self._event.set()
+
+    def answer(self, timeout: float) -> dict[str, Any] | None:
+        """The JSON answer, or None when none came within ``timeout`` seconds (or the process died)."""
+        self._event.wait(timeout)
+        return self._answer
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def release(self, timeout: float = 10.0) -> int:
+        """Let the probe exit (closing stdin); kill it after ``timeout`` seconds. Returns its exit status."""
+        try:
+            if self.proc.stdin and not self.proc.stdin.closed:
+                self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
 
 
 def shell_join(args: list[str]) -> str:

@@ -1,0 +1,176 @@
+"""ZG-5 beat is real."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from pydantic import Field
+
+from zerodrift.context import ArtifactUnavailable
+from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
+from zerodrift.hookspecs import hookimpl
+from zerodrift.urls import mask
+
+_SENDING = re.compile(r"Scheduler: Sending due task (?P<name>.+?) \((?P<task>[^()]+)\)\s*$")
+
+
+class BeatConfig(GateConfig):
+    celery_app: str = Field("", description="module:attribute of the Celery app whose beat schedule is proven.")
+    broker_url: str = Field("", description="Broker beat sends to; empty: kombu's SQLAlchemy transport on a throwaway database.")
+    sqla_driver: str = Field("postgresql+psycopg", description="SQLAlchemy dialect+driver for the default throwaway broker.")
+    timeout: float = Field(30.0, gt=0, description="Seconds beat may take to send every entry.")
+
+
+class BeatGate(Gate):
+    """ZG-5: the beat schedule loads, every task is registered, and a real beat sends every entry.
+
+    In the target's interpreter: imports the Celery app (``celery_app``) and its task
+    modules, reads ``beat_schedule`` and asserts every entry's task name is
+    registered (otherwise a worker answers "Received unregistered task"). Then it
+    seeds beat's own schedule store (``celery.beat.PersistentScheduler``) with every
+    entry last run long ago — no app-specific switch — and starts a real
+    ``celery beat`` against a real broker (default: kombu's SQLAlchemy transport on a
+    throwaway database). It stops beat as soon as the log shows every entry sent
+    (never a fixed sleep), then drains the broker with kombu and asserts a message
+    for each entry's task is there. Without ``celery_app`` the gate is SKIPPED.
+    """
+
+    id = "ZG-5"
+    title = "Beat is real"
+    config_model = BeatConfig
+    requires = ("db.fresh",)
+    needs = ("server", "target")
+
+    def run(self, ctx, result: GateResult) -> None:
+        cfg: BeatConfig = ctx.gate_config
+        if not cfg.celery_app:
+            result.skip("celery_app is not configured in [gates.ZG-5] (e.g. celery_app = \"app.celery_app:celery_app\")")
+            return
+        try:
+            fresh = ctx.artifacts.require("db.fresh")
+        except ArtifactUnavailable as exc:
+            result.fail_with_error(f"no fresh database for the app to use: {exc}")
+            return
+        target = ctx.target
+        runtime = ctx.config.roles.runtime or None
+        with tempfile.TemporaryDirectory(prefix="zerodrift-beat-") as tmp:
+            schedule_file = str(Path(tmp) / "beat-schedule")
+            step, info = target.probe("celery_probe.py", {"app": cfg.celery_app, "mode": "inspect",
+                                                          "schedule_file": schedule_file},
+                                      db=fresh, role=runtime, title=f"load {cfg.celery_app} and its beat schedule")
+            result.add_step(step)
+            if info is None or not info.get("ok"):
+                why = (info or {}).get("error") or "the probe did not answer"
+                result.fail_with_error(f"Celery app {cfg.celery_app} could not be loaded: {why} "
+                                       "— check [gates.ZG-5] celery_app and target.pythonpath")
+                return
+            entries = info["entries"]
+            if not result.check("beat schedule loaded", bool(entries),
+                                f"{len(entries)} entries: {', '.join(sorted(entries))}" if entries
+                                else f"{cfg.celery_app} has an empty beat_schedule"):
+                return
+            result.add_table("Beat schedule", ["Entry", "Task", "Schedule", "Queue"],
+                             [[n, e["task"], e["schedule"], e["queue"]] for n, e in sorted(entries.items())])
+            registered = set(info["registered"])
+            unregistered = {n: e["task"] for n, e in entries.items() if e["task"] not in registered}
+            result.check("every scheduled task is registered", not unregistered,
+                         f"all {len(entries)} task names are registered in the app" if not unregistered else
+                         "; ".join(f"entry {n}: task {t!r} is not registered (a worker would answer "
+                                   "'Received unregistered task')" for n, t in sorted(unregistered.items())))
+
+            if cfg.broker_url:
+                broker = cfg.broker_url
+            else:
+                broker_db = ctx.database("broker")
+                broker = "sqla+" + broker_db.url(scheme=cfg.sqla_driver)
+            queues = sorted({e["queue"] for e in entries.values()})
+            drain_request = {"app": cfg.celery_app, "mode": "drain", "broker": broker, "queues": queues,
+                             "expect": sorted({e["task"] for e in entries.values()}), "timeout_s": 10.0}
+            drained_box: list = []
+
+            def drain_while_beat_runs() -> None:
+                # beat logs "Sending due task" just before it publishes: read the broker while beat still runs
+                drained_box.append(target.probe("celery_probe.py", drain_request, db=fresh, role=runtime,
+                                                title="drain the broker with kombu"))
+
+            sent, log_text, elapsed, exit_status = self._run_beat(target, cfg, fresh, runtime, broker, schedule_file,
+                                                                  set(entries), drain_while_beat_runs)
+            result.add_step(EvidenceStep(
+                title="celery beat", command=f"celery -A {cfg.celery_app} -b {mask(broker)} beat -s <seeded schedule> -l INFO",
+                role=runtime or "", database=fresh.name, duration_s=elapsed, exit_status=exit_status, output=log_text,
+                env=target.environment(fresh, role=runtime, runtime=True)[1]))
+            missing = sorted(set(entries) - set(sent))
+            result.check("beat sent every entry", not missing,
+                         f"all {len(entries)} entries sent in {elapsed:.2f} s" if not missing else
+                         f"never sent within {cfg.timeout:.0f} s: {', '.join(missing)} (beat's log tail is in the evidence)")
+
+            if not drained_box:
+                result.check("messages are in the broker", False, "beat never sent every entry, so the broker was not read")
+                return
+            step, drained = drained_box[0]
+            step.command = f"kombu drain {mask(broker)} queues {', '.join(queues)}"
+            result.add_step(step)
+            if drained is None or not drained.get("ok"):
+                result.check("messages are in the broker", False,
+                             f"could not read the broker: {(drained or {}).get('error', 'probe failed')}")
+                return
+            found = {m["task"] for m in drained["messages"]}
+            absent = sorted({n for n, e in entries.items() if e["task"] not in found})
+            result.check("messages are in the broker", not absent,
+                         f"{len(drained['messages'])} messages, one or more for every entry's task" if not absent else
+                         f"no message for {', '.join(absent)} in queues {', '.join(queues)}")
+
+    @staticmethod
+    def _run_beat(target, cfg: BeatConfig, db, role, broker: str, schedule_file: str, names: set[str], when_sent):
+        """Run beat until every entry in ``names`` was logged as sent (or the timeout),
+        call ``when_sent()`` while beat still runs, then stop it with SIGTERM."""
+        env, _ = target.environment(db, role=role, runtime=True)
+        pidfile = str(Path(schedule_file).with_name("beat.pid"))
+        args = [target.python, "-m", "celery", "-A", cfg.celery_app, "-b", broker, "beat", "-s", schedule_file,
+                "-l", "INFO", "--pidfile", pidfile]
+        started = time.perf_counter()
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=target.cwd, env=env)
+        lines: list[str] = []
+        sent: dict[str, str] = {}
+        done = threading.Event()
+
+        def read() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                m = _SENDING.search(line)
+                if m:
+                    sent[m.group("name")] = m.group("task")
+                    if names <= set(sent):
+                        done.set()
+            done.set()
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            done.wait(cfg.timeout)
+            elapsed = time.perf_counter() - started
+            if names <= set(sent):
+                when_sent()
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            reader.join(5)
+        exit_status = 0 if names <= set(sent) else (proc.returncode or 1)
+        return sent, "".join(lines), elapsed, exit_status
+
+
+@hookimpl
+def zerodrift_gates():
+    return [BeatGate]
