@@ -18,6 +18,8 @@ from zerodrift.hookspecs import hookimpl
 from zerodrift.urls import mask
 
 _SENDING = re.compile(r"Scheduler: Sending due task (?P<name>.+?) \((?P<task>[^()]+)\)\s*$")
+# beat logs "Sending due task" *before* it publishes; a failed publish follows as this error
+_FAILED = re.compile(r"Couldn't apply scheduled task (?P<name>.+?): (?P<error>.*)$")
 
 
 class BeatConfig(GateConfig):
@@ -101,14 +103,21 @@ class BeatGate(Gate):
 
             sent, log_text, elapsed, exit_status = self._run_beat(target, cfg, fresh, runtime, broker, schedule_file,
                                                                   set(entries), drain_while_beat_runs)
-            result.add_step(EvidenceStep(
+            beat_step = result.add_step(EvidenceStep(
                 title="celery beat", command=f"celery -A {cfg.celery_app} -b {mask(broker)} beat -s <seeded schedule> -l INFO",
                 role=runtime or "", database=fresh.name, duration_s=elapsed, exit_status=exit_status, output=log_text,
                 env=target.environment(fresh, role=runtime, runtime=True)[1]))
+            failed = {m.group("name"): m.group("error").strip() for m in map(_FAILED.search, log_text.splitlines()) if m}
             missing = sorted(set(entries) - set(sent))
-            result.check("beat sent every entry", not missing,
-                         f"all {len(entries)} entries sent in {elapsed:.2f} s" if not missing else
-                         f"never sent within {cfg.timeout:.0f} s: {', '.join(missing)} (beat's log tail is in the evidence)")
+            broken = sorted(set(entries) & set(failed))
+            detail = f"all {len(entries)} entries sent in {elapsed:.2f} s"
+            if missing:
+                detail = f"never sent within {cfg.timeout:.0f} s: {', '.join(missing)} (beat's log tail is in the evidence)"
+            elif broken:
+                detail = "beat could not publish: " + "; ".join(f"{n}: {failed[n]}" for n in broken)
+            if missing or broken:
+                beat_step.exit_status = beat_step.exit_status or 1
+            result.check("beat sent every entry", not missing and not broken, detail)
 
             if not drained_box:
                 result.check("messages are in the broker", False, "beat never sent every entry, so the broker was not read")

@@ -1,0 +1,116 @@
+"""ZG-5 (real celery beat, real broker) and ZG-6 (advisory-lock serialization).
+
+Each broken variant must fail the right gate with the cause named.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.backends import commit_all, edit, make_backend
+from zerodrift.runner import RunOptions, run
+
+
+def _run(backend, admin_url, gates):
+    commit_all(backend.parent, "variant")
+    return run(RunOptions(target=backend, admin_url=admin_url, gates=gates))
+
+
+def _gate(report, gate_id):
+    return next(r for r in report.results if r.gate_id == gate_id)
+
+
+def _check(result, name):
+    return next(c for c in result.checks if c.name == name)
+
+
+def test_beat_and_serialization_pass_on_the_example(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo")
+    report = run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-5", "ZG-6"]))
+    zg5, zg6 = _gate(report, "ZG-5"), _gate(report, "ZG-6")
+    assert zg5.status.value == "PASS", (zg5.summary, zg5.error)
+    assert zg6.status.value == "PASS", (zg6.summary, zg6.error)
+    # beat was stopped as soon as every entry was sent, not after the 30 s timeout
+    beat = next(s for s in zg5.evidence if s.title == "celery beat")
+    assert beat.duration_s < 15
+    for name in ("refresh-matviews-every-5-min", "pii-audit-scanner", "enforce-data-retention"):
+        assert f"Sending due task {name}" in beat.output
+    assert "found in pg_locks" in _check(zg6, "refresh path takes an advisory lock").detail or \
+        "seen in pg_locks" in _check(zg6, "refresh path takes an advisory lock").detail
+
+
+def test_unregistered_task_fails_zg5(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    edit(backend / "app" / "celery_app.py", '"task": "app.tasks.enforce_data_retention"', '"task": "app.tasks.enforce_data_retention_v2"')
+    zg5 = _gate(_run(backend, admin_url, ["ZG-5"]), "ZG-5")
+    assert zg5.status.value == "FAIL"
+    check = _check(zg5, "every scheduled task is registered")
+    assert check.status.value == "FAIL"
+    assert "enforce-data-retention" in check.detail and "app.tasks.enforce_data_retention_v2" in check.detail
+
+
+def test_bad_app_path_is_an_error_of_zg5(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    edit(backend / "zerodrift.toml", 'celery_app = "app.celery_app:celery_app"', 'celery_app = "app.celery_app:no_such_app"')
+    zg5 = _gate(_run(backend, admin_url, ["ZG-5"]), "ZG-5")
+    assert zg5.status.value == "ERROR"
+    assert "no_such_app" in zg5.error
+
+
+def test_beat_that_cannot_reach_its_broker_fails_zg5(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    edit(backend / "zerodrift.toml", 'celery_app = "app.celery_app:celery_app"',
+         'celery_app = "app.celery_app:celery_app"\ntimeout = 4\n'
+         'broker_url = "sqla+postgresql+psycopg://nobody@127.0.0.1:1/nothing"')
+    zg5 = _gate(_run(backend, admin_url, ["ZG-5"]), "ZG-5")
+    assert zg5.status.value == "FAIL"
+    sent = _check(zg5, "beat sent every entry")
+    assert sent.status.value == "FAIL" and "could not publish" in sent.detail
+    assert "refresh-matviews-every-5-min" in sent.detail
+    assert _check(zg5, "messages are in the broker").status.value == "FAIL"
+    beat = next(s for s in zg5.evidence if s.title == "celery beat")
+    assert beat.exit_status != 0
+
+
+LOCK_VARIANTS = {
+    "takes no lock": (
+        (('        acquired = conn.execute(\n'
+         '            text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"), {"key": LOCK_NAMESPACE + name}\n'
+         '        ).scalar()\n', '        acquired = True\n'),
+        ('            conn.execute(text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), {"key": LOCK_NAMESPACE + name})\n',
+         '            pass\n')),
+        "refresh path takes an advisory lock", "holding no advisory lock"),
+    "waits on the lock": (
+        (('text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))")',
+          'text("SELECT pg_advisory_lock(hashtextextended(:key, 0)) IS NOT NULL")'),),
+        "skips while the lock is held", "waits on the lock"),
+    "never releases the lock": (
+        (('            conn.execute(text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), {"key": LOCK_NAMESPACE + name})\n',
+          '            pass\n'),),
+        "no advisory lock leaked after the call after release", "still held after the call returned"),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(LOCK_VARIANTS))
+def test_broken_refresh_path_fails_zg6(admin_url, tmp_path, variant):
+    edits, check_name, cause = LOCK_VARIANTS[variant]
+    backend = make_backend(tmp_path / "repo", commit=False)
+    for old, new in edits:
+        edit(backend / "app" / "refresh.py", old, new)
+    zg6 = _gate(_run(backend, admin_url, ["ZG-6"]), "ZG-6")
+    assert zg6.status.value == "FAIL", zg6.summary
+    check = _check(zg6, check_name)
+    assert check.status.value == "FAIL" and cause in check.detail, check.detail
+
+
+def test_async_refresh_path_is_run(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    (backend / "app" / "async_refresh.py").write_text(
+        "import asyncio\n"
+        "from app.refresh import refresh_view as _sync\n\n\n"
+        "async def refresh_view(name: str) -> str:\n"
+        "    await asyncio.sleep(0)\n"
+        "    return await asyncio.to_thread(_sync, name)\n")
+    edit(backend / "zerodrift.toml", 'callable = "app.refresh:refresh_view"', 'callable = "app.async_refresh:refresh_view"')
+    zg6 = _gate(_run(backend, admin_url, ["ZG-6"]), "ZG-6")
+    assert zg6.status.value == "PASS", (zg6.summary, zg6.error)
