@@ -25,7 +25,7 @@ from zerodrift.errors import EXIT_USAGE, ZerodriftError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Zero-drift release gates for Alembic + PostgreSQL backends, with a proof pack.")
-err = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+err = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False, soft_wrap=True)
 
 _STATUS_STYLE = {"PASS": "bold green", "FAIL": "bold red", "ERROR": "bold magenta", "SKIPPED": "yellow"}
 
@@ -215,6 +215,41 @@ def _verify_attestation(ledger: Path, attestation: Path, result) -> None:
         result.problems.append("attestation: its commit does not match the ledger's")
     else:
         result.notes.append(f"attestation.dsse.json verified (test result {stmt['predicate']['result']})")
+
+
+@app.command()
+def gc(
+    admin_url: Optional[str] = typer.Option(None, "--admin-url", help="External server to sweep (env ZERODRIFT_ADMIN_URL); without it only embedded leftovers are swept."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be dropped, drop nothing."),
+    older_than: float = typer.Option(24.0, "--older-than", help="Hours after which another host's run counts as abandoned."),
+) -> None:
+    """Find and drop what killed runs left behind: marked throwaway databases, embedded server folders."""
+    from zerodrift.server.embedded import sweep_stale
+    from zerodrift.server.provision import drop_leftovers, find_leftovers
+    from zerodrift.urls import check_url, mask
+
+    url = admin_url or os.environ.get("ZERODRIFT_ADMIN_URL")
+    if url:
+        try:
+            check_url(url, "admin URL")
+            leftovers = find_leftovers(url, older_than_s=older_than * 3600)
+        except ZerodriftError as exc:
+            err.print(f"[bold red]error:[/bold red] {exc}")
+            raise typer.Exit(exc.exit_code)
+        except Exception as exc:  # psycopg errors: unreachable server, bad password
+            err.print(f"[bold red]error:[/bold red] cannot sweep {mask(url)}: {exc}")
+            raise typer.Exit(3)
+        for lo in leftovers:
+            verdict = (f"drop ({lo.reason})" if lo.reason else "keep (its run may still be alive)")
+            typer.echo(f"{lo.name}\trun {lo.run_id}\thost {lo.host}\tpid {lo.pid}\t{lo.created.isoformat()}\t{verdict}")
+        if not dry_run:
+            dropped = drop_leftovers(url, leftovers)
+            err.print(f"dropped {len(dropped)} database(s) on {mask(url)}")
+        else:
+            err.print(f"dry run: {sum(1 for lo in leftovers if lo.reason)} database(s) would be dropped")
+    if not dry_run:
+        swept = sweep_stale()
+        err.print(f"removed {len(swept)} stale embedded server folder(s)")
 
 
 @app.command()

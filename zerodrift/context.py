@@ -44,6 +44,7 @@ class ArtifactStore:
         self._finished: dict[str, str] = {}
         self._producers = producers
         self._cond = threading.Condition()
+        self._locks: dict[str, threading.Lock] = {}
 
     def publish(self, key: str, value: Any) -> None:
         with self._cond:
@@ -70,6 +71,12 @@ class ArtifactStore:
                 if remaining <= 0:
                     raise ArtifactUnavailable(f"timed out waiting for {key!r} from {producer}")
                 self._cond.wait(remaining)
+
+    def exclusive(self, name: str) -> threading.Lock:
+        """A lock per shared resource (e.g. a database name): gates that take locks or
+        refresh in a shared database hold it, so they cannot disturb each other's proof."""
+        with self._cond:
+            return self._locks.setdefault(name, threading.Lock())
 
     def produced_by(self, key: str) -> str | None:
         """Id of the selected gate that provides ``key``, or None."""

@@ -233,6 +233,12 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
             phases["server start"] = time.perf_counter() - t0
             report.server = ServerInfo(kind=server.kind, version=server.version, url=_masked(server.admin_url))
             provisioner = Provisioner(server.admin_url, run_id)
+            if server.kind == "external":
+                from zerodrift.server.provision import drop_leftovers, find_leftovers
+
+                swept = drop_leftovers(server.admin_url, find_leftovers(server.admin_url))
+                if swept:
+                    log.warning("dropped %d databases left by dead zerodrift runs: %s", len(swept), ", ".join(swept))
             t0 = time.perf_counter()
             roles = loaded.config.roles
             wanted_roles = list(dict.fromkeys(roles.ensure + ([roles.runtime] if roles.runtime else [])))

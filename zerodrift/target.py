@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -31,6 +32,7 @@ from zerodrift.urls import mask, user_of
 PROBES_DIR = Path(__file__).parent / "probes"
 RESULT_PREFIX = "ZERODRIFT-RESULT "
 
+_RUNNING = re.compile(r"Running (?:upgrade|downgrade) .*?-> ([^,\s]+)")
 _OP_COMMAND = {
     "heads": "alembic heads",
     "current": "alembic current",
@@ -45,6 +47,7 @@ class JobResult:
     values: list[Any] = field(default_factory=list)
     ok: bool = True
     error: str = ""  #: first failing operation's error, or a process-level failure
+    failed_revision: str = ""  #: the revision alembic was applying when it failed, when known
 
 
 class TargetRunner:
@@ -135,7 +138,10 @@ class TargetRunner:
             result.values.append(step.get("value"))
             if not step["ok"] and result.ok:
                 result.ok = False
-                result.error = f"{command} failed: {step['error']}"
+                running = _RUNNING.findall(step["output"])
+                result.failed_revision = running[-1] if running else ""
+                where = f" in revision {result.failed_revision}" if result.failed_revision else ""
+                result.error = f"{command} failed{where}: {step['error']}"
         return result
 
     def _describe(self, ops: list[dict[str, Any]]) -> str:
@@ -159,7 +165,7 @@ class TargetRunner:
         env, names = self.environment(db, role=role, runtime=runtime)
         started = time.perf_counter()
         ok, payload, raw = self._run_probe(probe, request, env)
-        shown = {k: v for k, v in request.items() if k not in ("cwd",)}
+        shown = {k: (mask(v) if isinstance(v, str) and "://" in v else v) for k, v in request.items() if k != "cwd"}
         step = EvidenceStep(
             title=title or f"probe {probe}", command=f"python {probe} {json.dumps(shown, sort_keys=True)}",
             role=role or (user_of(db.admin_url) if db else ""), database=db.name if db else "",

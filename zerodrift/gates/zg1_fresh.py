@@ -64,11 +64,15 @@ class FreshMigrationGate(Gate):
                          f"{len(heads)} heads: {revisions_text(heads)} — join them with `alembic merge heads`, "
                          "or list them in [gates.ZG-1] expected_heads")
 
+        heads_ok = result.checks[-1].status.value == "PASS"
         snapshots = []
         for db, outcome in zip(dbs, outcomes):
             upgraded = result.check(f"upgrade {upgrade_to} on {db.purpose}", outcome.ok,
                                     f"{db.name} upgraded" if outcome.ok else outcome.error)
             if not upgraded:
+                if heads_ok and not result.error:
+                    # the history is fine but a migration raised: the gate could not run
+                    result.fail_with_error(f"a migration raised on {db.name}: {outcome.error}")
                 continue
             current = outcome.values[-1] or []
             stored = ctx.run_sql(result, db, "SELECT version_num FROM alembic_version ORDER BY version_num",

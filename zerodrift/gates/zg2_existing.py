@@ -73,6 +73,8 @@ class ExistingDatabaseGate(Gate):
         at_rev = first.ok and first.values[-1] == [cfg.from_revision]
         if not result.check(f"upgrade to {cfg.from_revision}", at_rev,
                             f"current is {revisions_text(first.values[-1])}" if first.ok else first.error):
+            if not first.ok:
+                result.fail_with_error(f"upgrade to {cfg.from_revision} failed on {db.name}: {first.error}")
             return
 
         if seed.strip():
@@ -87,6 +89,7 @@ class ExistingDatabaseGate(Gate):
         result.add_steps(second.steps)
         heads = second.values[0] if second.values else None
         if not result.check("upgrade to head", second.ok, f"{cfg.from_revision} → {revisions_text(heads)}" if second.ok else second.error):
+            result.fail_with_error(f"upgrade from {cfg.from_revision} to head failed on {db.name}: {second.error}")
             return
         current = second.values[-1]
         result.check("current equals head", sorted(current) == sorted(heads),

@@ -82,46 +82,51 @@ class RefreshViabilityGate(Gate):
         maintain = "has_table_privilege(%(role)s, c.oid, 'MAINTAIN')" if version_num >= 170000 else "false"
         schemas = sorted({name.split(".", 1)[0] for name in registry}) if registry else cfg.schemas
         for label, db in databases:
-            facts = ctx.run_sql(result, db, FACTS_SQL.format(maintain=maintain), params={"role": role, "schemas": schemas},
-                                title=f"matview owners, unique indexes, populated ({label})")
-            if not facts.ok:
-                result.check(f"{label}: matview facts", False, f"{facts.sqlstate}: {facts.error}")
+            with ctx.artifacts.exclusive(db.name):
+                self._refresh_all(ctx, result, label, db, role, settings, maintain, schemas, registry, version_num)
+
+    @staticmethod
+    def _refresh_all(ctx, result, label, db, role, settings, maintain, schemas, registry, version_num) -> None:
+        facts = ctx.run_sql(result, db, FACTS_SQL.format(maintain=maintain), params={"role": role, "schemas": schemas},
+                            title=f"matview owners, unique indexes, populated ({label})")
+        if not facts.ok:
+            result.check(f"{label}: matview facts", False, f"{facts.sqlstate}: {facts.error}")
+            return
+        rows = {f"{r[0]}.{r[1]}": r for r in facts.rows}
+        names = registry if registry is not None else sorted(rows)
+        if not names:
+            result.skip_check(f"{label}: matviews", "no materialized views to refresh")
+        for name in names:
+            row = rows.get(name)
+            if row is None:
+                result.check(f"{label}: {name}", False, f"{name} does not exist in {db.name}: nothing to refresh")
                 continue
-            rows = {f"{r[0]}.{r[1]}": r for r in facts.rows}
-            names = registry if registry is not None else sorted(rows)
-            if not names:
-                result.skip_check(f"{label}: matviews", "no materialized views to refresh")
-            for name in names:
-                row = rows.get(name)
-                if row is None:
-                    result.check(f"{label}: {name}", False, f"{name} does not exist in {db.name}: nothing to refresh")
-                    continue
-                _, _, owner, populated, owns, has_maintain, usable, unusable = row
-                problems, notes = [], []
-                if owns:
-                    notes.append(f"owner {owner}")
-                elif has_maintain:
-                    notes.append(f"owner {owner}, {role} holds MAINTAIN")
-                else:
-                    problems.append(f"owned by {owner}; {role} is neither the owner nor a member of it"
-                                    + (" and lacks MAINTAIN" if version_num >= 170000 else ""))
-                if usable:
-                    notes.append(f"unique index {usable}")
-                else:
-                    problems.append("no usable unique index" + (f" (unusable: {unusable})" if unusable else
-                                                                " (none is unique)"))
-                (notes if populated else problems).append("populated" if populated else "not populated (WITH NO DATA)")
-                statement = pgsql.SQL("REFRESH MATERIALIZED VIEW CONCURRENTLY {}").format(
-                    pgsql.Identifier(*name.split(".", 1))).as_string(None)
-                out = ctx.run_sql(result, db, statement, role=role, settings=settings,
-                                  title=f"refresh {name} as {role} ({label})")
-                if out.ok:
-                    notes.append("REFRESH CONCURRENTLY succeeded")
-                else:
-                    problems.append(f"REFRESH CONCURRENTLY failed: {out.sqlstate} {out.error}"
-                                    + (f" (hint: {out.hint})" if out.hint else ""))
-                result.check(f"{label}: {name}", not problems,
-                             "; ".join(problems) if problems else "; ".join(notes))
+            _, _, owner, populated, owns, has_maintain, usable, unusable = row
+            problems, notes = [], []
+            if owns:
+                notes.append(f"owner {owner}")
+            elif has_maintain:
+                notes.append(f"owner {owner}, {role} holds MAINTAIN")
+            else:
+                problems.append(f"owned by {owner}; {role} is neither the owner nor a member of it"
+                                + (" and lacks MAINTAIN" if version_num >= 170000 else ""))
+            if usable:
+                notes.append(f"unique index {usable}")
+            else:
+                problems.append("no usable unique index" + (f" (unusable: {unusable})" if unusable else
+                                                            " (none is unique)"))
+            (notes if populated else problems).append("populated" if populated else "not populated (WITH NO DATA)")
+            statement = pgsql.SQL("REFRESH MATERIALIZED VIEW CONCURRENTLY {}").format(
+                pgsql.Identifier(*name.split(".", 1))).as_string(None)
+            out = ctx.run_sql(result, db, statement, role=role, settings=settings,
+                              title=f"refresh {name} as {role} ({label})")
+            if out.ok:
+                notes.append("REFRESH CONCURRENTLY succeeded")
+            else:
+                problems.append(f"REFRESH CONCURRENTLY failed: {out.sqlstate} {out.error}"
+                                + (f" (hint: {out.hint})" if out.hint else ""))
+            result.check(f"{label}: {name}", not problems,
+                         "; ".join(problems) if problems else "; ".join(notes))
 
 
 @hookimpl

@@ -90,18 +90,23 @@ class SerializationGate(Gate):
         self.t0 = time.perf_counter()
         self.timeline: list[str] = []
         try:
-            key, how = self._find_lock()
-            if key is None:
-                result.check("refresh path takes an advisory lock", False, how)
-                return
-            result.check("refresh path takes an advisory lock", True, f"key {key}: {how}")
-            result.facts["lock_key"] = key
-            self._skip_while_held(key)
-            self._success_after_release()
+            with ctx.artifacts.exclusive(db.name):
+                self._prove()
         finally:
             result.add_step(EvidenceStep(title="sequence", command=f"{cfg.callable}(*{cfg.args!r})", role=self.role or "",
                                          database=db.name, duration_s=time.perf_counter() - self.t0,
                                          output="\n".join(self.timeline)))
+
+    def _prove(self) -> None:
+        result = self.result
+        key, how = self._find_lock()
+        if key is None:
+            result.check("refresh path takes an advisory lock", False, how)
+            return
+        result.check("refresh path takes an advisory lock", True, f"key {key}: {how}")
+        result.facts["lock_key"] = key
+        self._skip_while_held(key)
+        self._success_after_release()
 
     # -- helpers ---------------------------------------------------------
     def _log(self, text: str) -> None:

@@ -97,8 +97,9 @@ class WriteBlockGate(Gate):
                                           if triggers.ok else f"{triggers.sqlstate}: {triggers.error}"))
 
         matrix: dict[tuple[str, str, str], tuple[str, str]] = {}
-        for role in roles:
-            self._try_role(ctx, result, db, cfg, role, settings, matrix)
+        with ctx.artifacts.exclusive(db.name):
+            for role in roles:
+                self._try_role(ctx, result, db, cfg, role, settings, matrix)
 
         for table in cfg.tables:
             for op in OPERATIONS:

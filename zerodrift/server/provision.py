@@ -43,6 +43,78 @@ class Database:
         return with_parts(self.admin_url, dbname=self.name, user=user, password=password, scheme=scheme)
 
 
+_COMMENT_RE = re.compile(
+    r"^" + re.escape(MARKER_PREFIX) + r"(?P<run>[0-9a-f]+); purpose (?P<purpose>[^;]*); host (?P<host>[^;]*); "
+    r"pid (?P<pid>\d+); created (?P<created>[^;]+)$")
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A throwaway database of some run, with what its marker says and why it may go."""
+
+    name: str
+    run_id: str
+    host: str
+    pid: int
+    created: datetime
+    reason: str  #: why it counts as abandoned ("" when it does not)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def find_leftovers(admin_url: str, *, older_than_s: float = 24 * 3600) -> list[Leftover]:
+    """Databases carrying zerodrift's marker, each with the reason it is abandoned.
+
+    A database is abandoned when its run's process on this host is gone, or (runs on
+    other hosts) when it is older than ``older_than_s`` seconds. Names that match
+    ``zd_*`` but lack a well-formed marker are never listed.
+    """
+    out: list[Leftover] = []
+    now = datetime.now(timezone.utc)
+    me = socket.gethostname()
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
+        rows = conn.execute(
+            "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname LIKE 'zd\\_%'"
+        ).fetchall()
+    for name, comment in rows:
+        m = _COMMENT_RE.match(comment or "")
+        if not m or not name.startswith(f"zd_{m.group('run')}_"):
+            continue
+        created = datetime.fromisoformat(m.group("created"))
+        pid = int(m.group("pid"))
+        reason = ""
+        if m.group("host") == me and not _pid_alive(pid):
+            reason = f"its run's process {pid} on this host is gone"
+        elif (now - created).total_seconds() > older_than_s:
+            reason = f"older than {older_than_s / 3600:.0f} h"
+        out.append(Leftover(name, m.group("run"), m.group("host"), pid, created, reason))
+    return sorted(out, key=lambda lo: lo.name)
+
+
+def drop_leftovers(admin_url: str, leftovers: list[Leftover]) -> list[str]:
+    """Drop the abandoned ones (those with a reason), re-checking each marker first."""
+    dropped = []
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
+        for lo in leftovers:
+            if not lo.reason:
+                continue
+            row = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                               (lo.name,)).fetchone()
+            if row is None or not (row[0] or "").startswith(f"{MARKER_PREFIX}{lo.run_id};"):
+                continue
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(lo.name)))
+            dropped.append(lo.name)
+    return dropped
+
+
 class Provisioner:
     """Creates and drops the throwaway databases of one run; ensures roles.
 
@@ -125,8 +197,8 @@ class Provisioner:
                         sql.SQL("CREATE ROLE {} {}").format(sql.Identifier(name), sql.SQL("LOGIN" if name in login else "NOLOGIN"))
                     )
                     created.append(name)
-                except psycopg.errors.DuplicateObject:
-                    existing.append(name)
+                except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+                    existing.append(name)  # exists, or a concurrent run just created it
         with self._lock:
             self.created_roles.extend(created)
         return created, existing
