@@ -213,7 +213,7 @@ def _minimal_data():
     return {
         "provenance": {"commit": "a" * 40, "tree": "b" * 40, "branch": "main", "detached": False, "subject": "s",
                        "dirty": False, "dirty_paths": [], "shallow": False, "remotes": {}},
-        "overall": "PASS", "exit_code": 0, "target": {"folder": "/x", "config": None, "head": []},
+        "overall": "PASS", "exit_code": 0, "ci": {}, "target": {"folder": "/x", "config": None, "head": []},
         "schema_fingerprint": "", "server": {"kind": "", "version": ""}, "run_id": "r", "started_at": "t",
         "duration_s": 1.0, "zerodrift_version": "0", "kinds_compared": [],
         "gates": [{"id": "ZG-9", "title": "T", "status": "PASS", "summary": "s", "description": "", "error": "",

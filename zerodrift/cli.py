@@ -104,6 +104,9 @@ def run(
         raise typer.Exit(130)
     written = write_proof_pack(report, signing_key=key)
     data = ledger_data(report)
+    from zerodrift.ledger import github
+
+    github.emit(data, str(written["markdown"]), sys.stderr)
     _summary(report)
     err.print(f"proof pack: {report.output_dir}  (ledger: {written['markdown']})")
     if output_format is OutputFormat.json:

@@ -131,3 +131,31 @@ def path_allowed(path: str, globs: list[str]) -> bool:
         if pattern.endswith("/**") and (path + "/").startswith(pattern[:-2]):
             return True
     return False
+
+
+def ci_context(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Facts about the CI run, when under GitHub Actions (``GITHUB_ACTIONS=true``).
+
+    Returns the checked-out SHA (``GITHUB_SHA``, a merge commit for pull requests),
+    the pull request's head SHA from the event file (``GITHUB_EVENT_PATH``), the
+    ref and the run's URL; an empty dict elsewhere. Never raises.
+    """
+    import json
+    import os
+
+    env = os.environ if environ is None else environ
+    if env.get("GITHUB_ACTIONS") != "true":
+        return {}
+    facts = {"system": "GitHub Actions", "sha": env.get("GITHUB_SHA", ""), "ref": env.get("GITHUB_REF", ""),
+             "event": env.get("GITHUB_EVENT_NAME", "")}
+    if env.get("GITHUB_SERVER_URL") and env.get("GITHUB_REPOSITORY") and env.get("GITHUB_RUN_ID"):
+        facts["run_url"] = f"{env['GITHUB_SERVER_URL']}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
+    try:
+        with open(env["GITHUB_EVENT_PATH"], encoding="utf-8") as fh:
+            event = json.load(fh)
+        head = (event.get("pull_request") or {}).get("head") or {}
+        if head.get("sha"):
+            facts["pull_request_head_sha"] = head["sha"]
+    except (KeyError, OSError, ValueError):
+        pass
+    return {k: v for k, v in facts.items() if v}

@@ -26,7 +26,7 @@ from zerodrift.context import ArtifactStore, GateContext
 from zerodrift.errors import (EXIT_ENVIRONMENT, EXIT_GATE_FAILED, EXIT_OK, EnvironmentProblem, UsageError)
 from zerodrift.gates.base import Gate, GateResult, Status
 from zerodrift.plugins import installed_gates
-from zerodrift.provenance import Provenance, collect
+from zerodrift.provenance import Provenance, ci_context, collect
 from zerodrift.server.provision import Provisioner, new_run_id
 
 log = logging.getLogger("zerodrift")
@@ -75,6 +75,7 @@ class RunReport:
     kept_databases: list[str] = field(default_factory=list)
     roles_created: list[str] = field(default_factory=list)
     gate_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ci: dict[str, str] = field(default_factory=dict)  #: CI facts (GitHub Actions: SHAs, run URL)
 
     @property
     def duration_s(self) -> float:
@@ -214,6 +215,7 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
     report = RunReport(run_id=run_id, started_at=started, loaded=loaded, provenance=prov,
                        included_as_dependency=added, phases=phases)
     report.output_dir = resolve_output_dir(options, loaded, prov, run_id)
+    report.ci = ci_context()
     report.gate_info = {g.id: {"title": g.title, "doc": (g.__doc__ or "").strip()} for g in gates}
 
     target = None

@@ -65,6 +65,7 @@ def ledger_data(report: RunReport) -> dict[str, Any]:
             "dirty_paths": prov.dirty_paths,
             "shallow": prov.shallow,
         },
+        "ci": report.ci,
         "target": {
             "folder": str(report.loaded.target_dir),
             "config": str(report.loaded.source) if report.loaded.source else None,
