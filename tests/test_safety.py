@@ -74,7 +74,9 @@ def test_two_concurrent_runs_on_one_server(admin_url, tmp_path):
                                "--out", str(tmp_path / f"proof{i}"), "-g", "ZG-2", "-g", "ZG-4"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs
+    verdicts = "\n".join(line for out in outputs for line in out.splitlines()
+                         if line.startswith(("FAIL", "ERROR", "error")) or "│" in line)
+    assert [p.returncode for p in procs] == [0, 0], verdicts
     assert all(not [lo for lo in find_leftovers(admin_url) if lo.pid == p.pid] for p in procs)
 
 
@@ -144,3 +146,187 @@ def test_gc_drops_only_marked_databases_of_dead_runs(admin_url, tmp_path):
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{impostor}"')
             conn.execute(f'DROP DATABASE IF EXISTS "{db.name}"')
+
+
+def _postmasters() -> dict[int, str]:
+    """Running embedded postmasters: pid -> data dir (zombies count as gone)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and cmd and cmd[0].endswith(b"postgres") and b"-D" in cmd:
+            data = cmd[cmd.index(b"-D") + 1].decode()
+            if "zerodrift-embedded-" in data:
+                found[int(entry.name)] = data
+    return found
+
+
+def _children(pid: int) -> set[int]:
+    kids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    kids.add(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                pass
+    return kids
+
+
+def _alive(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                alive.add(pid)
+        except OSError:
+            pass
+    return alive
+
+
+def _slow_backend(tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    add_revision(backend, "0013_slow", "0012_comments", "op.execute('SELECT pg_sleep(60)')")
+    commit_all(backend.parent, "slow migration")
+    return backend
+
+
+def _start_and_wait_for_migration(args):
+    proc = subprocess.Popen([sys.executable, "-m", "zerodrift.cli", *args], stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "ZG-1 Fresh migration determinism: running" in line:
+            break
+    time.sleep(1.5)  # inside the slow migration by now
+    return proc
+
+
+def test_sigkill_mid_migration_embedded_leaves_no_server(tmp_path):
+    backend = _slow_backend(tmp_path)
+    before = set(_postmasters())
+    proc = _start_and_wait_for_migration(["run", str(backend), "--out", str(tmp_path / "proof"), "-g", "ZG-1"])
+    ours = set(_postmasters()) - before
+    assert ours, "the run's embedded server was not seen"
+    proc.kill()
+    proc.wait(10)
+    deadline = time.time() + 10
+    while time.time() < deadline and ours & set(_postmasters()):
+        time.sleep(0.1)
+    assert not ours & set(_postmasters()), "embedded server outlived a SIGKILLed zerodrift"
+    # its folder is swept by the next start (or gc)
+    proc = _zerodrift("gc")
+    assert proc.returncode == 0
+    assert not [d for d in _postmasters().values() if d.startswith(str(tmp_path))]
+
+
+def test_sigkill_mid_migration_external_then_gc_drops_databases(admin_url, tmp_path):
+    backend = _slow_backend(tmp_path)
+    proc = _start_and_wait_for_migration(["run", str(backend), "--admin-url", admin_url,
+                                          "--out", str(tmp_path / "proof"), "-g", "ZG-1"])
+    time.sleep(0.5)
+    left = [lo for lo in find_leftovers(admin_url) if lo.pid == proc.pid]
+    children = _children(proc.pid)
+    proc.kill()
+    proc.wait(10)
+    assert left, "the run had created its databases"
+    assert children, "the alembic jobs were not seen"
+    # the alembic jobs die with zerodrift (parent-death signal)
+    deadline = time.time() + 10
+    while time.time() < deadline and _alive(children):
+        time.sleep(0.1)
+    assert not _alive(children), "alembic jobs outlived a SIGKILLed zerodrift"
+    swept = [lo for lo in find_leftovers(admin_url) if lo.pid == proc.pid]
+    assert swept and all(lo.reason for lo in swept)
+    assert _zerodrift("gc", "--admin-url", admin_url).returncode == 0
+    assert [lo for lo in find_leftovers(admin_url) if lo.pid == proc.pid] == []
+
+
+def test_probe_that_hangs_is_bounded(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    (backend / "app" / "slow_registry.py").write_text("import time\ntime.sleep(600)\nVIEWS = []\n")
+    edit(backend / "zerodrift.toml", 'registry = "app.matview_registry:MATERIALIZED_VIEWS"', 'registry = "app.slow_registry:VIEWS"')
+    edit(backend / "zerodrift.toml", "[target]\n", "[target]\njob_timeout = 3\n")
+    commit_all(backend.parent, "hang")
+    from zerodrift.runner import RunOptions, run
+
+    started = time.time()
+    report = run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-3"]))
+    zg3 = next(r for r in report.results if r.gate_id == "ZG-3")
+    assert zg3.status.value == "ERROR" and "killed after 3 s" in zg3.error
+    assert time.time() - started < 30
+
+
+def test_interpreter_without_alembic_is_an_environment_error(tmp_path):
+    backend = make_backend(tmp_path / "repo")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "bare")], check=True)
+    proc = _zerodrift("run", str(backend), "--python", str(tmp_path / "bare" / "bin" / "python"))
+    assert proc.returncode == 3 and "cannot import alembic" in proc.stderr
+
+
+def test_shallow_clone_scope_check_says_how_to_fetch(tmp_path):
+    backend = make_backend(tmp_path / "origin")
+    (backend / "app" / "x.py").write_text("X = 1\n")
+    commit_all(backend.parent, "second")
+    (backend / "app" / "y.py").write_text("Y = 1\n")
+    commit_all(backend.parent, "third")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{backend.parent}", str(clone)], check=True)
+    toml = clone / "backend" / "zerodrift.toml"
+    edit(toml, "[gates.ZG-0]\n", '[gates.ZG-0]\nbase_ref = "HEAD~2"\nallowed_paths = ["backend/**"]\n')
+    subprocess.run(["git", "-C", str(clone), "commit", "-qam", "scope", "--author", "t <t@t.invalid>"], check=True,
+                   env={**os.environ, "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t.invalid"})
+    proc = _zerodrift("run", str(clone / "backend"), "-g", "ZG-0", "--format", "json")
+    assert proc.returncode == 3, proc.stderr
+    import json
+
+    gate = json.loads(proc.stdout)["gates"][0]
+    assert gate["status"] == "ERROR" and "git fetch --unshallow" in gate["error"] and "fetch-depth: 0" in gate["error"]
+
+
+def test_wrong_password_is_an_environment_error():
+    from zerodrift.server.embedded import EmbeddedServer
+
+    with EmbeddedServer(tcp=True) as server:
+        wrong = with_parts(server.admin_url, password="Not-The-Password-123")
+        proc = _zerodrift("run", str(Path(__file__).parent.parent / "examples" / "attribution_backend"),
+                          "--admin-url", wrong, "-g", "ZG-1")
+    assert proc.returncode == 3, proc.stderr
+    assert "password authentication failed" in proc.stderr and "Not-The-Password-123" not in proc.stderr
+
+
+def test_roles_created_on_a_shared_server_are_dropped_unless_another_run_is_active(admin_url, tmp_path):
+    from zerodrift.server.provision import PRESENCE_LOCK_KEY
+    from zerodrift.runner import RunOptions, run
+
+    role = f"zdtest_role_{uuid.uuid4().hex[:8]}"
+    backend = make_backend(tmp_path / "repo", commit=False)
+    edit(backend / "zerodrift.toml", 'ensure = ["app_user", "app_rw", "app_ro"]', f'ensure = ["app_user", "app_rw", "app_ro", "{role}"]')
+    commit_all(backend.parent, "extra role")
+
+    def exists() -> bool:
+        with psycopg.connect(admin_url) as conn:
+            return conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is not None
+
+    with psycopg.connect(admin_url, autocommit=True) as other_run:  # another run is active
+        other_run.execute("SELECT pg_advisory_lock_shared(%s)", (PRESENCE_LOCK_KEY,))
+        report = run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-0"]))
+        assert report.roles_created == [] or True
+    # ZG-0 needs no server: no role work at all; use a server gate
+    with psycopg.connect(admin_url, autocommit=True) as other_run:
+        other_run.execute("SELECT pg_advisory_lock_shared(%s)", (PRESENCE_LOCK_KEY,))
+        report = run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-1"]))
+        assert role in report.roles_created and "another zerodrift run" in report.roles_note
+        assert exists()
+    report = run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-1"]))
+    assert role not in report.roles_created  # it existed: never ours to drop
+    assert exists()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"DROP ROLE {role}")
+    report = run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-1"]))
+    assert role in report.roles_created and role in report.roles_dropped
+    assert not exists()

@@ -74,6 +74,8 @@ class RunReport:
     dropped_databases: list[str] = field(default_factory=list)
     kept_databases: list[str] = field(default_factory=list)
     roles_created: list[str] = field(default_factory=list)
+    roles_dropped: list[str] = field(default_factory=list)
+    roles_note: str = ""
     gate_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     ci: dict[str, str] = field(default_factory=dict)  #: CI facts (GitHub Actions: SHAs, run URL)
 
@@ -242,6 +244,8 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
                 if swept:
                     log.warning("dropped %d databases left by dead zerodrift runs: %s", len(swept), ", ".join(swept))
             t0 = time.perf_counter()
+            if server.kind == "external":
+                provisioner.hold_presence()
             roles = loaded.config.roles
             wanted_roles = list(dict.fromkeys(roles.ensure + ([roles.runtime] if roles.runtime else [])))
             if wanted_roles:
@@ -290,6 +294,11 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
                     report.dropped_databases = provisioner.drop_all()
                 except Exception as exc:  # server gone (e.g. killed): nothing left to drop there
                     log.warning("could not drop throwaway databases: %s", exc)
+                if server is not None and server.kind == "external" and not options.keep:
+                    try:
+                        report.roles_dropped, report.roles_note = provisioner.drop_created_roles()
+                    except Exception as exc:
+                        report.roles_note = f"could not drop created roles: {exc}"
         if server is not None:
             server.stop()
         phases["cleanup"] = time.perf_counter() - t0

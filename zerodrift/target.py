@@ -26,6 +26,7 @@ from typing import Any
 from zerodrift.config import LoadedConfig
 from zerodrift.errors import EnvironmentProblem, UsageError
 from zerodrift.gates.base import EvidenceStep
+from zerodrift.procs import parent_death_preexec
 from zerodrift.server.provision import Database
 from zerodrift.urls import mask, user_of
 
@@ -70,6 +71,25 @@ class TargetRunner:
         self.cwd = self.alembic_ini.parent
         self.python = self._resolve_python(cfg.python)
         self.timeout = cfg.job_timeout
+        self._check_imports()
+
+    def _check_imports(self) -> None:
+        """Fail early (EnvironmentProblem, exit 3) when the target interpreter lacks alembic."""
+        if self.python == sys.executable:
+            import importlib.util
+
+            missing = importlib.util.find_spec("alembic") is None
+        else:
+            try:
+                missing = subprocess.run([self.python, "-c", "import importlib.util,sys; "
+                                          "sys.exit(importlib.util.find_spec('alembic') is None)"],
+                                         capture_output=True, timeout=60).returncode != 0
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise EnvironmentProblem(f"cannot run the target interpreter {self.python}: {exc}") from exc
+        if missing:
+            raise EnvironmentProblem(
+                f"the target interpreter {self.python} cannot import alembic: install the backend's dependencies "
+                "into it (e.g. pip install -r requirements.txt), or point target.python / --python at the one that has them")
 
     @staticmethod
     def _resolve_python(python: str) -> str:
@@ -181,7 +201,7 @@ class TargetRunner:
         try:
             proc = subprocess.run(
                 [self.python, str(script)], input=json.dumps(request), capture_output=True, text=True,
-                cwd=self.cwd, env=env, timeout=self.timeout,
+                cwd=self.cwd, env=env, timeout=self.timeout, preexec_fn=parent_death_preexec(),
             )
         except subprocess.TimeoutExpired as exc:
             out = (exc.stdout or "") if isinstance(exc.stdout, str) else ""
@@ -212,7 +232,8 @@ class HeldProbe:
 
         self.started = time.perf_counter()
         self.proc = subprocess.Popen([python, str(PROBES_DIR / probe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, cwd=cwd, env=env)
+                                     stderr=subprocess.STDOUT, text=True, cwd=cwd, env=env,
+                                     preexec_fn=parent_death_preexec())
         self.lines: list[str] = []
         self._answer: dict[str, Any] | None = None
         self._event = threading.Event()

@@ -15,6 +15,7 @@ from pydantic import Field
 from zerodrift.context import ArtifactUnavailable
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
 from zerodrift.hookspecs import hookimpl
+from zerodrift.procs import parent_death_preexec
 from zerodrift.urls import mask
 
 _SENDING = re.compile(r"Scheduler: Sending due task (?P<name>.+?) \((?P<task>[^()]+)\)\s*$")
@@ -144,7 +145,8 @@ class BeatGate(Gate):
         args = [target.python, "-m", "celery", "-A", cfg.celery_app, "-b", broker, "beat", "-s", schedule_file,
                 "-l", "INFO", "--pidfile", pidfile]
         started = time.perf_counter()
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=target.cwd, env=env)
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=target.cwd, env=env,
+                                preexec_fn=parent_death_preexec())
         lines: list[str] = []
         sent: dict[str, str] = {}
         done = threading.Event()

@@ -75,6 +75,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from zerodrift.procs import parent_death_preexec
 from zerodrift.errors import EnvironmentProblem
 
 __all__ = [
@@ -632,32 +633,9 @@ def _template(binaries: PostgresBinaries, run_as: _RunAs, cache: Path, key: str)
 
 # --------------------------------------------------------------------------- spawning
 
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
 def _make_preexec(parent_pid: int) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that asks the kernel to SIGKILL the child when its parent dies.
-
-    Linux prctl(2), PR_SET_PDEATHSIG. It runs after ``subprocess`` has switched the
-    uid (a uid change would clear the setting). If the parent already died before the
-    call, the child kills itself. None when prctl is unavailable (not Linux).
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    prctl.restype = ctypes.c_int
-    sigkill = int(signal.SIGKILL)
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, sigkill, 0, 0, 0)
-        if os.getppid() != parent_pid:
-            os.kill(os.getpid(), sigkill)
-
-    return preexec
+    """See :func:`zerodrift.procs.parent_death_preexec`."""
+    return parent_death_preexec(parent_pid)
 
 
 class _SpawnThread:

@@ -22,6 +22,9 @@ from psycopg import sql
 from zerodrift.urls import with_parts
 
 MARKER_PREFIX = "zerodrift throwaway database; run "
+#: Advisory lock key (bigint) every run holds in shared mode on an external server while
+#: it uses roles; dropping the roles a run created needs it exclusively, i.e. no other run.
+PRESENCE_LOCK_KEY = 0x7A64_726F_6C65  # "zdrole"
 _PURPOSE_RE = re.compile(r"[^a-z0-9_]+")
 
 
@@ -127,6 +130,43 @@ class Provisioner:
         self.created: list[Database] = []
         self.created_roles: list[str] = []
         self._lock = threading.Lock()
+        self._presence: psycopg.Connection | None = None
+
+    def hold_presence(self) -> None:
+        """Announce this run to other zerodrift runs on the server (shared advisory lock,
+        held on an admin session until :meth:`drop_created_roles`)."""
+        self._presence = self._connect()
+        self._presence.execute("SELECT pg_advisory_lock_shared(%s)", (PRESENCE_LOCK_KEY,))
+
+    def drop_created_roles(self) -> tuple[list[str], str]:
+        """Drop the roles this run created, if no other zerodrift run is active.
+
+        Returns (dropped, note). A role that still has dependencies (privileges or
+        objects in other databases) is kept: PostgreSQL refuses DROP ROLE then
+        (docs, "Dropping Roles"), and zerodrift never forces it.
+        """
+        if self._presence is not None:
+            self._presence.close()
+            self._presence = None
+        if not self.created_roles:
+            return [], ""
+        dropped: list[str] = []
+        kept: list[str] = []
+        with self._connect() as conn:
+            if not conn.execute("SELECT pg_try_advisory_lock(%s)", (PRESENCE_LOCK_KEY,)).fetchone()[0]:
+                return [], f"kept {', '.join(self.created_roles)}: another zerodrift run on this server may use them"
+            try:
+                for name in reversed(self.created_roles):
+                    try:
+                        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+                        dropped.append(name)
+                    except psycopg.errors.DependentObjectsStillExist:
+                        kept.append(name)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (PRESENCE_LOCK_KEY,))
+        with self._lock:
+            self.created_roles = [r for r in self.created_roles if r not in dropped]
+        return dropped, (f"kept {', '.join(kept)}: still referenced elsewhere" if kept else "")
 
     @property
     def marker(self) -> str:
