@@ -285,6 +285,47 @@ def keygen(
     typer.echo(f'{principal} namespaces="{NAMESPACE}" {line}')
 
 
+@app.command()
+def init(
+    target: Path = typer.Argument(Path("."), help="The repository or backend folder to inspect (alembic.ini is searched below it)."),
+    stdout: bool = typer.Option(False, "--stdout", help="Print the config instead of writing zerodrift.toml."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing zerodrift.toml."),
+) -> None:
+    """Inspect a backend and write a commented zerodrift.toml next to its alembic.ini (TODOs mark what to decide)."""
+    from zerodrift.onboard.init import init_config
+
+    try:
+        result = init_config(target, write=not stdout, force=force)
+    except ZerodriftError as exc:
+        err.print(f"[bold red]error:[/bold red] {exc}")
+        raise typer.Exit(exc.exit_code)
+    if stdout:
+        sys.stdout.write(result.text)
+        sys.stdout.flush()
+        return
+    err.print(f"wrote {result.path} ({len(result.todos)} TODOs)")
+    for todo in result.todos:
+        err.print(f"  [yellow]TODO[/yellow] {todo}")
+    folder = os.path.relpath(result.path.parent)
+    err.print(f"next: fill the TODOs, then `zerodrift doctor {folder}` and `zerodrift run {folder}`")
+
+
+@app.command()
+def doctor(
+    target: Path = typer.Argument(Path("."), help="The backend's folder (holds alembic.ini or zerodrift.toml)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Config file (default: found from TARGET upward)."),
+    admin_url: Optional[str] = typer.Option(None, "--admin-url", help="Admin URL of an external PostgreSQL (env ZERODRIFT_ADMIN_URL); default: an embedded server."),
+    python: Optional[str] = typer.Option(None, "--python", help="Target interpreter (env ZERODRIFT_PYTHON)."),
+    sign_key: Optional[str] = typer.Option(None, "--sign-key", help="Signing key to check (env ZERODRIFT_SIGNING_KEY; config signing.key)."),
+) -> None:
+    """Check the setup before a run: config, interpreter, server, roles, imports, signing key, git. Creates nothing."""
+    from zerodrift.onboard.doctor import run_doctor
+
+    report = run_doctor(target, config_file=config, admin_url=admin_url, python=python, sign_key=sign_key,
+                        emit=lambda finding: typer.echo(finding.line()))
+    raise typer.Exit(report.exit_code)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

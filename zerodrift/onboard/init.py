@@ -1,0 +1,1089 @@
+"""``zerodrift init``: inspect a backend's repository and write a commented ``zerodrift.toml``.
+
+Everything here is static analysis: no target code is imported or run.
+
+* ``alembic.ini`` is found at the target folder or below it (``.git``, virtualenvs,
+  ``node_modules`` and ``site-packages`` are skipped); its ``script_location`` and
+  ``version_locations`` give the migrations.
+* ``env.py`` is parsed with :mod:`ast` for the environment variables it reads
+  (``os.environ[...]``, ``os.environ.get(...)``, ``os.getenv(...)``); URL-like names
+  become ``target.migration_url_env``.
+* The migrations' SQL (string constants, with f-string loops over constant tuples
+  expanded) is searched for the roles they grant to, revoke from or make owners
+  (``roles.ensure``), a runtime role (receives INSERT and owns the matviews), the
+  settings (GUCs) they read and a worker write guard (``[gates.ZG-7]`` hints).
+* The application's modules give a Celery app (``[gates.ZG-5]``), a matview
+  registry (``[gates.ZG-3]``), a refresh path that takes an advisory lock
+  (``[gates.ZG-6]``) and the ``PYTHONPATH`` their packages need.
+
+What cannot be decided is marked ``# TODO:``. Gates whose inputs are unknown stay
+commented out, so they are SKIPPED — never a PASS on a guess. The output is checked
+with the same models ``zerodrift run`` uses before it is written.
+"""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import itertools
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from zerodrift.config import CONFIG_FILENAME, Config, format_validation_error
+from zerodrift.errors import UsageError
+
+#: Folders never searched: VCS data, virtualenvs, dependencies, caches.
+SKIP_DIRS = frozenset({
+    ".git", ".hg", ".svn", ".venv", "venv", ".env", "env", "node_modules", "site-packages", "dist-packages",
+    "__pycache__", ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", "build", "dist", ".eggs",
+    "proofs",
+})
+#: Role names that are never "ensured": pseudo-roles and the bootstrap superuser.
+NOT_ROLES = frozenset({"public", "current_user", "session_user", "current_role", "postgres", "group", "role"})
+#: Names that mark an environment variable as a URL.
+_URLISH = re.compile(r"URL|URI|DSN|DATABASE|CONN", re.I)
+#: URL variables that are not the database's.
+_NOT_DB = re.compile(r"BROKER|REDIS|CELERY|AMQP|RABBIT|SENTRY|CACHE|RESULT_BACKEND|S3|SMTP|MAIL|WEBHOOK|API", re.I)
+_DB_WORD = re.compile(r"DATABASE|(?:^|_)DB(?:_|$)|DSN|PG|POSTGRES|SQL", re.I)
+_TESTISH = re.compile(r"(^|/)(tests?|testing|fixtures?|conftest\.py|test_[^/]*\.py|[^/]*_test\.py)(/|$)")
+
+_IDENT = r'(?:"[^"]+"|[A-Za-z_][A-Za-z0-9_$]*)'
+_ROLE_LIST = rf"(?:GROUP\s+)?{_IDENT}(?:\s*,\s*(?:GROUP\s+)?{_IDENT})*"
+_GRANT = re.compile(rf"\bGRANT\s+(?P<what>[^;]+?)\s+TO\s+(?P<roles>{_ROLE_LIST})", re.I | re.S)
+_REVOKE = re.compile(rf"\bREVOKE\s+(?P<what>[^;]+?)\s+FROM\s+(?P<roles>{_ROLE_LIST})", re.I | re.S)
+_OWNER = re.compile(
+    rf"\bALTER\s+(?P<kind>MATERIALIZED\s+VIEW|TABLE|VIEW|SEQUENCE|FUNCTION|PROCEDURE|SCHEMA|TYPE|DOMAIN|DATABASE)"
+    rf"\s+[^;]*?\bOWNER\s+TO\s+(?P<role>{_IDENT})", re.I | re.S)
+_POLICY = re.compile(
+    rf"\bCREATE\s+POLICY\s+{_IDENT}\s+ON\s+[\w.\"]+(?:\s+AS\s+\w+)?(?:\s+FOR\s+\w+)?\s+TO\s+(?P<roles>{_ROLE_LIST})",
+    re.I | re.S)
+_DEFAULT_FOR = re.compile(rf"\bALTER\s+DEFAULT\s+PRIVILEGES\s+FOR\s+(?:ROLE|USER)\s+(?P<roles>{_ROLE_LIST})", re.I | re.S)
+_CREATE_ROLE = re.compile(rf"\bCREATE\s+(?:ROLE|USER|GROUP)\s+(?P<role>{_IDENT})", re.I)
+_SETTING = re.compile(r"current_setting\(\s*'(?P<name>[A-Za-z_][\w]*\.[\w.]+)'", re.I)
+_GUARD = re.compile(r"current_setting\(\s*'(?P<name>[A-Za-z_]\w*\.[\w.]+)'(?:\s*,\s*(?:true|false))?\s*\)"
+                    r"(?:\s*::\s*\w+)?\s*=\s*'(?P<value>[^']*)'", re.I)
+_ERRCODE = re.compile(r"ERRCODE\s*=\s*'(?P<code>[0-9A-Z]{5})'", re.I)
+_RAISE = re.compile(r"RAISE\s+EXCEPTION\s+'(?P<msg>(?:[^']|'')*)'", re.I)
+_FUNCTION = re.compile(r"\bCREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION\s+(?P<name>[\w.\"]+)\s*\(", re.I)
+_TRIGGER = re.compile(r"\bCREATE\s+(?:OR\s+REPLACE\s+)?(?:CONSTRAINT\s+)?TRIGGER\s+\S+\s+[^;]*?\bON\s+(?P<table>[\w.\"]+)"
+                      r"[^;]*?\bEXECUTE\s+(?:FUNCTION|PROCEDURE)\s+(?P<fn>[\w.\"]+)\s*\(", re.I | re.S)
+_MATVIEW = re.compile(r"\bCREATE\s+MATERIALIZED\s+VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<name>[\w.\"]+)", re.I)
+_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "USAGE", "EXECUTE")
+
+
+# -- results -----------------------------------------------------------------
+@dataclass
+class RoleFacts:
+    """What the migrations do with one role."""
+
+    name: str
+    privileges: set[str] = field(default_factory=set)  #: table privileges granted (SELECT, INSERT, …)
+    owns: set[str] = field(default_factory=set)  #: object kinds it is made owner of
+    member_of: set[str] = field(default_factory=set)  #: roles granted to it
+    files: list[str] = field(default_factory=list)  #: migration files that name it
+
+
+@dataclass
+class Candidate:
+    """A ``module:attribute`` found in the application's code."""
+
+    path: str  #: ``module:attribute``
+    file: Path
+    root: Path  #: the folder that must be on sys.path for ``module`` to import
+    imports: list[str] = field(default_factory=list)  #: top-level names the module imports
+    value: Any = None  #: literal value (registries), when known
+    testish: bool = False
+
+
+@dataclass
+class RefreshCandidate(Candidate):
+    """A refresh function that mentions an advisory lock (``[gates.ZG-6]``)."""
+
+    required: list[str] = field(default_factory=list)  #: positional parameters without a default
+    returns: list[Any] = field(default_factory=list)  #: constant values it returns
+    is_async: bool = False
+
+
+@dataclass
+class Detection:
+    """Everything :func:`detect` found; :func:`render` turns it into TOML."""
+
+    scan_root: Path
+    alembic_ini: Path
+    other_alembic_inis: list[Path] = field(default_factory=list)
+    script_location: Path | None = None
+    script_location_raw: str = ""
+    version_dirs: list[Path] = field(default_factory=list)
+    env_py: Path | None = None
+    env_vars: list[str] = field(default_factory=list)  #: every variable env.py reads, in source order
+    env_uses_ini_url: bool = False  #: env.py reads sqlalchemy.url from alembic.ini
+    url_scheme: str = "postgresql"
+    url_scheme_reason: str = ""
+    url_scheme_sure: bool = False
+    revisions: list[str] = field(default_factory=list)  #: oldest first
+    heads: list[str] = field(default_factory=list)
+    roles: dict[str, RoleFacts] = field(default_factory=dict)
+    created_roles: list[str] = field(default_factory=list)  #: roles the migrations CREATE themselves
+    matviews: list[str] = field(default_factory=list)
+    settings_read: list[str] = field(default_factory=list)  #: GUCs the migrations read
+    worker_settings: dict[str, str] = field(default_factory=dict)
+    guard_sqlstate: str = ""
+    guard_message: str = ""
+    guard_tables: list[str] = field(default_factory=list)
+    celery_apps: list[Candidate] = field(default_factory=list)
+    registries: list[Candidate] = field(default_factory=list)
+    refreshers: list[RefreshCandidate] = field(default_factory=list)
+    runtime_env_vars: list[str] = field(default_factory=list)  #: DB URL variables the app reads
+    runtime_env_files: list[Path] = field(default_factory=list)
+    package_roots: dict[str, Path] = field(default_factory=dict)  #: local top-level package -> folder holding it
+    seed_files: list[Path] = field(default_factory=list)
+    venv_python: Path | None = None
+    git_root: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def config_dir(self) -> Path:
+        """Where ``zerodrift.toml`` goes: next to alembic.ini."""
+        return self.alembic_ini.parent
+
+    @property
+    def migration_url_env(self) -> list[str]:
+        """The URL-like variables env.py reads, in source order."""
+        return [n for n in self.env_vars if _URLISH.search(n) and not _NOT_DB.search(n)]
+
+    def runtime_guess(self) -> tuple[str, str, bool]:
+        """(role, reason, sure): the role that receives INSERT/SELECT and owns the matviews."""
+        scored = []
+        for facts in self.roles.values():
+            owns_mv = "MATERIALIZED VIEW" in facts.owns
+            writes = "INSERT" in facts.privileges
+            reads = "SELECT" in facts.privileges
+            hint = bool(re.search(r"user|app|api|web|runtime|svc|service", facts.name, re.I))
+            score = 4 * owns_mv + 2 * writes + reads + (0.5 if hint else 0)
+            if score >= 2:
+                scored.append((score, facts.name, owns_mv, writes, reads))
+        if not scored:
+            return "", "no role receives INSERT or owns the materialized views", False
+        scored.sort(key=lambda s: (-s[0], s[1]))
+        score, name, owns_mv, writes, reads = scored[0]
+        tie = len(scored) > 1 and scored[1][0] == score
+        what = ", ".join(w for w, b in (("INSERT", writes), ("SELECT", reads)) if b)
+        reason = f"{name} receives {what or 'no table privilege'}" + (" and owns the materialized views" if owns_mv else "")
+        sure = owns_mv and writes and not tie
+        if tie:
+            reason += f" (as does {scored[1][1]})"
+        return name, reason, sure
+
+    def import_roots(self) -> list[Path]:
+        """Folders the target's processes need on PYTHONPATH, for the chosen candidates and their imports."""
+        roots: list[Path] = []
+        chosen = [c for c in (self.celery_apps[:1] + self.registries[:1] + self.refreshers[:1])]
+        for cand in chosen:
+            roots.append(cand.root)
+            for name in cand.imports:
+                if name in self.package_roots:
+                    roots.append(self.package_roots[name])
+        return list(dict.fromkeys(r.resolve() for r in roots))
+
+
+@dataclass
+class InitResult:
+    """Outcome of :func:`init_config`: the TOML text, where it goes, and whether it was written."""
+
+    text: str
+    path: Path
+    written: bool
+    detection: Detection
+    todos: list[str] = field(default_factory=list)
+
+
+# -- file walking ------------------------------------------------------------
+def _is_venv(path: Path) -> bool:
+    return (path / "pyvenv.cfg").is_file()
+
+
+def walk(root: Path, *, skip: Iterable[Path] = ()) -> Iterator[Path]:
+    """Files under ``root`` in a stable order, skipping :data:`SKIP_DIRS`, virtualenvs and ``skip``."""
+    skipped = {p.resolve() for p in skip}
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info")
+                         and not _is_venv(here / d) and (here / d).resolve() not in skipped)
+        for name in sorted(files):
+            yield here / name
+
+
+def find_alembic_inis(root: Path) -> list[Path]:
+    """Every ``alembic.ini`` under ``root``, shallowest first, test fixtures last."""
+    found = [p for p in walk(root) if p.name == "alembic.ini"]
+    return sorted(found, key=lambda p: (bool(_TESTISH.search(_rel(p, root))), len(p.relative_to(root).parts), str(p)))
+
+
+def _rel(path: Path, start: Path) -> str:
+    return Path(os.path.relpath(path, start)).as_posix()
+
+
+# -- alembic.ini and env.py -------------------------------------------------
+def read_alembic_ini(ini: Path) -> tuple[str, Path | None, list[Path]]:
+    """(raw script_location, resolved script folder or None, version folders) of an alembic.ini."""
+    parser = configparser.ConfigParser(defaults={"here": str(ini.parent)}, interpolation=configparser.BasicInterpolation())
+    try:
+        parser.read(ini, encoding="utf-8")
+        section = parser["alembic"] if parser.has_section("alembic") else None
+        raw = section.get("script_location", "") if section is not None else ""
+        versions_raw = section.get("version_locations", "") if section is not None else ""
+        separator = section.get("version_path_separator", "") if section is not None else ""
+    except (configparser.Error, KeyError):
+        return "", None, []
+    script = _resolve_location(ini.parent, raw) if raw else None
+    dirs: list[Path] = []
+    if versions_raw:
+        seps = {"os": os.pathsep, ":": ":", ";": ";", "space": " ", "newline": "\n"}
+        sep = seps.get(separator.strip(), None)
+        parts = versions_raw.split(sep) if sep else re.split(r"[,\s]+", versions_raw)
+        dirs = [d for d in (_resolve_location(ini.parent, p.strip()) for p in parts if p.strip()) if d]
+    elif script is not None:
+        dirs = [script / "versions"]
+    return raw, script, [d for d in dirs if d.is_dir()]
+
+
+def _resolve_location(base: Path, raw: str) -> Path | None:
+    raw = raw.strip()
+    if re.match(r"^[A-Za-z_][\w.]*:", raw) and not re.match(r"^[A-Za-z]:[\\/]", raw):
+        package, _, sub = raw.partition(":")  # "package:folder" form: look for the package in the tree
+        for init_py in walk(base):
+            if init_py.name == "__init__.py" and init_py.parent.name == package.split(".")[-1]:
+                candidate = init_py.parent / sub
+                if candidate.is_dir():
+                    return candidate.resolve()
+        return None
+    path = Path(raw)
+    path = path if path.is_absolute() else base / path
+    return path.resolve() if path.is_dir() else None
+
+
+def _is_environ(node: ast.AST) -> bool:
+    return ((isinstance(node, ast.Attribute) and node.attr == "environ")
+            or (isinstance(node, ast.Name) and node.id == "environ"))
+
+
+def env_vars_read(source: str) -> list[str]:
+    """Environment variable names a Python module reads, in source order.
+
+    Recognises ``os.environ["X"]``, ``os.environ.get("X")``, ``os.getenv("X")``,
+    ``environ[...]``/``getenv(...)`` after ``from os import ...``, and ``"X" in os.environ``.
+    Raises SyntaxError when ``source`` does not parse.
+    """
+    found: list[tuple[int, int, str]] = []
+    for node in ast.walk(ast.parse(source)):
+        name = None
+        if isinstance(node, ast.Subscript) and _is_environ(node.value):
+            if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+                name = node.slice.value
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+                and isinstance(node.args[0].value, str):
+            func = node.func
+            if isinstance(func, ast.Attribute) and func.attr in ("get", "pop", "setdefault") and _is_environ(func.value):
+                name = node.args[0].value
+            elif (isinstance(func, ast.Attribute) and func.attr == "getenv") or (isinstance(func, ast.Name) and func.id == "getenv"):
+                name = node.args[0].value
+        elif isinstance(node, ast.Compare) and isinstance(node.left, ast.Constant) and isinstance(node.left.value, str) \
+                and any(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops) and any(_is_environ(c) for c in node.comparators):
+            name = node.left.value
+        if name:
+            found.append((node.lineno, node.col_offset, name))
+    return list(dict.fromkeys(n for _, _, n in sorted(found)))
+
+
+# -- migrations --------------------------------------------------------------
+def sql_strings(source: str) -> list[str]:
+    """The string constants of a migration module outside ``downgrade()``.
+
+    f-strings are expanded over ``for`` loops whose iterable is a literal tuple/list of
+    strings or a module-level constant holding one (``for table in TABLES:``); other
+    placeholders stay as ``{expr}``. Raises SyntaxError when ``source`` does not parse.
+    """
+    tree = ast.parse(source)
+    constants: dict[str, list[str]] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            value = _literal_strings(node.value) if node.value is not None else None
+            for t in targets:
+                if isinstance(t, ast.Name) and value is not None:
+                    constants[t.id] = value
+    out: list[str] = []
+
+    def visit(node: ast.AST, env: dict[str, list[str]]) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "downgrade":
+            return
+        if isinstance(node, ast.For) and isinstance(node.target, ast.Name):
+            values = _literal_strings(node.iter)
+            if values is None and isinstance(node.iter, ast.Name):
+                values = constants.get(node.iter.id)
+            inner = {**env, node.target.id: values} if values else env
+            for child in node.body + node.orelse:
+                visit(child, inner)
+            return
+        if isinstance(node, ast.JoinedStr):
+            out.extend(_expand(node, env))
+            return
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            out.append(node.value)
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child, env)
+
+    visit(tree, {})
+    return out
+
+
+def _literal_strings(node: ast.AST | None) -> list[str] | None:
+    try:
+        value = ast.literal_eval(node) if node is not None else None
+    except (ValueError, SyntaxError, TypeError):
+        return None
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    return None
+
+
+def _expand(node: ast.JoinedStr, env: dict[str, list[str]]) -> list[str]:
+    parts: list[list[str]] = []
+    for value in node.values:
+        if isinstance(value, ast.Constant):
+            parts.append([str(value.value)])
+        elif isinstance(value, ast.FormattedValue) and isinstance(value.value, ast.Name) and value.value.id in env:
+            parts.append(env[value.value.id])
+        else:
+            inner = value.value if isinstance(value, ast.FormattedValue) else value
+            parts.append(["{" + ast.unparse(inner) + "}"])
+    return ["".join(combo) for combo in itertools.islice(itertools.product(*parts), 64)]
+
+
+def _idents(text: str) -> list[str]:
+    names = []
+    for part in re.split(r"\s*,\s*", text.strip()):
+        part = re.sub(r"^GROUP\s+", "", part, flags=re.I).strip()
+        if part.startswith('"') and part.endswith('"'):
+            names.append(part[1:-1])
+        elif part:
+            names.append(part.lower())
+    return names
+
+
+def _role_ok(name: str) -> bool:
+    return bool(name) and name.lower() not in NOT_ROLES and not name.lower().startswith("pg_") and "{" not in name
+
+
+def _privileges(what: str) -> set[str]:
+    words = {w.upper() for w in re.findall(r"[A-Za-z]+", what)}
+    if "ALL" in words:
+        return {"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"}
+    return {p for p in _PRIVILEGES if p in words}
+
+
+def scan_migrations(det: Detection) -> None:
+    """Fill roles, revisions, matviews, settings and the worker guard from the migration files."""
+    files = [f for d in det.version_dirs for f in sorted(d.rglob("*")) if f.suffix in (".py", ".sql") and f.is_file()
+             and "__pycache__" not in f.parts]
+    down: dict[str, list[str]] = {}
+    guard_functions: set[str] = set()
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if path.suffix == ".py":
+            try:
+                strings = sql_strings(text)
+                revision, down_revs = _revision_of(text)
+            except SyntaxError:
+                det.notes.append(f"{_rel(path, det.config_dir)} does not parse as Python; its SQL was not read")
+                continue
+            if revision:
+                down[revision] = down_revs
+        else:
+            strings = [text]
+        label = path.name
+        for sql in strings:
+            _scan_sql(det, sql, label, guard_functions)
+    det.revisions, det.heads = _order_revisions(down)
+    det.created_roles = sorted(set(det.created_roles))
+    det.settings_read = [s for s in dict.fromkeys(det.settings_read) if s not in det.worker_settings]
+    det.guard_tables = list(dict.fromkeys(det.guard_tables))
+
+
+def _facts(det: Detection, name: str, label: str) -> RoleFacts:
+    facts = det.roles.setdefault(name, RoleFacts(name))
+    if label not in facts.files:
+        facts.files.append(label)
+    return facts
+
+
+def _scan_sql(det: Detection, sql: str, label: str, guard_functions: set[str]) -> None:
+    for m in _GRANT.finditer(sql):
+        what = m.group("what")
+        roles = [r for r in _idents(m.group("roles")) if _role_ok(r)]
+        if re.search(r"\bON\b", what, re.I):
+            privileges = _privileges(re.split(r"\bON\b", what, maxsplit=1, flags=re.I)[0])
+            for r in roles:
+                _facts(det, r, label).privileges |= privileges
+        else:  # GRANT role TO role: both must exist
+            granted = [g for g in _idents(what) if _role_ok(g)]
+            for g in granted:
+                _facts(det, g, label)
+            for r in roles:
+                _facts(det, r, label).member_of |= set(granted)
+    for m in _REVOKE.finditer(sql):
+        for r in _idents(m.group("roles")):
+            if _role_ok(r):
+                _facts(det, r, label)
+    for m in _OWNER.finditer(sql):
+        role = _idents(m.group("role"))[0]
+        if _role_ok(role):
+            _facts(det, role, label).owns.add(re.sub(r"\s+", " ", m.group("kind").upper()))
+    for rx in (_POLICY, _DEFAULT_FOR):
+        for m in rx.finditer(sql):
+            for r in _idents(m.group("roles")):
+                if _role_ok(r):
+                    _facts(det, r, label)
+    for m in _CREATE_ROLE.finditer(sql):
+        role = _idents(m.group("role"))[0]
+        if _role_ok(role):
+            det.created_roles.append(role)
+    for m in _MATVIEW.finditer(sql):
+        if "{" not in m.group("name"):
+            det.matviews.append(m.group("name").strip('"'))
+    det.settings_read.extend(m.group("name") for m in _SETTING.finditer(sql))
+    if _RAISE.search(sql) and _GUARD.search(sql):
+        guard = _GUARD.search(sql)
+        det.worker_settings.setdefault(guard.group("name"), guard.group("value"))
+        code = _ERRCODE.search(sql)
+        if code and not det.guard_sqlstate:
+            det.guard_sqlstate = code.group("code")
+        msg = _RAISE.search(sql).group("msg").replace("''", "'")
+        fragment = re.sub(r"\s*[(\[{][^)\]}]*$", "", msg.split("%")[0]).strip().rstrip("=:,;-").strip()
+        if fragment and not det.guard_message:
+            det.guard_message = re.sub(r"([.^$*+?{}\[\]\\|()])", r"\\\1", fragment)
+        fn = _FUNCTION.search(sql)
+        if fn:
+            guard_functions.add(fn.group("name").strip('"').split(".")[-1].lower())
+    for m in _TRIGGER.finditer(sql):
+        fn = m.group("fn").strip('"').split(".")[-1].lower()
+        table = m.group("table").strip('"')
+        if fn in guard_functions and "{" not in table:
+            det.guard_tables.append(table)
+
+
+def _revision_of(source: str) -> tuple[str, list[str]]:
+    revision, down = "", []
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = [t.id for t in targets if isinstance(t, ast.Name)]
+            try:
+                value = ast.literal_eval(node.value) if node.value is not None else None
+            except (ValueError, SyntaxError, TypeError):
+                continue
+            if "revision" in names and isinstance(value, str):
+                revision = value
+            if "down_revision" in names:
+                down = [value] if isinstance(value, str) else [v for v in (value or []) if isinstance(v, str)]
+    return revision, down
+
+
+def _order_revisions(down: dict[str, list[str]]) -> tuple[list[str], list[str]]:
+    referenced = {d for ds in down.values() for d in ds}
+    heads = sorted(r for r in down if r not in referenced)
+    ordered: list[str] = []
+    seen: set[str] = set()
+
+    def visit(rev: str) -> None:
+        if rev in seen or rev not in down:
+            return
+        seen.add(rev)
+        for parent in down[rev]:
+            visit(parent)
+        ordered.append(rev)
+
+    for rev in sorted(down):
+        visit(rev)
+    return ordered, heads
+
+
+# -- application code --------------------------------------------------------
+def _module_of(path: Path, scan_root: Path, imports: list[str]) -> tuple[str, Path]:
+    """(dotted module name, folder to put on sys.path) of a Python file.
+
+    Regular packages are climbed through their ``__init__.py`` files; for a module
+    outside one (e.g. a namespace package), an ancestor folder whose name the module
+    imports as a top-level package is taken as its package.
+    """
+    root = path.parent
+    while (root / "__init__.py").is_file() and root.parent != root and scan_root != root:
+        root = root.parent
+    if root == scan_root and (root / "__init__.py").is_file():
+        root = root.parent
+    if root == path.parent:
+        for ancestor in [path.parent, *path.parent.parents]:
+            if ancestor.name in imports:
+                root = ancestor.parent
+                break
+            if ancestor == scan_root or ancestor.parent == ancestor:
+                break
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts), root
+
+
+def _top_imports(tree: ast.Module) -> list[str]:
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module.split(".")[0])
+    return list(dict.fromkeys(names))
+
+
+def _is_celery_call(node: ast.AST | None) -> bool:
+    if not isinstance(node, ast.Call):
+        return False
+    f = node.func
+    return (isinstance(f, ast.Name) and f.id == "Celery") or (isinstance(f, ast.Attribute) and f.attr == "Celery")
+
+
+def scan_application(det: Detection, files: list[Path]) -> None:
+    """Fill Celery apps, matview registries, refresh callables and runtime URL variables."""
+    migration_dirs = [d for d in ([det.script_location] if det.script_location else []) + det.version_dirs]
+    for path in files:
+        if path.suffix != ".py" or any(d == path or d in path.parents for d in migration_dirs):
+            continue
+        try:
+            source = path.read_text(encoding="utf-8", errors="replace")
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError):
+            continue
+        rel = _rel(path, det.scan_root)
+        testish = bool(_TESTISH.search(rel))
+        mentions = ("Celery" in source, re.search(r"MATVIEW|MATERIALIZED", source, re.I) is not None,
+                    "refresh" in source.lower())
+        if not testish:
+            try:
+                db_vars = [n for n in env_vars_read(source) if _URLISH.search(n) and _DB_WORD.search(n) and not _NOT_DB.search(n)]
+            except SyntaxError:
+                db_vars = []
+            if db_vars:
+                det.runtime_env_vars.extend(db_vars)
+                det.runtime_env_files.append(path)
+        if not any(mentions):
+            continue
+        imports = _top_imports(tree)
+        module, root = _module_of(path, det.scan_root, imports)
+        for node in tree.body:
+            if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = [t.id for t in targets if isinstance(t, ast.Name)]
+                for name in names:
+                    if _is_celery_call(node.value):
+                        det.celery_apps.append(Candidate(f"{module}:{name}", path, root, imports, testish=testish))
+                    elif re.search(r"MATVIEW|MATERIALIZED", name, re.I) and isinstance(node.value, (ast.List, ast.Tuple)):
+                        try:
+                            value = ast.literal_eval(node.value)
+                        except (ValueError, SyntaxError, TypeError):
+                            value = None
+                        det.registries.append(Candidate(f"{module}:{name}", path, root, imports,
+                                                        value=list(value) if value is not None else None, testish=testish))
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and "refresh" in node.name.lower():
+                body = ast.get_source_segment(source, node) or ""
+                if not re.search(r"advisory", body, re.I):
+                    continue
+                args = node.args
+                positional = args.posonlyargs + args.args
+                required = [a.arg for a in positional[:len(positional) - len(args.defaults)]]
+                returns = []
+                for sub in ast.walk(node):
+                    if isinstance(sub, ast.Return) and isinstance(sub.value, ast.Constant):
+                        returns.append(sub.value.value)
+                det.refreshers.append(RefreshCandidate(f"{module}:{node.name}", path, root, imports, testish=testish,
+                                                       required=required, returns=list(dict.fromkeys(returns)),
+                                                       is_async=isinstance(node, ast.AsyncFunctionDef)))
+    key = lambda c: (c.testish, len(c.file.relative_to(det.scan_root).parts), c.path)  # noqa: E731
+    det.celery_apps.sort(key=lambda c: (c.testish, "celery" not in c.file.name.lower(), *key(c)[1:]))
+    det.registries.sort(key=key)
+    det.refreshers.sort(key=lambda c: (c.testish, not c.returns, *key(c)[1:]))
+    det.runtime_env_vars = list(dict.fromkeys(det.runtime_env_vars))
+
+
+def _package_roots(files: list[Path]) -> dict[str, Path]:
+    """Top-level packages in the tree (a folder with ``__init__.py`` whose parent has none) -> parent folder."""
+    roots: dict[str, Path] = {}
+    for path in files:
+        if path.name == "__init__.py":
+            pkg = path.parent
+            if not (pkg.parent / "__init__.py").is_file():
+                roots.setdefault(pkg.name, pkg.parent.resolve())
+    return roots
+
+
+def _detect_url_scheme(det: Detection, files: list[Path]) -> None:
+    env_text = det.env_py.read_text(encoding="utf-8", errors="replace") if det.env_py else ""
+    explicit = re.search(r"postgresql\+(psycopg2|psycopg|asyncpg|pg8000)", env_text)
+    if "postgresql://" in env_text and re.search(r"startswith|replace|\.sub\(|make_url|set\(drivername", env_text):
+        det.url_scheme, det.url_scheme_reason, det.url_scheme_sure = "postgresql", "env.py rewrites postgresql:// URLs itself", True
+        return
+    if explicit:
+        det.url_scheme = f"postgresql+{explicit.group(1)}"
+        det.url_scheme_reason, det.url_scheme_sure = f"env.py names the {explicit.group(1)} driver", True
+        return
+    deps = ""
+    candidates = [f for f in files if f.name in ("pyproject.toml", "setup.cfg", "setup.py", "Pipfile")
+                  or re.match(r"requirements.*\.(txt|in)$", f.name)]
+    for folder in [det.config_dir, *det.config_dir.parents]:
+        for name in ("pyproject.toml", "requirements.txt", "setup.cfg", "Pipfile"):
+            if (folder / name).is_file():
+                candidates.append(folder / name)
+        if det.git_root is None or folder == det.git_root or folder == det.scan_root.parent:
+            break
+    for f in dict.fromkeys(candidates):
+        deps += f.read_text(encoding="utf-8", errors="replace") + "\n"
+    is_async = re.search(r"async_engine_from_config|create_async_engine|AsyncEngine", env_text) is not None
+    if is_async and re.search(r"\basyncpg\b", deps):
+        det.url_scheme, det.url_scheme_reason = "postgresql+asyncpg", "env.py uses an async engine and the dependencies name asyncpg"
+    elif re.search(r"\bpsycopg(?!2)(?:\[[\w,]+\])?(?:\s*[<>=~!]|\s*$|\s*\"|\s*')", deps, re.M):
+        det.url_scheme, det.url_scheme_reason = "postgresql+psycopg", "the dependencies name psycopg (version 3)"
+    elif re.search(r"\bpsycopg2", deps):
+        det.url_scheme, det.url_scheme_reason = "postgresql", "the dependencies name psycopg2, SQLAlchemy's default driver"
+    else:
+        det.url_scheme, det.url_scheme_reason = "postgresql", "no driver found in env.py or the dependency files"
+        return
+    det.url_scheme_sure = True
+
+
+def detect(target: Path) -> Detection:
+    """Inspect the repository at ``target`` (a folder, or an alembic.ini file).
+
+    Returns a :class:`Detection`. Raises UsageError when ``target`` does not exist
+    or no alembic.ini is found under it.
+    """
+    target = Path(target)
+    if target.is_file() and target.suffix == ".ini":
+        inis, scan_root = [target.resolve()], target.resolve().parent
+    elif target.is_dir():
+        scan_root = target.resolve()
+        inis = find_alembic_inis(scan_root)
+    else:
+        raise UsageError(f"target {target} does not exist: name the backend's folder (the one holding alembic.ini, or above it)")
+    if not inis:
+        raise UsageError(f"no alembic.ini found in {target} or its sub-folders (.git, virtualenvs, node_modules and "
+                         "site-packages are not searched): name the folder that holds the Alembic project")
+    det = Detection(scan_root=scan_root, alembic_ini=inis[0].resolve(), other_alembic_inis=[p.resolve() for p in inis[1:]])
+    det.git_root = next((p for p in [det.config_dir, *det.config_dir.parents] if (p / ".git").exists()), None)
+    det.script_location_raw, det.script_location, det.version_dirs = read_alembic_ini(det.alembic_ini)
+    if det.script_location is not None and (det.script_location / "env.py").is_file():
+        det.env_py = det.script_location / "env.py"
+        source = det.env_py.read_text(encoding="utf-8", errors="replace")
+        try:
+            det.env_vars = env_vars_read(source)
+        except SyntaxError as exc:
+            det.notes.append(f"env.py does not parse ({exc}); its environment variables were not read")
+        det.env_uses_ini_url = "sqlalchemy.url" in source
+    files = list(walk(scan_root))
+    if det.version_dirs:
+        scan_migrations(det)
+    det.package_roots = _package_roots([f for f in files if not any(d in f.parents for d in det.version_dirs)])
+    scan_application(det, files)
+    _detect_url_scheme(det, files)
+    det.seed_files = [f for f in files if f.suffix == ".sql" and "seed" in f.name.lower()
+                      and not any(d in f.parents for d in det.version_dirs)]
+    for folder in [det.config_dir, det.scan_root] + ([det.git_root] if det.git_root else []):
+        for venv in (".venv", "venv"):
+            python = folder / venv / "bin" / "python"
+            if python.exists() and det.venv_python is None:
+                det.venv_python = python
+    return det
+
+
+# -- rendering ---------------------------------------------------------------
+def toml_value(value: Any) -> str:
+    """``value`` as a TOML literal (strings, numbers, booleans, lists, inline tables).
+
+    Raises TypeError for a value TOML cannot hold (None, objects).
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{toml_value(str(k))} = {toml_value(v)}" for k, v in value.items()) + " }" if value else "{}"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.todos: list[str] = []
+
+    def comment(self, text: str, *, prefix: str = "# ") -> None:
+        for paragraph in text.split("\n"):
+            line = ""
+            for word in paragraph.split(" "):
+                if line and len(line) + len(word) + 1 > 96:
+                    self.lines.append((prefix + line).rstrip())
+                    line = word
+                else:
+                    line = f"{line} {word}" if line else word
+            self.lines.append((prefix + line).rstrip())
+
+    def todo(self, text: str) -> None:
+        self.todos.append(text)
+        self.comment("TODO: " + text)
+
+    def key(self, key: str, value: Any, note: str = "") -> None:
+        self.lines.append(f"{_key(key)} = {toml_value(value)}" + (f"  # {note}" if note else ""))
+
+    def commented_key(self, key: str, value: Any, note: str = "") -> None:
+        self.lines.append(f"# {_key(key)} = {toml_value(value)}" + (f"  # {note}" if note else ""))
+
+    def raw(self, line: str = "") -> None:
+        self.lines.append(line)
+
+    def text(self) -> str:
+        out: list[str] = []
+        for line in self.lines:
+            if line == "" and (not out or out[-1] == ""):
+                continue
+            out.append(line)
+        while out and out[-1] == "":
+            out.pop()
+        return "\n".join(out) + "\n"
+
+
+def _key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def render(det: Detection) -> tuple[str, list[str]]:
+    """The commented TOML for ``det`` and the list of TODOs it contains."""
+    w = _Writer()
+    here = det.config_dir
+    w.comment("zerodrift configuration, written by `zerodrift init`.")
+    w.comment("Paths are relative to this file's folder. Lines marked TODO need your decision; a gate whose "
+              "inputs are commented out is SKIPPED with the reason (never PASS) until you fill them in. "
+              "Every key: docs/config-reference.md. Check the setup with `zerodrift doctor`, then `zerodrift run`.")
+    if det.other_alembic_inis:
+        w.todo("other Alembic projects were found too: " + ", ".join(_rel(p, det.scan_root) for p in det.other_alembic_inis)
+               + f". This file is for {_rel(det.alembic_ini, det.scan_root)}; run `zerodrift init <folder>` for each other one.")
+    for note in det.notes:
+        w.comment("note: " + note)
+
+    # [target]
+    w.raw()
+    w.raw("[target]")
+    w.key("alembic_ini", det.alembic_ini.name)
+    if det.script_location is None:
+        w.todo(f"alembic.ini's script_location ({det.script_location_raw or 'missing'}) was not found: check alembic.ini.")
+    elif not det.version_dirs:
+        w.todo(f"no versions folder under {_rel(det.script_location, here)}: check version_locations in alembic.ini.")
+    if det.venv_python is not None:
+        w.todo(f"a virtualenv was found at {_rel(det.venv_python, here)}: if it has the backend's dependencies, set "
+               "python to its absolute path here, or pass --python / ZERODRIFT_PYTHON (default: the interpreter running zerodrift).")
+        w.commented_key("python", str(det.venv_python))
+    else:
+        w.comment("python: the interpreter with the backend's dependencies (alembic, its driver, celery); "
+                  "default: the one running zerodrift.")
+        w.commented_key("python", "/path/to/backend/venv/bin/python")
+    roots = det.import_roots()
+    if roots:
+        entries = [_rel(r, here) for r in roots]
+        why = ", ".join(c.path.split(":")[0] for c in (det.celery_apps[:1] + det.registries[:1] + det.refreshers[:1]))
+        w.comment(f"the probes import {why}: these folders must be on PYTHONPATH "
+                  "(a probe runs as a script, so the current folder is not on sys.path).")
+        w.key("pythonpath", entries)
+    else:
+        w.comment("pythonpath: folders holding the app's packages, if the target interpreter does not have them installed.")
+        w.commented_key("pythonpath", ["."])
+    migration_env = det.migration_url_env
+    env_rel = _rel(det.env_py, here) if det.env_py else "env.py"
+    if migration_env:
+        w.comment(f"{env_rel} reads these variables for the migration URL; zerodrift sets each to a throwaway database.")
+        w.key("migration_url_env", migration_env)
+        other = [n for n in det.env_vars if n not in migration_env]
+        if other:
+            w.todo(f"{env_rel} also reads {', '.join(other)}: give fixed values in [target.env] if it needs them.")
+    else:
+        w.todo(f"{env_rel} reads no URL variable from the environment"
+               + (" (it uses sqlalchemy.url from alembic.ini)" if det.env_uses_ini_url else "")
+               + ": zerodrift hands the URL through environment variables, so make env.py read one, e.g. "
+               "url = os.environ.get(\"DATABASE_URL\") or config.get_main_option(\"sqlalchemy.url\"), and name it here.")
+        w.commented_key("migration_url_env", ["DATABASE_URL"])
+    if det.runtime_env_vars:
+        w.comment(f"the app reads these for the runtime role's URL ({', '.join(_rel(f, here) for f in det.runtime_env_files[:3])}).")
+        w.key("runtime_url_env", det.runtime_env_vars)
+    else:
+        w.todo("no database URL variable was found in the app's code: name the one it reads (default DATABASE_URL).")
+        w.commented_key("runtime_url_env", ["DATABASE_URL"])
+    if det.url_scheme_sure:
+        w.key("url_scheme", det.url_scheme, det.url_scheme_reason)
+    else:
+        w.todo(f"{det.url_scheme_reason}: set url_scheme to the SQLAlchemy dialect+driver the target has installed, "
+               "e.g. postgresql+psycopg (psycopg 3), postgresql+asyncpg, or postgresql (psycopg2).")
+        w.key("url_scheme", det.url_scheme)
+
+    # [roles]
+    w.raw()
+    w.raw("[roles]")
+    ensure = [r for r in det.roles if r not in det.created_roles]
+    if det.roles:
+        w.comment("roles the migrations grant to or make owners (they must exist before the first migration; "
+                  "missing ones are created): " + "; ".join(
+                      f"{f.name} ({', '.join(f.files[:3])}{' …' if len(f.files) > 3 else ''})" for f in det.roles.values()))
+    if det.created_roles:
+        w.comment("created by the migrations themselves, so not ensured: " + ", ".join(det.created_roles))
+    if ensure:
+        w.key("ensure", ensure)
+    else:
+        w.comment("ensure: roles that must exist before the first migration (none named by a GRANT/OWNER TO in the migrations).")
+        w.commented_key("ensure", [])
+    runtime, reason, sure = det.runtime_guess()
+    if runtime and sure:
+        w.comment(f"runtime role: {reason}.")
+        w.key("runtime", runtime)
+        w.key("login", [runtime])
+    elif runtime:
+        w.todo(f"check the runtime role (the app's non-superuser login): guessed {runtime} because {reason}.")
+        w.key("runtime", runtime)
+        w.key("login", [runtime])
+    else:
+        w.todo(f"name the runtime role (the app's non-superuser login, e.g. app_user): {reason}. "
+               "Without it ZG-4 is SKIPPED.")
+        w.commented_key("runtime", "app_user")
+    if det.settings_read:
+        w.todo(f"the migrations read the settings {', '.join(det.settings_read)} (row-level security, defaults): "
+               "if the runtime role's session sets them, give the values it uses.")
+        w.commented_key("runtime_settings", {s: "TODO" for s in det.settings_read})
+
+    # gates
+    _render_gates(w, det)
+
+    w.raw()
+    w.raw("# [signing]")
+    w.comment("key: Ed25519 private key (OpenSSH) that signs the ledger; create one with `zerodrift keygen PATH`. "
+              "In CI give it in ZERODRIFT_SIGNING_KEY instead (see docs/github-actions.md).")
+    w.commented_key("key", "~/.config/zerodrift/ledger-key")
+    return w.text(), w.todos
+
+
+def _render_gates(w: _Writer, det: Detection) -> None:
+    here = det.config_dir
+    # ZG-0
+    w.raw()
+    w.raw("[gates.ZG-0]")
+    scope = ""
+    if det.git_root is not None:
+        rel = _rel(here, det.git_root)
+        scope = "**" if rel == "." else f"{rel}/**"
+    w.comment("scope check (optional): every path changed since the merge base with base_ref must match allowed_paths.")
+    w.commented_key("base_ref", "origin/main")
+    w.commented_key("allowed_paths", [scope or "backend/**"])
+
+    # ZG-1
+    w.raw()
+    w.comment(f"ZG-1 needs no input: the history must have exactly one head (found: {', '.join(det.heads) or 'none'}).")
+    if len(det.heads) > 1:
+        w.todo(f"the migrations have {len(det.heads)} heads ({', '.join(det.heads)}): merge them, "
+               "or list them in [gates.ZG-1] expected_heads if that is intended.")
+    w.raw("# [gates.ZG-1]")
+    w.commented_key("expected_heads", det.heads if len(det.heads) > 1 else [])
+
+    # ZG-2
+    w.raw()
+    revisions = det.revisions
+    shown = ", ".join(revisions) if len(revisions) <= 20 else ", ".join(revisions[:4] + ["…"] + revisions[-12:])
+    w.todo("ZG-2 (existing-database path) is SKIPPED until from_revision names the revision a production database "
+           f"is at; revisions, oldest first: {shown or 'none found'}. Give seed data a real database would hold at "
+           "that revision, and data checks that must hold after the upgrade.")
+    w.raw("# [gates.ZG-2]")
+    w.commented_key("from_revision", revisions[-2] if len(revisions) > 1 else "TODO")
+    seed = det.seed_files[0] if det.seed_files else None
+    w.commented_key("seed_sql_file", _rel(seed, here) if seed else "seed.sql")
+    w.raw("# [[gates.ZG-2.data_checks]]")
+    w.commented_key("name", "no NULL left in a backfilled column")
+    w.commented_key("sql", "SELECT count(*) FROM some_table WHERE new_column IS NULL")
+    w.commented_key("expect", 0)
+
+    # ZG-3
+    w.raw()
+    if det.registries:
+        reg = det.registries[0]
+        size = f" ({len(reg.value)} names)" if isinstance(reg.value, list) else ""
+        w.comment(f"matview registry found in {_rel(reg.file, here)}{size}.")
+        if det.matviews and isinstance(reg.value, list):
+            missing = sorted(set(det.matviews) - {v.split(".")[-1] for v in reg.value if isinstance(v, str)})
+            if missing:
+                w.comment(f"note: the migrations create matviews the registry does not list: {', '.join(missing)} "
+                          "(ZG-3 will say whether they still exist at head).")
+        if len(det.registries) > 1:
+            w.todo("other candidates: " + ", ".join(c.path for c in det.registries[1:]) + "; keep the one the app refreshes from.")
+        w.raw("[gates.ZG-3]")
+        w.key("registry", reg.path)
+        w.key("schemas", ["public"])
+    else:
+        w.todo("no matview registry found (a module-level list or tuple whose name contains MATVIEW or MATERIALIZED"
+               + (f"; the migrations create {len(det.matviews)} matviews" if det.matviews else "")
+               + "): name the app's list of materialized views, or ZG-3 stays SKIPPED.")
+        w.raw("# [gates.ZG-3]")
+        w.commented_key("registry", "app.core.matview_registry:MATERIALIZED_VIEWS")
+
+    # ZG-4
+    w.raw()
+    w.comment("ZG-4 refreshes every registered matview as roles.runtime; it needs no table of its own.")
+
+    # ZG-5
+    w.raw()
+    if det.celery_apps:
+        app = det.celery_apps[0]
+        w.comment(f"Celery app found in {_rel(app.file, here)}.")
+        if len(det.celery_apps) > 1:
+            w.todo("other Celery apps: " + ", ".join(c.path for c in det.celery_apps[1:]) + "; keep the one that runs beat.")
+        w.raw("[gates.ZG-5]")
+        w.key("celery_app", app.path)
+    else:
+        w.comment("no Celery app found (a module-level `x = Celery(...)`): ZG-5 stays SKIPPED.")
+        w.raw("# [gates.ZG-5]")
+        w.commented_key("celery_app", "app.celery_app:celery_app")
+
+    # ZG-6
+    w.raw()
+    _render_zg6(w, det)
+
+    # ZG-7
+    w.raw()
+    w.todo("ZG-7 (workers cannot write the ingestion tables) is SKIPPED until tables, the worker settings, "
+           "the guard's error and one valid INSERT per table are given.")
+    if det.worker_settings:
+        w.comment(f"the migrations have a write guard keyed on {', '.join(det.worker_settings)}"
+                  + (f" raising SQLSTATE {det.guard_sqlstate}" if det.guard_sqlstate else "")
+                  + (f" on {', '.join(det.guard_tables)}" if det.guard_tables else "") + ".")
+    w.raw("# [gates.ZG-7]")
+    w.commented_key("tables", det.guard_tables or ["TODO_ingestion_table"])
+    w.commented_key("worker_settings", det.worker_settings or {"app.execution_context": "worker"})
+    w.commented_key("expected_sqlstate", det.guard_sqlstate or "P0001")
+    w.commented_key("expected_message", det.guard_message or "TODO: a regular expression of the guard's message")
+    w.commented_key("fixture_sql", "TODO: rows the INSERTs need (a tenant, a parent row)")
+    w.raw("# [gates.ZG-7.insert_sql]")
+    for table in det.guard_tables or ["TODO_ingestion_table"]:
+        w.commented_key(table, f"INSERT INTO {table} (…) VALUES (…)")
+
+
+def _render_zg6(w: _Writer, det: Detection) -> None:
+    if not det.refreshers:
+        w.comment("no refresh function that takes an advisory lock was found (a function with 'refresh' in its name "
+                  "that mentions an advisory lock): ZG-6 stays SKIPPED.")
+        w.raw("# [gates.ZG-6]")
+        w.commented_key("callable", "app.refresh:refresh_view")
+        return
+    ref = det.refreshers[0]
+    strings = [v for v in ref.returns if isinstance(v, (str, int, bool))]
+    skipped = next((v for v in strings if isinstance(v, str) and re.search(r"skip|busy|running|locked", v, re.I)), None)
+    success = next((v for v in strings if isinstance(v, str) and re.search(r"success|ok|refreshed|done", v, re.I)
+                    and v != skipped), None)
+    if skipped is None and True in strings and False in strings:
+        skipped, success = False, True
+    args: list[Any] | None = []
+    arg_note = ""
+    if len(ref.required) == 1 and det.registries and isinstance(det.registries[0].value, list) and det.registries[0].value:
+        args = [det.registries[0].value[0]]
+        arg_note = f"the first view of {det.registries[0].path}"
+    elif ref.required:
+        args = None
+    decided = args is not None and skipped is not None and success is not None
+    w.comment(f"refresh path found in {_rel(ref.file, det.config_dir)}: {ref.path}"
+              f"({', '.join(ref.required)}){' (async)' if ref.is_async else ''}, mentions an advisory lock"
+              + (f"; returns {', '.join(json.dumps(v) for v in strings)}" if strings else "") + ".")
+    if len(det.refreshers) > 1:
+        w.comment("other candidates: " + ", ".join(c.path for c in det.refreshers[1:]))
+    if decided:
+        if arg_note:
+            w.todo(f"check args: guessed as {arg_note}; any view the path refreshes will do.")
+        w.comment("skipped/success: the values it returns while another session holds the lock / after a refresh.")
+        w.raw("[gates.ZG-6]")
+        w.key("callable", ref.path)
+        w.key("args", args)
+        w.key("skipped", skipped)
+        w.key("success", success)
+        return
+    missing = []
+    if args is None:
+        missing.append(f"args (it takes {', '.join(ref.required)})")
+    if skipped is None:
+        missing.append("skipped (the value it returns while another session holds the lock)")
+    if success is None:
+        missing.append("success (the value it returns after a refresh)")
+    w.todo("ZG-6 is SKIPPED until you give " + "; ".join(missing) + ", then uncomment the table.")
+    w.raw("# [gates.ZG-6]")
+    w.commented_key("callable", ref.path)
+    w.commented_key("args", args if args is not None else ["TODO"])
+    w.commented_key("skipped", skipped if skipped is not None else "TODO")
+    w.commented_key("success", success if success is not None else "TODO")
+
+
+# -- validation and writing --------------------------------------------------
+def validate(text: str, where: str = "generated config") -> Config:
+    """Parse ``text`` as TOML and validate it like ``zerodrift run`` does (config and every gate table).
+
+    Returns the Config. Raises UsageError naming the key when it is not valid.
+    """
+    from pydantic import ValidationError
+
+    from zerodrift.plugins import installed_gates
+
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{where}: not valid TOML: {exc}") from exc
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise UsageError(format_validation_error(where, exc)) from exc
+    gates = {g.upper(): cls for g, cls in installed_gates().items()}
+    for key, table in config.gates.items():
+        gate = gates.get(key.upper())
+        if gate is not None and gate.config_model is not None:
+            try:
+                gate.config_model.model_validate(table)
+            except ValidationError as exc:
+                raise UsageError(format_validation_error(where, exc, prefix=f"gates.{key}")) from exc
+    return config
+
+
+def init_config(target: Path, *, write: bool = True, force: bool = False) -> InitResult:
+    """Detect, render and (when ``write``) write ``zerodrift.toml`` next to the alembic.ini found under ``target``.
+
+    Returns an :class:`InitResult`. Raises UsageError (exit 2) when nothing can be
+    detected, or when the file exists (or the folder's pyproject.toml has a
+    ``[tool.zerodrift]`` section) and ``force`` is not set.
+    """
+    det = detect(target)
+    text, todos = render(det)
+    validate(text)
+    path = det.config_dir / CONFIG_FILENAME
+    written = False
+    if write:
+        pyproject = det.config_dir / "pyproject.toml"
+        if path.exists() and not force:
+            raise UsageError(f"{path} exists; not overwritten. Use --force to replace it, or --stdout to print the new one.")
+        if not force and pyproject.is_file() and re.search(r"^\[tool\.zerodrift", pyproject.read_text(encoding="utf-8", errors="replace"), re.M):
+            raise UsageError(f"{pyproject} already has a [tool.zerodrift] section; a new {CONFIG_FILENAME} would take its "
+                             "place. Use --force to write it anyway, or --stdout to print it.")
+        path.write_text(text, encoding="utf-8")
+        written = True
+    return InitResult(text=text, path=path, written=written, detection=det, todos=todos)
