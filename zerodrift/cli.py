@@ -65,6 +65,7 @@ def run(
     python: Optional[str] = typer.Option(None, "--python", help="Target interpreter (env ZERODRIFT_PYTHON)."),
     gate: list[str] = typer.Option([], "--gate", "-g", help="Run only this gate (repeatable); its dependencies are added."),
     keep: bool = typer.Option(False, "--keep", help="Keep the throwaway databases (they are listed in the ledger)."),
+    from_ref: list[str] = typer.Option([], "--from-ref", help="Add a ZG-2 upgrade path built with this git ref's own migrations (repeatable)."),
     output_format: OutputFormat = typer.Option(OutputFormat.none, "--format", "-f", help="Also print the ledger to stdout as json, junit or markdown."),
     sign_key: Optional[str] = typer.Option(None, "--sign-key", help="Ed25519 private key (OpenSSH) that signs the ledger (env ZERODRIFT_SIGNING_KEY: a path or the key itself; config signing.key)."),
 ) -> None:
@@ -84,7 +85,7 @@ def run(
         err.print("[yellow]note:[/yellow] no signing key (--sign-key, ZERODRIFT_SIGNING_KEY or signing.key): "
                   "the ledger is written UNSIGNED")
     options = RunOptions(target=target, config_file=config, admin_url=admin_url, output=out, python=python,
-                         gates=list(gate), keep=keep)
+                         gates=list(gate), keep=keep, from_refs=list(from_ref))
 
     def progress(message: str, result) -> None:
         if result is None:

@@ -46,6 +46,7 @@ class RunOptions:
     python: str | None = None
     gates: list[str] = field(default_factory=list)
     keep: bool = False
+    from_refs: list[str] = field(default_factory=list)  #: extra ZG-2 upgrade paths (--from-ref)
     parallelism: int = DEFAULT_PARALLELISM
 
 
@@ -206,6 +207,11 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
     run_id = new_run_id()
     overrides = {("server", "admin_url"): options.admin_url, ("target", "python"): options.python}
     loaded = load_config(options.target, config_file=options.config_file, overrides=overrides)
+    if options.from_refs:
+        table = next((v for k, v in loaded.config.gates.items() if k.upper() == "ZG-2"), None)
+        if table is None:
+            table = loaded.config.gates.setdefault("ZG-2", {})
+        table["paths"] = list(table.get("paths", [])) + [{"from_ref": ref} for ref in options.from_refs]
     available = installed_gates()
     gates, added = select_gates(available, options.gates)
     gate_configs = _validate_gate_configs(loaded, gates, available)

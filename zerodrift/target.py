@@ -103,6 +103,33 @@ class TargetRunner:
             )
         return found
 
+    def rebased(self, old_root: Path, new_root: Path) -> "TargetRunner":
+        """A runner for the same target checked out elsewhere (e.g. a git worktree of an
+        older release): alembic.ini, the working folder and PYTHONPATH entries under
+        ``old_root`` are mapped to ``new_root``. Raises UsageError when that checkout
+        has no alembic.ini at the same place."""
+        import copy
+
+        clone = copy.copy(self)
+        rel = self.alembic_ini.relative_to(old_root)
+        clone.alembic_ini = new_root / rel
+        if not clone.alembic_ini.is_file():
+            raise UsageError(f"{rel} does not exist in the checkout at {new_root}")
+        clone.cwd = clone.alembic_ini.parent
+        clone._path_map = (old_root, new_root)
+        return clone
+
+    _path_map: tuple[Path, Path] | None = None
+
+    def _map(self, path: Path) -> Path:
+        if self._path_map is None:
+            return path
+        old, new = self._path_map
+        try:
+            return new / path.relative_to(old)
+        except ValueError:
+            return path
+
     # -- environment -----------------------------------------------------
     def environment(self, db: Database | None, *, role: str | None = None, runtime: bool = False,
                     password: str | None = "") -> tuple[dict[str, str], list[str]]:
@@ -114,7 +141,7 @@ class TargetRunner:
         cfg = self.loaded.config.target
         env = dict(os.environ)
         names: list[str] = []
-        paths = [str(self.loaded.path(p)) for p in cfg.pythonpath]
+        paths = [str(self._map(self.loaded.path(p))) for p in cfg.pythonpath]
         if paths:
             env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
             names.append("PYTHONPATH")
@@ -130,10 +157,15 @@ class TargetRunner:
         return env, names
 
     # -- alembic ---------------------------------------------------------
-    def alembic_job(self, db: Database, ops: list[dict[str, Any]], *, role: str | None = None) -> JobResult:
+    def alembic_job(self, db: Database, ops: list[dict[str, Any]], *, role: str | None = None,
+                    extra_env: dict[str, str] | None = None) -> JobResult:
         """Run alembic operations (``{"op": "upgrade", "revision": "head"}``, ``heads``,
-        ``current``, ``downgrade``) against ``db`` as ``role`` in one process."""
+        ``current``, ``downgrade``) against ``db`` as ``role`` in one process.
+        ``extra_env`` is added to the environment (and its names to the evidence)."""
         env, names = self.environment(db, role=role)
+        if extra_env:
+            env.update(extra_env)
+            names = names + [f"{k}={v}" for k, v in extra_env.items()]
         request = {"alembic_ini": str(self.alembic_ini), "cwd": str(self.cwd), "steps": ops}
         role_name = role or user_of(db.admin_url)
         started = time.perf_counter()

@@ -12,6 +12,10 @@ from zerodrift.gates.common import diff_detail, revisions_text
 from zerodrift.hookspecs import hookimpl
 
 
+#: Environment of the second fresh migration: another time zone (UTC+14) and hash seed.
+SECOND_ENV = {"TZ": "Pacific/Kiritimati", "PGTZ": "Pacific/Kiritimati", "PYTHONHASHSEED": "1"}
+
+
 class FreshConfig(GateConfig):
     expected_heads: list[str] = Field(default_factory=list, description="Head revisions the history must have; empty: exactly one head.")
 
@@ -23,8 +27,10 @@ class FreshMigrationGate(Gate):
     ``expected_heads``), that ``alembic upgrade head`` succeeds on two new empty
     databases, that ``alembic current`` — and the ``alembic_version`` table read
     independently — equals the head on both, and that their catalog snapshots are
-    equal. A migration whose result depends on when or in what order it runs
-    (a default computed at migration time, a random name) shows up as a diff row.
+    equal. The second database is migrated under another time zone (``TZ``/``PGTZ``
+    UTC+14) and ``PYTHONHASHSEED``, so a migration whose result depends on when, where
+    or in what set order it runs (a default computed from the clock at migration time,
+    a name from an unordered set) shows up as a diff row naming the object.
     Publishes the first database and its snapshot for the gates that need a fresh
     database at head.
     """
@@ -45,8 +51,12 @@ class FreshMigrationGate(Gate):
             [{"op": "heads"}, {"op": "upgrade", "revision": upgrade_to}, {"op": "current"}],
             [{"op": "upgrade", "revision": upgrade_to}, {"op": "current"}],
         ]
+        # the second database is migrated under another clock zone and hash seed, so DDL whose
+        # result depends on when, where or in what set order it runs shows up as a diff row
+        envs = [{"TZ": "UTC", "PGTZ": "UTC", "PYTHONHASHSEED": "0"}, SECOND_ENV]
         with ThreadPoolExecutor(max_workers=2) as pool:
-            outcomes = list(pool.map(lambda pair: target.alembic_job(pair[0], pair[1], role=role), zip(dbs, jobs)))
+            outcomes = list(pool.map(lambda args: target.alembic_job(args[0], args[1], role=role, extra_env=args[2]),
+                                     zip(dbs, jobs, envs)))
         for outcome in outcomes:
             result.add_steps(outcome.steps)
 

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
+import git
 from pydantic import Field, model_validator
 
 from zerodrift.catalog.diff import format_rows
+from zerodrift.catalog.drift import Waiver, apply_waivers, classify
 from zerodrift.context import ArtifactUnavailable
-from zerodrift.gates.base import Gate, GateConfig, GateResult
-from zerodrift.gates.common import diff_detail, revisions_text
+from zerodrift.errors import EnvironmentProblem, UsageError
+from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
+from zerodrift.gates.common import revisions_text
 from zerodrift.hookspecs import hookimpl
+
+#: Drift rows shown inline in a check's detail; all are in the attached diff and table.
+INLINE_ROWS = 15
 
 
 class DataCheck(GateConfig):
@@ -19,11 +28,36 @@ class DataCheck(GateConfig):
     expect: Any = Field(description="The value it must return, e.g. 0.")
 
 
+class UpgradePath(GateConfig):
+    """One way an existing database came to be, before it is upgraded to head."""
+
+    name: str = Field("", description="Label in the ledger; default: the ref or revision.")
+    from_revision: str = Field("", description="Build the database with today's migration files up to this revision.")
+    from_ref: str = Field("", description="Build it with the migration files of this git ref (tag, branch, SHA), to that ref's head.")
+    seed_sql: str = Field("", description="SQL applied before the upgrade, as the migration role.")
+    seed_sql_file: str = Field("", description="File holding the seed SQL, relative to the config root.")
+    data_checks: list[DataCheck] | None = Field(None, description="Checks after the upgrade; default: none (the gate's data_checks belong to its from_revision path and seed).")
+
+    @model_validator(mode="after")
+    def _one_origin(self):
+        if bool(self.from_revision) == bool(self.from_ref):
+            raise ValueError("give exactly one of from_revision or from_ref")
+        if self.seed_sql and self.seed_sql_file:
+            raise ValueError("give seed_sql or seed_sql_file, not both")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or (f"ref {self.from_ref}" if self.from_ref else f"revision {self.from_revision}")
+
+
 class ExistingConfig(GateConfig):
-    from_revision: str = Field("", description="Older revision the existing database is built at, before seeding.")
+    from_revision: str = Field("", description="Older revision the (first) existing database is built at, before seeding.")
     seed_sql: str = Field("", description="SQL run at from_revision as the migration role (data a real database would hold).")
     seed_sql_file: str = Field("", description="File holding the seed SQL, relative to the config root (instead of seed_sql).")
     data_checks: list[DataCheck] = Field(default_factory=list, description="Queries that must return the expected value after the upgrade.")
+    paths: list[UpgradePath] = Field(default_factory=list, description="More upgrade paths, e.g. from the last release tags (from_ref).")
+    waivers: list[Waiver] = Field(default_factory=list, description="Known drift rows accepted until an expiry date, each with a reason.")
 
     @model_validator(mode="after")
     def _one_seed(self):
@@ -31,17 +65,26 @@ class ExistingConfig(GateConfig):
             raise ValueError("give seed_sql or seed_sql_file, not both")
         return self
 
+    def all_paths(self) -> list[UpgradePath]:
+        first = ([UpgradePath(from_revision=self.from_revision, seed_sql=self.seed_sql,
+                              seed_sql_file=self.seed_sql_file)] if self.from_revision else [])
+        return first + list(self.paths)
+
 
 class ExistingDatabaseGate(Gate):
     """ZG-2: a database that lived through the upgrade ends like a fresh one.
 
-    Builds the existing database at ``from_revision``, applies the configured seed
-    (rows a real database holds before the newer revisions ran, so backfills have
-    something to do), upgrades to head, and asserts: every step succeeded, ``current``
-    equals head, each configured data check returns its expected value (e.g. no NULL
-    left in a backfilled column), and the catalog snapshot equals ZG-1's fresh
-    snapshot — zero drift between the fresh and the upgrade path. Without
-    ``from_revision`` the gate is SKIPPED.
+    For each upgrade path — ``from_revision`` (today's migration files up to an older
+    revision) and any ``paths`` with ``from_ref`` (an older release's own migration
+    files, checked out in a temporary git worktree, up to that release's head; this is
+    how production databases were really built, and it catches old revision files
+    edited in place) — it builds a database, applies the seed (rows a real database
+    holds, so backfills have something to do), upgrades to head with the current
+    tree, and asserts: every step succeeded, ``current`` equals head, each data check
+    returns its expected value, and the catalog snapshot equals ZG-1's fresh snapshot.
+    Drift rows carry a class (missing/extra object, definition or default changed,
+    name differs, owner/privilege differs, column position differs); configured
+    waivers accept known rows until they expire. Without a path the gate is SKIPPED.
     """
 
     id = "ZG-2"
@@ -53,75 +96,181 @@ class ExistingDatabaseGate(Gate):
 
     def run(self, ctx, result: GateResult) -> None:
         cfg: ExistingConfig = ctx.gate_config
-        if not cfg.from_revision:
-            result.skip("from_revision is not configured in [gates.ZG-2]: no existing-database path to prove")
+        paths = cfg.all_paths()
+        if not paths:
+            ctx.artifacts.publish("db.existing", None)
+            result.skip("no upgrade path: set from_revision (or paths with from_ref) in [gates.ZG-2]")
             return
-        seed = cfg.seed_sql
-        if cfg.seed_sql_file:
-            path = ctx.loaded.path(cfg.seed_sql_file)
+        all_rows = []
+        for index, path in enumerate(paths):
+            purpose = "existing" if index == 0 else f"existing_{index + 1}"
+            prefix = "" if len(paths) == 1 else f"[{path.label}] "
             try:
-                seed = path.read_text(encoding="utf-8")
+                rows = self._prove_path(ctx, result, cfg, path, purpose, prefix, publish=index == 0)
+            except EnvironmentProblem as exc:
+                result.fail_with_error(f"{prefix}{exc}", environment=True)
+                rows = None
+            if rows is not None:
+                all_rows.extend((path.label, d) for d in rows)
+            elif index == 0:
+                ctx.artifacts.publish("db.existing", None)
+        used = {id(d.waiver) for _, d in all_rows if d.waiver is not None}
+        for waiver in cfg.waivers:
+            if id(waiver) not in used:
+                result.skip_check(f"waiver {waiver.label}", f"stale: it matches no drift row — remove it ({waiver.reason})")
+        if all_rows:
+            result.add_table("Drift rows (fresh → existing)", ["Path", "Kind", "Object", "Attribute", "Drift class",
+                                                                "Fresh", "Existing", "Status"],
+                             [[label, d.row.kind, d.row.object, d.row.attribute, d.drift_class, _short(d.row.left),
+                               _short(d.row.right), d.status + (f": {d.waiver.reason} (until {d.waiver.expires})"
+                                                                if d.waiver else "")] for label, d in all_rows])
+
+    # -- one path ----------------------------------------------------------
+    def _prove_path(self, ctx, result: GateResult, cfg: ExistingConfig, path: UpgradePath, purpose: str,
+                    prefix: str, publish: bool):
+        seed = path.seed_sql
+        if path.seed_sql_file:
+            seed_path = ctx.loaded.path(path.seed_sql_file)
+            try:
+                seed = seed_path.read_text(encoding="utf-8")
             except OSError as exc:
-                result.fail_with_error(f"[gates.ZG-2] seed_sql_file {path}: {exc}")
-                return
+                result.fail_with_error(f"{prefix}[gates.ZG-2] seed_sql_file {seed_path}: {exc}")
+                return None
         target = ctx.target
         role = ctx.migration_role
-        db = ctx.database("existing")
+        db = ctx.database(purpose)
 
-        first = target.alembic_job(db, [{"op": "upgrade", "revision": cfg.from_revision}, {"op": "current"}], role=role)
-        result.add_steps(first.steps)
-        at_rev = first.ok and first.values[-1] == [cfg.from_revision]
-        if not result.check(f"upgrade to {cfg.from_revision}", at_rev,
-                            f"current is {revisions_text(first.values[-1])}" if first.ok else first.error):
-            if not first.ok:
-                result.fail_with_error(f"upgrade to {cfg.from_revision} failed on {db.name}: {first.error}")
-            return
+        if path.from_ref:
+            with _worktree(ctx, path.from_ref, result) as (checkout, sha):
+                old = target.rebased(ctx.provenance.repo_root, checkout)
+                first = old.alembic_job(db, [{"op": "heads"}, {"op": "upgrade", "revision": "heads"}, {"op": "current"}],
+                                        role=role)
+                for step in first.steps:
+                    step.title = f"{step.title} (files of {path.from_ref} @ {sha[:12]})"
+                result.add_steps(first.steps)
+                old_heads = first.values[0] if first.values else None
+                at_rev = first.ok and sorted(first.values[-1] or []) == sorted(old_heads or [])
+                label = f"{prefix}build with the migrations of {path.from_ref}"
+                if not result.check(label, at_rev, f"{path.from_ref} ({sha[:12]}) head {revisions_text(old_heads)}"
+                                    if at_rev else first.error or f"current is {revisions_text(first.values[-1])}"):
+                    if not first.ok:
+                        result.fail_with_error(f"{prefix}building the database with {path.from_ref}'s migrations failed: {first.error}")
+                    return None
+        else:
+            first = target.alembic_job(db, [{"op": "upgrade", "revision": path.from_revision}, {"op": "current"}], role=role)
+            result.add_steps(first.steps)
+            at_rev = first.ok and first.values[-1] == [path.from_revision]
+            if not result.check(f"{prefix}upgrade to {path.from_revision}", at_rev,
+                                f"current is {revisions_text(first.values[-1])}" if first.ok else first.error):
+                if not first.ok:
+                    result.fail_with_error(f"{prefix}upgrade to {path.from_revision} failed on {db.name}: {first.error}")
+                return None
 
         if seed.strip():
-            seeded = ctx.run_sql(result, db, seed, role=role, title=f"seed at {cfg.from_revision}")
-            if not result.check("seed applied", seeded.ok,
+            seeded = ctx.run_sql(result, db, seed, role=role, title=f"{prefix}seed")
+            if not result.check(f"{prefix}seed applied", seeded.ok,
                                 "seed SQL committed" if seeded.ok else f"{seeded.sqlstate}: {seeded.error}"):
-                return
+                return None
         else:
-            result.skip_check("seed applied", "no seed configured: backfills run on an empty database")
+            result.skip_check(f"{prefix}seed applied", "no seed configured: backfills run on an empty database")
 
         second = target.alembic_job(db, [{"op": "heads"}, {"op": "upgrade", "revision": "heads"}, {"op": "current"}], role=role)
         result.add_steps(second.steps)
         heads = second.values[0] if second.values else None
-        if not result.check("upgrade to head", second.ok, f"{cfg.from_revision} → {revisions_text(heads)}" if second.ok else second.error):
-            result.fail_with_error(f"upgrade from {cfg.from_revision} to head failed on {db.name}: {second.error}")
-            return
+        if not result.check(f"{prefix}upgrade to head", second.ok,
+                            f"→ {revisions_text(heads)}" if second.ok else second.error):
+            result.fail_with_error(f"{prefix}upgrade to head failed on {db.name}: {second.error}")
+            return None
         current = second.values[-1]
-        result.check("current equals head", sorted(current) == sorted(heads),
+        result.check(f"{prefix}current equals head", sorted(current) == sorted(heads),
                      f"alembic current: {revisions_text(current)}; heads: {revisions_text(heads)}")
 
-        for check in cfg.data_checks:
-            outcome = ctx.run_sql(result, db, check.sql, role=role, title=f"data check: {check.name}")
+        default_checks = cfg.data_checks if (path.from_revision == cfg.from_revision and publish) else []
+        for check in (path.data_checks if path.data_checks is not None else default_checks):
+            outcome = ctx.run_sql(result, db, check.sql, role=role, title=f"{prefix}data check: {check.name}")
             value = outcome.scalar()
             ok = outcome.ok and _equal(value, check.expect)
-            result.check(f"data: {check.name}", ok,
+            result.check(f"{prefix}data: {check.name}", ok,
                          f"returned {value!r}, expected {check.expect!r}" if outcome.ok else f"{outcome.sqlstate}: {outcome.error}")
 
-        snap = ctx.snapshot(result, db, "existing")
-        result.attachments["existing.snapshot.json"] = snap.to_canonical_json()
-        ctx.artifacts.publish("db.existing", db)
-        ctx.artifacts.publish("snapshot.existing", snap)
+        snap = ctx.snapshot(result, db, purpose)
+        result.attachments[f"{purpose}.snapshot.json"] = snap.to_canonical_json()
+        if publish:
+            ctx.artifacts.publish("db.existing", db)
+            ctx.artifacts.publish("snapshot.existing", snap)
+            result.facts["schema_fingerprint"] = snap.fingerprint
+        result.facts.setdefault("fingerprints", {})[path.label] = snap.fingerprint
         try:
             fresh = ctx.artifacts.require("snapshot.fresh")
         except ArtifactUnavailable as exc:
-            result.skip_check("catalog equals fresh database", f"no fresh snapshot to compare with: {exc}")
-            return
-        equal, detail, rows = diff_detail("fresh", "existing", fresh, snap)
-        result.check("catalog equals fresh database", equal, detail)
-        result.facts["schema_fingerprint"] = snap.fingerprint
+            result.skip_check(f"{prefix}catalog equals fresh database", f"no fresh snapshot to compare with: {exc}")
+            return None
+        from zerodrift.catalog.diff import diff_snapshots
+
+        rows = diff_snapshots(fresh, snap)
+        report = apply_waivers(classify(rows, fresh, snap), cfg.waivers)
+        failing = report.failing
+        waived = [d for d in report.rows if d.status == "WAIVED"]
+        if not rows:
+            detail = f"same schema fingerprint sha256:{snap.fingerprint[:16]}…"
+        elif not failing:
+            detail = f"{len(waived)} drift row(s), all waived"
+        else:
+            lines = [f"{len(failing)} drift row(s) (fresh → {purpose})" + (f", {len(waived)} waived" if waived else "") + ":"]
+            for d in failing[:INLINE_ROWS]:
+                note = " (waiver expired)" if d.status == "EXPIRED" else ""
+                lines.append(f"{d.drift_class}: {d.row.kind} {d.row.object} {d.row.attribute}: "
+                             f"{_short(d.row.left)} → {_short(d.row.right)}{note}")
+            if len(failing) > INLINE_ROWS:
+                lines.append(f"… {len(failing) - INLINE_ROWS} more in the attached diff")
+            detail = "\n".join(lines)
+        result.check(f"{prefix}catalog equals fresh database", not failing, detail)
         if rows:
-            result.attachments["fresh-vs-existing.diff.txt"] = (format_rows(rows) + "\n").encode()
+            result.attachments[f"fresh-vs-{purpose}.diff.txt"] = (format_rows(rows) + "\n").encode()
+        return report.rows
+
+
+class _worktree:
+    """Context manager: ``ref`` checked out (detached) in a temporary git worktree."""
+
+    def __init__(self, ctx, ref: str, result: GateResult) -> None:
+        self.ctx, self.ref, self.result = ctx, ref, result
+
+    def __enter__(self) -> tuple[Path, str]:
+        root = self.ctx.provenance.repo_root
+        if root is None:
+            raise UsageError(f"from_ref {self.ref!r} needs the target to be in a git repository")
+        self.repo = git.Repo(root)
+        shallow = self.ctx.provenance.shallow
+        try:
+            sha = self.repo.commit(self.ref).hexsha
+        except (git.BadName, ValueError) as exc:
+            how = ("the clone is shallow: git fetch --unshallow --tags (GitHub Actions: fetch-depth: 0)" if shallow
+                   else f"fetch it: git fetch origin {self.ref} (tags: git fetch --tags)")
+            raise EnvironmentProblem(f"ref {self.ref!r} is not in this clone; {how}") from exc
+        self.path = Path(tempfile.mkdtemp(prefix="zerodrift-ref-"))
+        self.repo.git.worktree("add", "--detach", str(self.path), sha)
+        self.result.add_step(EvidenceStep(title=f"check out {self.ref}", command=f"git worktree add --detach <tmp> {sha}",
+                                          output=f"{self.ref} = {sha}"))
+        return self.path, sha
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.repo.git.worktree("remove", "--force", str(self.path))
+        except git.GitCommandError:
+            shutil.rmtree(self.path, ignore_errors=True)
+            self.repo.git.worktree("prune")
+
+
+def _short(value, limit: int = 80) -> str:
+    text = "∅" if value is None else " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _equal(value: Any, expected: Any) -> bool:
     if value == expected:
         return True
-    return str(value) == str(expected)
+    return value is not None and str(value) == str(expected)
 
 
 @hookimpl

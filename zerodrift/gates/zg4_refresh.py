@@ -72,9 +72,12 @@ class RefreshViabilityGate(Gate):
         databases = [("fresh", fresh)]
         if ctx.artifacts.produced_by("db.existing"):
             try:
-                databases.append(("existing", ctx.artifacts.require("db.existing")))
+                existing = ctx.artifacts.require("db.existing")
             except ArtifactUnavailable as exc:
+                existing = None
                 result.skip_check("existing database", f"no existing database: {exc}")
+            if existing is not None:
+                databases.append(("existing", existing))
         else:
             result.skip_check("existing database", "ZG-2 is not selected: only the fresh database is refreshed")
         settings = ctx.config.roles.runtime_settings

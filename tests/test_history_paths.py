@@ -1,0 +1,112 @@
+"""ZG-2 upgrade paths built from real history (from_ref), drift classes, waivers; ZG-1 clock drift."""
+
+from __future__ import annotations
+
+import git
+
+from tests.backends import add_revision, commit_all, edit, make_backend
+from zerodrift.runner import RunOptions, run
+
+REV = "migrations/versions/0003b_allocations.py"
+
+
+def _edited_history(tmp_path, extra_toml: str = ""):
+    backend = make_backend(tmp_path / "repo")
+    repo = git.Repo(backend.parent)
+    repo.create_tag("v1")
+    # the old revision file is edited in place after the release: production keeps the old result
+    edit(backend / REV, "CONSTRAINT ck_allocations_nonnegative", "CONSTRAINT ck_allocations_allocated_nonneg")
+    edit(backend / REV, "model_version text NOT NULL DEFAULT 'v1'", "model_version text NOT NULL DEFAULT 'v2'")
+    with (backend / "zerodrift.toml").open("a") as fh:
+        fh.write('\n[[gates.ZG-2.paths]]\nfrom_ref = "v1"\n' + extra_toml)
+    commit_all(backend.parent, "edit an old revision in place")
+    return backend
+
+
+def _zg2(backend, admin_url):
+    report = run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-2"]))
+    return report, next(r for r in report.results if r.gate_id == "ZG-2")
+
+
+def _check(result, name):
+    return next(c for c in result.checks if c.name == name)
+
+
+def test_release_path_catches_an_old_revision_edited_in_place(admin_url, tmp_path):
+    backend = _edited_history(tmp_path)
+    report, zg2 = _zg2(backend, admin_url)
+    assert zg2.status.value == "FAIL"
+    today = _check(zg2, "[revision 0004_merge_branches] catalog equals fresh database")
+    assert today.status.value == "PASS", today.detail  # today's files cannot see it
+    release = _check(zg2, "[ref v1] catalog equals fresh database")
+    assert release.status.value == "FAIL"
+    assert "name differs: constraints public.attribution_allocations/ck_allocations_nonnegative" in release.detail
+    assert "default changed: columns public.attribution_allocations.model_version default" in release.detail
+    assert set(zg2.facts["fingerprints"]) == {"revision 0004_merge_branches", "ref v1"}
+    table = zg2.tables[0]
+    assert {row[4] for row in table["rows"]} == {"name differs", "default changed"}
+
+
+WAIVERS = '''
+[[gates.ZG-2.waivers]]
+kind = "constraints"
+object = "public.attribution_allocations/ck_allocations_*"
+reason = "renamed in place in 0003b; production keeps the old name until the 2027 squash"
+expires = "{expires}"
+
+[[gates.ZG-2.waivers]]
+kind = "columns"
+object = "public.attribution_allocations.model_version"
+attribute = "default"
+reason = "default bumped in place; rows always set it explicitly"
+expires = "{expires}"
+'''
+
+STALE = '''
+[[gates.ZG-2.waivers]]
+kind = "indexes"
+object = "public.no_such_index*"
+reason = "left over from an old fix"
+expires = "2099-01-01"
+'''
+
+
+def test_waivers_accept_known_drift_until_they_expire(admin_url, tmp_path):
+    backend = _edited_history(tmp_path / "a", WAIVERS.format(expires="2099-12-31") + STALE)
+    _, zg2 = _zg2(backend, admin_url)
+    assert zg2.status.value == "PASS", zg2.summary
+    release = _check(zg2, "[ref v1] catalog equals fresh database")
+    assert "all waived" in release.detail
+    statuses = {row[7].split(":")[0] for row in zg2.tables[0]["rows"]}
+    assert statuses == {"WAIVED"}
+    stale = _check(zg2, "waiver indexes public.no_such_index*")
+    assert stale.status.value == "SKIPPED" and "stale" in stale.detail
+
+    backend = _edited_history(tmp_path / "b", WAIVERS.format(expires="2020-01-31"))
+    _, zg2 = _zg2(backend, admin_url)
+    assert zg2.status.value == "FAIL"
+    assert "(waiver expired)" in _check(zg2, "[ref v1] catalog equals fresh database").detail
+
+
+def test_missing_ref_is_an_environment_error_saying_how_to_fetch(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo")
+    report = run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-2"], from_refs=["v9.9"]))
+    zg2 = next(r for r in report.results if r.gate_id == "ZG-2")
+    assert zg2.status.value == "ERROR" and zg2.environment_error
+    assert "v9.9" in zg2.error and "git fetch" in zg2.error
+    assert report.exit_code == 3
+
+
+def test_time_dependent_default_fails_zg1(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    add_revision(backend, "0013_stamp", "0012_comments", """
+        import datetime
+        stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:00")
+        op.execute(f"ALTER TABLE tenants ALTER COLUMN notification_email SET DEFAULT 'since {stamp}'")
+    """)
+    commit_all(backend.parent, "clock-dependent default")
+    report = run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-1"]))
+    zg1 = report.results[0]
+    check = _check(zg1, "fresh catalog snapshots equal")
+    assert check.status.value == "FAIL"
+    assert "columns public.tenants.notification_email default" in check.detail
