@@ -350,9 +350,9 @@ def _check_roles(doc: _Doctor, loaded: LoadedConfig, server: Any) -> None:
         doc.add(FAIL, "roles", f"{verdict}; the admin user {me} is neither superuser nor CREATEROLE, so the run cannot create them",
                 f"create them once (CREATE ROLE {missing[0]} …) or use an admin URL whose user has CREATEROLE")
     elif missing:
-        how = "created in the embedded server by each run" if server.kind == "embedded" else \
-            f"the run creates them (admin {me} has {'superuser' if superuser else 'CREATEROLE'})"
-        doc.add(OK, "roles", f"{verdict} ({how})")
+        how = "each run creates them in the embedded server" if server.kind == "embedded" else \
+            f"the run creates them, admin {me} is {'superuser' if superuser else 'CREATEROLE'}"
+        doc.add(OK, "roles", f"{verdict}; {how}")
     else:
         doc.add(OK, "roles", verdict)
     if roles.runtime and roles.runtime in existing and not existing[roles.runtime]:

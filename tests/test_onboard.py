@@ -1,0 +1,369 @@
+"""Onboarding: `zerodrift init` on two differently laid-out backends, then real runs with
+the generated config; `zerodrift doctor` on a good and on broken setups.
+
+Real PostgreSQL (the ``admin_url`` fixture), real alembic, real CLI subprocesses.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.backends import EXAMPLE, commit_all, edit, make_backend
+from zerodrift.config import load_config
+from zerodrift.errors import EXIT_OK, UsageError
+from zerodrift.ledger.render import write_proof_pack
+from zerodrift.onboard.init import detect, env_vars_read, init_config, sql_strings, toml_value
+from zerodrift.runner import RunOptions, run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    for name in ("ZERODRIFT_SIGNING_KEY", "ZERODRIFT_PYTHON", "ZERODRIFT_ADMIN_URL"):
+        if env is None or name not in env:
+            full_env.pop(name, None)
+    return subprocess.run([sys.executable, "-m", "zerodrift.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env=full_env, timeout=300)
+
+
+def _statuses(report) -> dict[str, str]:
+    return {r.gate_id: r.status.value for r in report.results}
+
+
+def _append_table(path: Path, name: str, table: dict) -> None:
+    """Append ``[name]`` with ``table``'s keys (values as TOML literals) to a config file."""
+    lines = [f"\n[{name}]"] + [f"{key} = {toml_value(value)}" for key, value in table.items()]
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+
+
+# -- (a) the example backend ---------------------------------------------------
+def test_init_on_example_detects_its_setup_and_the_generated_config_proves_it(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    (backend / "zerodrift.toml").unlink()
+    proc = _cli("init", str(tmp_path / "repo"))  # the repository root: alembic.ini is found below it
+    assert proc.returncode == 0, proc.stderr
+    config_file = backend / "zerodrift.toml"
+    assert config_file.is_file(), proc.stderr
+    assert "TODO" in proc.stderr and "zerodrift doctor" in proc.stderr
+    text = config_file.read_text()
+
+    loaded = load_config(backend)
+    cfg = loaded.config
+    assert loaded.source == config_file
+    assert cfg.target.alembic_ini == "alembic.ini"
+    assert cfg.target.migration_url_env[0] == "MIGRATION_DATABASE_URL"
+    assert cfg.target.runtime_url_env == ["DATABASE_URL"]
+    assert cfg.target.pythonpath == ["."]
+    assert cfg.roles.ensure == ["app_user", "app_rw", "app_ro"]
+    assert cfg.roles.runtime == "app_user"
+    assert loaded.gate_table("ZG-3")["registry"] == "app.matview_registry:MATERIALIZED_VIEWS"
+    assert loaded.gate_table("ZG-5")["celery_app"] == "app.celery_app:celery_app"
+    zg6 = loaded.gate_table("ZG-6")
+    assert zg6["callable"] == "app.refresh:refresh_view"
+    assert (zg6["skipped"], zg6["success"]) == ("skipped_already_running", "success")
+    assert zg6["args"] == ["mv_allocation_summary"]
+    # what cannot be decided is a TODO and stays commented out (SKIPPED, never PASS)
+    assert loaded.gate_table("ZG-2") == {} and loaded.gate_table("ZG-7") == {}
+    assert "# TODO: ZG-2" in text and "# TODO: ZG-7" in text
+    assert "# [gates.ZG-7]" in text
+    # ... with the facts the migrations give as hints
+    assert '# tables = ["attribution_events", "attribution_allocations"]' in text
+    assert '# expected_sqlstate = "ZW001"' in text
+    assert '"app.execution_context" = "worker"' in text
+    assert "app.current_tenant_id" in text
+
+    commit_all(tmp_path / "repo", "generated config")
+    report = run(RunOptions(target=backend, admin_url=admin_url, output=tmp_path / "p1", gates=["ZG-1", "ZG-3", "ZG-5"]))
+    assert _statuses(report) == {"ZG-1": "PASS", "ZG-3": "PASS", "ZG-5": "PASS"}, [r.summary for r in report.results]
+    assert report.exit_code == EXIT_OK
+
+    # fill the TODOs the user must decide (the example's own answers), then every gate runs
+    example = tomllib.loads((EXAMPLE / "zerodrift.toml").read_text())["gates"]
+    zg7 = dict(example["ZG-7"])
+    insert_sql = zg7.pop("insert_sql")
+    edit(config_file, '# runtime_settings = { "app.current_tenant_id" = "TODO" }',
+         'runtime_settings = { "app.current_tenant_id" = "11111111-1111-1111-1111-111111111111" }')
+    _append_table(config_file, "gates.ZG-2", example["ZG-2"])
+    _append_table(config_file, "gates.ZG-7", zg7)
+    _append_table(config_file, "gates.ZG-7.insert_sql", insert_sql)
+    commit_all(tmp_path / "repo", "TODOs decided")
+    report = run(RunOptions(target=backend, admin_url=admin_url, output=tmp_path / "p2"))
+    write_proof_pack(report)
+    assert set(_statuses(report).values()) == {"PASS"}, {r.gate_id: r.summary for r in report.results}
+    assert (tmp_path / "p2" / "ledger.md").is_file()
+
+
+# -- (b) a differently laid-out backend -----------------------------------------
+ENV_PY = '''\
+"""Alembic environment: the URL comes from APP_DB_URL."""
+import os
+
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+def run_migrations_online() -> None:
+    engine = create_engine(os.environ["APP_DB_URL"], poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=None)
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+run_migrations_online()
+'''
+
+MIGRATION = '''\
+"""Orders and a daily summary.
+
+Revision ID: a1
+"""
+from alembic import op
+
+revision = "a1"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+VIEWS = ("mv_daily_orders",)
+
+
+def upgrade() -> None:
+    op.execute("CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, placed_on date NOT NULL, cents int NOT NULL)")
+    op.execute(
+        "GRANT SELECT, INSERT, UPDATE ON orders "
+        "TO shop_web"
+    )
+    op.execute("GRANT SELECT ON orders TO shop_report")
+    op.execute("REVOKE ALL ON orders FROM PUBLIC")
+    op.execute("CREATE MATERIALIZED VIEW mv_daily_orders AS SELECT placed_on, sum(cents) AS cents FROM orders GROUP BY placed_on")
+    op.execute("CREATE UNIQUE INDEX mv_daily_orders_key ON mv_daily_orders (placed_on)")
+    for view in VIEWS:
+        op.execute(f"ALTER MATERIALIZED VIEW {view} OWNER TO shop_web")
+
+
+def downgrade() -> None:
+    op.execute("DROP MATERIALIZED VIEW mv_daily_orders")
+    op.execute("DROP TABLE orders")
+'''
+
+
+def _shop_backend(root: Path) -> Path:
+    """A repository with alembic in db/, the app package in src/shop, env.py reading APP_DB_URL."""
+    files = {
+        "requirements.txt": "alembic>=1.13\nSQLAlchemy>=2.0\npsycopg[binary]>=3.1\n",
+        ".gitignore": "__pycache__/\nproofs/\n",
+        "db/alembic.ini": "[alembic]\nscript_location = migrations\n",
+        "db/migrations/env.py": ENV_PY,
+        "db/migrations/versions/a1_orders.py": MIGRATION,
+        "src/shop/__init__.py": '"""The shop application."""\n',
+        "src/shop/settings.py": 'import os\n\nDATABASE = os.getenv("SHOP_DATABASE_URL", "")\n',
+        "src/shop/reporting.py": textwrap.dedent('''\
+            """Materialized views the app refreshes."""
+            from shop.settings import DATABASE
+
+            MATERIALIZED_VIEWS = ("mv_daily_orders",)
+            '''),
+    }
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    import git
+
+    repo = git.Repo.init(root, initial_branch="main")
+    with repo.config_writer() as cw:
+        cw.set_value("user", "name", "zerodrift tests")
+        cw.set_value("user", "email", "tests@zerodrift.invalid")
+    commit_all(root, "shop backend")
+    return root
+
+
+def test_init_finds_alembic_in_subfolder_src_layout_and_other_url_variable(admin_url, tmp_path):
+    root = _shop_backend(tmp_path / "shop")
+    result = init_config(root)
+    assert result.path == root / "db" / "zerodrift.toml" and result.written
+    loaded = load_config(root / "db")
+    cfg = loaded.config
+    assert cfg.target.migration_url_env == ["APP_DB_URL"]
+    assert cfg.target.pythonpath == ["../src"]
+    assert cfg.target.url_scheme == "postgresql+psycopg"  # from requirements.txt: env.py uses the URL as is
+    assert cfg.target.runtime_url_env == ["SHOP_DATABASE_URL"]
+    assert cfg.roles.ensure == ["shop_web", "shop_report"]
+    assert cfg.roles.runtime == "shop_web"
+    assert loaded.gate_table("ZG-3")["registry"] == "shop.reporting:MATERIALIZED_VIEWS"
+    assert loaded.gate_table("ZG-5") == {} and loaded.gate_table("ZG-6") == {}
+
+    commit_all(root, "generated config")
+    report = run(RunOptions(target=root / "db", admin_url=admin_url, output=tmp_path / "proof",
+                            gates=["ZG-1", "ZG-3", "ZG-4", "ZG-5"]))
+    statuses = _statuses(report)
+    assert statuses == {"ZG-1": "PASS", "ZG-3": "PASS", "ZG-4": "PASS", "ZG-5": "SKIPPED"}, \
+        {r.gate_id: r.summary for r in report.results}
+    assert report.exit_code == EXIT_OK
+
+
+# -- (c) never overwrite -------------------------------------------------------------
+def test_init_refuses_to_overwrite_without_force(tmp_path):
+    backend = make_backend(tmp_path / "repo")
+    config_file = backend / "zerodrift.toml"
+    before = config_file.read_bytes()
+    proc = _cli("init", str(backend))
+    assert proc.returncode == 2
+    assert "exists" in proc.stderr and "--force" in proc.stderr
+    assert config_file.read_bytes() == before
+    printed = _cli("init", str(backend), "--stdout")
+    assert printed.returncode == 0 and printed.stdout.startswith("# zerodrift configuration")
+    assert config_file.read_bytes() == before
+    tomllib.loads(printed.stdout)
+    forced = _cli("init", str(backend), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert config_file.read_text() == printed.stdout
+
+
+def test_init_without_alembic_ini_is_a_usage_error(tmp_path):
+    (tmp_path / "empty" / "node_modules" / "x").mkdir(parents=True)
+    (tmp_path / "empty" / "node_modules" / "x" / "alembic.ini").write_text("[alembic]\nscript_location = m\n")
+    with pytest.raises(UsageError, match="no alembic.ini"):
+        detect(tmp_path / "empty")
+    proc = _cli("init", str(tmp_path / "empty"))
+    assert proc.returncode == 2 and "no alembic.ini" in proc.stderr
+
+
+# -- static analysis details ------------------------------------------------------------
+def test_env_vars_read_in_source_order():
+    source = textwrap.dedent('''\
+        import os
+        from os import environ, getenv
+        a = os.environ.get("PRIMARY_DATABASE_URL") or os.getenv("FALLBACK_DSN")
+        b = environ["LOG_LEVEL"]
+        c = getenv("DB_URL", "x")
+        if "OTHER_URL" in os.environ:
+            pass
+        ''')
+    assert env_vars_read(source) == ["PRIMARY_DATABASE_URL", "FALLBACK_DSN", "LOG_LEVEL", "DB_URL", "OTHER_URL"]
+
+
+def test_sql_strings_expand_loops_and_skip_downgrade(tmp_path):
+    source = textwrap.dedent('''\
+        TABLES = ("a", "b")
+        def upgrade():
+            for t in TABLES:
+                op.execute(f"GRANT SELECT ON {t} TO reader")
+            for role in ("x", "y"):
+                op.execute(f"GRANT USAGE ON SCHEMA s TO {role}")
+            op.execute(f"GRANT SELECT ON z TO {unknown}")
+        def downgrade():
+            op.execute("GRANT SELECT ON a TO only_in_downgrade")
+        ''')
+    strings = sql_strings(source)
+    assert "GRANT SELECT ON a TO reader" in strings and "GRANT SELECT ON b TO reader" in strings
+    assert "GRANT USAGE ON SCHEMA s TO x" in strings and "GRANT USAGE ON SCHEMA s TO y" in strings
+    assert "GRANT SELECT ON z TO {unknown}" in strings
+    assert not any("only_in_downgrade" in s for s in strings)
+
+
+def test_roles_created_by_migrations_are_not_ensured(tmp_path):
+    root = tmp_path / "b"
+    (root / "migrations" / "versions").mkdir(parents=True)
+    (root / "alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
+    (root / "migrations" / "env.py").write_text("import os\nurl = os.environ['DATABASE_URL']\n")
+    (root / "migrations" / "versions" / "r1.py").write_text(textwrap.dedent('''\
+        revision = "r1"
+        down_revision = None
+        def upgrade():
+            op.execute("CREATE ROLE made_here NOLOGIN")
+            op.execute("GRANT made_here TO member_role")
+            op.execute("GRANT SELECT ON t TO made_here, CURRENT_USER, pg_read_all_data")
+            op.execute("CREATE POLICY p ON t AS PERMISSIVE FOR SELECT TO policy_role USING (true)")
+            op.execute("ALTER TABLE t OWNER TO table_owner")
+        '''))
+    det = detect(root)
+    assert set(det.roles) == {"made_here", "member_role", "policy_role", "table_owner"}
+    assert det.created_roles == ["made_here"]
+    text = init_config(root, write=False).text
+    cfg = tomllib.loads(text)
+    assert cfg["roles"]["ensure"] == ["member_role", "policy_role", "table_owner"]
+    assert "runtime" not in cfg["roles"] and "# TODO: name the runtime role" in text
+    assert "gates" not in cfg or "ZG-3" not in cfg["gates"]
+
+
+# -- (d) doctor ---------------------------------------------------------------------
+def test_doctor_on_the_example_is_ok(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo")
+    proc = _cli("doctor", str(backend), "--admin-url", admin_url)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert all(line.split("  ", 1)[0] in ("OK", "WARN") for line in lines), proc.stdout
+    for check in ("config", "alembic.ini", "interpreter", "import alembic", "import celery", "server", "roles",
+                  "registry", "Celery app", "refresh callable", "ZG-2 revision", "git"):
+        assert any(line.startswith(f"OK  {check}:") for line in lines), f"no OK line for {check}:\n{proc.stdout}"
+    assert any(line.startswith("OK  server: external PostgreSQL ") for line in lines)
+    assert any(line.startswith("WARN  signing key: none given") and " — " in line for line in lines)
+
+
+def test_doctor_checks_the_embedded_server_and_a_signing_key(tmp_path):
+    backend = make_backend(tmp_path / "repo")
+    key = tmp_path / "ledger-key"
+    assert _cli("keygen", str(key)).returncode == 0
+    proc = _cli("doctor", str(backend), env={"ZERODRIFT_SIGNING_KEY": str(key)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "OK  server: embedded PostgreSQL" in proc.stdout
+    assert "OK  signing key: Ed25519 key from ZERODRIFT_SIGNING_KEY loads (SHA256:" in proc.stdout
+
+
+def test_doctor_names_what_is_broken_and_how_to_fix_it(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    config_file = backend / "zerodrift.toml"
+    edit(config_file, 'registry = "app.matview_registry:MATERIALIZED_VIEWS"', 'registry = "app.matview_registy:MATERIALIZED_VIEWS"')
+    edit(config_file, 'seed_sql_file = "seed.sql"', 'seed_sql_file = "seeds/missing.sql"')
+    commit_all(backend.parent, "broken registry")
+    proc = _cli("doctor", str(backend), "--admin-url", admin_url)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    registry = next(line for line in proc.stdout.splitlines() if line.startswith("FAIL  registry:"))
+    assert "app.matview_registy" in registry and "No module named" in registry
+    assert "— check [gates.ZG-3] registry" in registry
+    assert any(line.startswith("FAIL  ZG-2 seed:") and "missing.sql" in line for line in proc.stdout.splitlines())
+    assert "OK  Celery app:" in proc.stdout  # the rest is still checked
+
+    proc = _cli("doctor", str(backend), "--admin-url", admin_url, "--python", str(tmp_path / "no" / "python"))
+    assert proc.returncode == 1
+    interpreter = next(line for line in proc.stdout.splitlines() if line.startswith("FAIL  interpreter:"))
+    assert "not found" in interpreter and "— set target.python" in interpreter
+
+    edit(config_file, "[target]\n", '[target]\npython = "/nonexistent/bin/python"\n')
+    proc = _cli("doctor", str(backend), "--admin-url", admin_url)
+    assert proc.returncode == 1 and "FAIL  interpreter: target.python '/nonexistent/bin/python' not found" in proc.stdout
+    assert "WARN  git:" in proc.stdout  # the edit is not committed: ZG-0 would fail
+
+
+def test_doctor_exits_2_when_the_config_does_not_load(tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    edit(backend / "zerodrift.toml", "[target]\n", "[target]\nalembic_inii = 'x'\n")
+    proc = _cli("doctor", str(backend))
+    assert proc.returncode == 2
+    assert proc.stdout.startswith("FAIL  config:") and "target.alembic_inii: unknown key" in proc.stdout
+    edit(backend / "zerodrift.toml", "alembic_inii = 'x'\n", "")
+    edit(backend / "zerodrift.toml", "[gates.ZG-5]\n", "[gates.ZG-5]\ntimeout = -1\n")
+    proc = _cli("doctor", str(backend))
+    assert proc.returncode == 2 and "gates.ZG-5.timeout" in proc.stdout
+
+
+# -- docs --------------------------------------------------------------------------
+def test_config_reference_is_generated_from_the_models():
+    spec = importlib.util.spec_from_file_location("gen_config_reference", ROOT / "docs" / "gen_config_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    committed = (ROOT / "docs" / "config-reference.md").read_text(encoding="utf-8")
+    assert committed == module.render(), "docs/config-reference.md is stale: run python docs/gen_config_reference.py"
+    for key in ("alembic_ini", "migration_url_env", "runtime_settings", "from_revision", "celery_app", "expected_sqlstate"):
+        assert f"`{key}`" in committed
