@@ -147,6 +147,15 @@ class GateContext:
         """Role the migrations run as (None: the admin user)."""
         return self.config.roles.migration or None
 
+    def require(self, result: GateResult, key: str, why: str = "") -> Any:
+        """The artifact ``key`` from another gate, or None after marking ``result`` ERROR
+        with the reason it is missing (``why`` says what the gate needed it for)."""
+        try:
+            return self.artifacts.require(key)
+        except ArtifactUnavailable as exc:
+            result.fail_with_error(f"{why or 'missing input'}: {exc}")
+            return None
+
     def server_version_num(self) -> int:
         """The server's ``server_version_num`` (e.g. 180004)."""
         with psycopg.connect(self.provisioner.admin_url, connect_timeout=10) as conn:

@@ -17,6 +17,21 @@ from typing import Callable
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
+def pid_alive(pid: int) -> bool:
+    """True when ``pid`` is a live process (a zombie counts as dead)."""
+    try:
+        raw = open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace").read()
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return raw.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
 def parent_death_preexec(parent_pid: int | None = None) -> Callable[[], None] | None:
     """A ``preexec_fn`` that asks the kernel to SIGKILL the child when its parent dies.
 

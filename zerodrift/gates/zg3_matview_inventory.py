@@ -52,10 +52,8 @@ class MatviewInventoryGate(Gate):
             ctx.artifacts.publish("matview.registry", None)
             result.skip("registry is not configured in [gates.ZG-3] (e.g. registry = \"app.core.matview_registry:MATERIALIZED_VIEWS\")")
             return
-        try:
-            fresh = ctx.artifacts.require("db.fresh")
-        except ArtifactUnavailable as exc:
-            result.fail_with_error(f"no fresh database at head to inventory: {exc}")
+        fresh = ctx.require(result, "db.fresh", "no fresh database at head to inventory")
+        if fresh is None:
             return
         step, answer = ctx.target.probe("import_object.py", {"path": cfg.registry, "call": True}, db=fresh,
                                         role=ctx.config.roles.runtime or None, title=f"import registry {cfg.registry}")

@@ -63,11 +63,11 @@ class RefreshViabilityGate(Gate):
         if not role:
             result.skip("roles.runtime is not configured: no runtime role to refresh as")
             return
-        try:
-            fresh = ctx.artifacts.require("db.fresh")
-            registry = ctx.artifacts.require("matview.registry")
-        except ArtifactUnavailable as exc:
-            result.fail_with_error(f"nothing to refresh: {exc}")
+        fresh = ctx.require(result, "db.fresh", "nothing to refresh")
+        if fresh is None:
+            return
+        registry = ctx.require(result, "matview.registry", "no matview registry result")
+        if result.error:
             return
         databases = [("fresh", fresh)]
         if ctx.artifacts.produced_by("db.existing"):

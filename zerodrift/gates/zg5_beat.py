@@ -12,7 +12,6 @@ from pathlib import Path
 
 from pydantic import Field
 
-from zerodrift.context import ArtifactUnavailable
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
 from zerodrift.hookspecs import hookimpl
 from zerodrift.procs import parent_death_preexec
@@ -55,10 +54,8 @@ class BeatGate(Gate):
         if not cfg.celery_app:
             result.skip("celery_app is not configured in [gates.ZG-5] (e.g. celery_app = \"app.celery_app:celery_app\")")
             return
-        try:
-            fresh = ctx.artifacts.require("db.fresh")
-        except ArtifactUnavailable as exc:
-            result.fail_with_error(f"no fresh database for the app to use: {exc}")
+        fresh = ctx.require(result, "db.fresh", "no fresh database for the app to use")
+        if fresh is None:
             return
         target = ctx.target
         runtime = ctx.config.roles.runtime or None

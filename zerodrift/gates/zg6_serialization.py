@@ -9,7 +9,6 @@ import psycopg
 from psycopg import sql as pgsql
 from pydantic import Field
 
-from zerodrift.context import ArtifactUnavailable
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
 from zerodrift.hookspecs import hookimpl
 
@@ -80,10 +79,8 @@ class SerializationGate(Gate):
         if not cfg.callable:
             result.skip("callable is not configured in [gates.ZG-6] (e.g. callable = \"app.refresh:refresh_view\")")
             return
-        try:
-            db = ctx.artifacts.require("db.fresh")
-        except ArtifactUnavailable as exc:
-            result.fail_with_error(f"no fresh database at head: {exc}")
+        db = ctx.require(result, "db.fresh", "no fresh database at head")
+        if db is None:
             return
         self.ctx, self.cfg, self.db, self.result = ctx, cfg, db, result
         self.role = ctx.config.roles.runtime or None

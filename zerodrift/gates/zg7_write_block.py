@@ -9,7 +9,6 @@ import psycopg
 from psycopg import sql as pgsql
 from pydantic import Field, model_validator
 
-from zerodrift.context import ArtifactUnavailable
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
 from zerodrift.hookspecs import hookimpl
 from zerodrift.urls import user_of
@@ -77,10 +76,8 @@ class WriteBlockGate(Gate):
         if not cfg.tables:
             result.skip("no ingestion tables configured in [gates.ZG-7] (tables, worker_settings, expected_sqlstate, insert_sql)")
             return
-        try:
-            db = ctx.artifacts.require("db.fresh")
-        except ArtifactUnavailable as exc:
-            result.fail_with_error(f"no fresh database at head: {exc}")
+        db = ctx.require(result, "db.fresh", "no fresh database at head")
+        if db is None:
             return
         admin = user_of(db.admin_url)
         roles = cfg.roles or [r for r in dict.fromkeys([ctx.config.roles.runtime, ctx.config.roles.migration or admin]) if r]

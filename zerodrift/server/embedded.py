@@ -75,7 +75,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from zerodrift.procs import parent_death_preexec
+from zerodrift.procs import parent_death_preexec, pid_alive
 from zerodrift.errors import EnvironmentProblem
 
 __all__ = [
@@ -717,18 +717,8 @@ def _proc_start_time(pid: int) -> str | None:
 
 
 def _pid_alive(pid: int) -> bool:
-    """True when ``pid`` is a live process (a zombie counts as dead)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return raw.rpartition(")")[2].split()[0] not in ("Z", "X")
+    """See :func:`zerodrift.procs.pid_alive`."""
+    return pid_alive(pid)
 
 
 def _owner_record() -> str:

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 import psycopg
 from psycopg import sql
 
+from zerodrift.procs import pid_alive
 from zerodrift.urls import with_parts
 
 MARKER_PREFIX = "zerodrift throwaway database; run "
@@ -63,16 +64,6 @@ class Leftover:
     reason: str  #: why it counts as abandoned ("" when it does not)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def find_leftovers(admin_url: str, *, older_than_s: float = 24 * 3600) -> list[Leftover]:
     """Databases carrying zerodrift's marker, each with the reason it is abandoned.
 
@@ -94,7 +85,7 @@ def find_leftovers(admin_url: str, *, older_than_s: float = 24 * 3600) -> list[L
         created = datetime.fromisoformat(m.group("created"))
         pid = int(m.group("pid"))
         reason = ""
-        if m.group("host") == me and not _pid_alive(pid):
+        if m.group("host") == me and not pid_alive(pid):
             reason = f"its run's process {pid} on this host is gone"
         elif (now - created).total_seconds() > older_than_s:
             reason = f"older than {older_than_s / 3600:.0f} h"
