@@ -228,6 +228,11 @@ def test_init_refuses_to_overwrite_without_force(tmp_path):
     forced = _cli("init", str(backend), "--force")
     assert forced.returncode == 0, forced.stderr
     assert config_file.read_text() == printed.stdout
+    # a [tool.zerodrift] table in the folder's pyproject.toml counts as an existing config
+    config_file.unlink()
+    (backend / "pyproject.toml").write_text("[tool.zerodrift.target]\npython = \"python3\"\n")
+    proc = _cli("init", str(backend))
+    assert proc.returncode == 2 and "[tool.zerodrift]" in proc.stderr and not config_file.exists()
 
 
 def test_init_without_alembic_ini_is_a_usage_error(tmp_path):

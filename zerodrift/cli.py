@@ -293,22 +293,24 @@ def init(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing zerodrift.toml."),
 ) -> None:
     """Inspect a backend and write a commented zerodrift.toml next to its alembic.ini (TODOs mark what to decide)."""
+    from rich.markup import escape
+
     from zerodrift.onboard.init import init_config
 
     try:
         result = init_config(target, write=not stdout, force=force)
     except ZerodriftError as exc:
-        err.print(f"[bold red]error:[/bold red] {exc}")
+        err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
         raise typer.Exit(exc.exit_code)
     if stdout:
         sys.stdout.write(result.text)
         sys.stdout.flush()
         return
-    err.print(f"wrote {result.path} ({len(result.todos)} TODOs)")
+    err.print(escape(f"wrote {result.path} ({len(result.todos)} TODOs)"))
     for todo in result.todos:
-        err.print(f"  [yellow]TODO[/yellow] {todo}")
+        err.print(f"  [yellow]TODO[/yellow] {escape(todo)}")
     folder = os.path.relpath(result.path.parent)
-    err.print(f"next: fill the TODOs, then `zerodrift doctor {folder}` and `zerodrift run {folder}`")
+    err.print(escape(f"next: fill the TODOs, then `zerodrift doctor {folder}` and `zerodrift run {folder}`"))
 
 
 @app.command()

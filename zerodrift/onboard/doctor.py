@@ -310,6 +310,9 @@ def _check_server_roles_imports(doc: _Doctor, loaded: LoadedConfig, python_ok: b
             db = Database(name=database_of(server.admin_url) or "postgres", purpose="doctor", admin_url=server.admin_url)
         if python_ok:
             _check_imports(doc, loaded, db)
+        elif any(loaded.gate_table(g).get(k) for g, k in (("ZG-3", "registry"), ("ZG-5", "celery_app"), ("ZG-6", "callable"))):
+            doc.add(WARN, "imports", "registry, Celery app and refresh callable not checked: the target interpreter is not usable",
+                    "fix the interpreter first")
     finally:
         if server is not None:
             try:

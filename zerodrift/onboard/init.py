@@ -122,6 +122,7 @@ class Detection:
     env_py: Path | None = None
     env_vars: list[str] = field(default_factory=list)  #: every variable env.py reads, in source order
     env_uses_ini_url: bool = False  #: env.py reads sqlalchemy.url from alembic.ini
+    env_imports: list[str] = field(default_factory=list)  #: top-level names env.py imports
     url_scheme: str = "postgresql"
     url_scheme_reason: str = ""
     url_scheme_sure: bool = False
@@ -188,6 +189,9 @@ class Detection:
             for name in cand.imports:
                 if name in self.package_roots:
                     roots.append(self.package_roots[name])
+        for name in self.env_imports:  # e.g. `from app.models import Base` for target_metadata
+            if name in self.package_roots:
+                roots.append(self.package_roots[name])
         return list(dict.fromkeys(r.resolve() for r in roots))
 
 
@@ -689,6 +693,7 @@ def detect(target: Path) -> Detection:
         source = det.env_py.read_text(encoding="utf-8", errors="replace")
         try:
             det.env_vars = env_vars_read(source)
+            det.env_imports = _top_imports(ast.parse(source))
         except SyntaxError as exc:
             det.notes.append(f"env.py does not parse ({exc}); its environment variables were not read")
         det.env_uses_ini_url = "sqlalchemy.url" in source
@@ -778,7 +783,7 @@ def render(det: Detection) -> tuple[str, list[str]]:
     w.comment("zerodrift configuration, written by `zerodrift init`.")
     w.comment("Paths are relative to this file's folder. Lines marked TODO need your decision; a gate whose "
               "inputs are commented out is SKIPPED with the reason (never PASS) until you fill them in. "
-              "Every key: docs/config-reference.md. Check the setup with `zerodrift doctor`, then `zerodrift run`.")
+              "Every key: docs/config-reference.md in zerodrift's repository. Check the setup with `zerodrift doctor`, then `zerodrift run`.")
     if det.other_alembic_inis:
         w.todo("other Alembic projects were found too: " + ", ".join(_rel(p, det.scan_root) for p in det.other_alembic_inis)
                + f". This file is for {_rel(det.alembic_ini, det.scan_root)}; run `zerodrift init <folder>` for each other one.")
@@ -804,8 +809,9 @@ def render(det: Detection) -> tuple[str, list[str]]:
     roots = det.import_roots()
     if roots:
         entries = [_rel(r, here) for r in roots]
-        why = ", ".join(c.path.split(":")[0] for c in (det.celery_apps[:1] + det.registries[:1] + det.refreshers[:1]))
-        w.comment(f"the probes import {why}: these folders must be on PYTHONPATH "
+        modules = [c.path.split(":")[0] for c in (det.celery_apps[:1] + det.registries[:1] + det.refreshers[:1])]
+        modules += [n for n in det.env_imports if n in det.package_roots]
+        w.comment(f"the target's code imports {', '.join(dict.fromkeys(modules))}: these folders must be on PYTHONPATH "
                   "(a probe runs as a script, so the current folder is not on sys.path).")
         w.key("pythonpath", entries)
     else:
