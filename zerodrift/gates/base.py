@@ -89,6 +89,7 @@ class GateResult:
     error: str = ""
     environment_error: bool = False
     skip_reason: str = ""
+    headline: str = ""  #: what a PASS proved, in one line, for the gate table
     duration_s: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -154,7 +155,7 @@ class GateResult:
         text = f"{len(passed)} checks passed"
         if skipped:
             text += f", {len(skipped)} skipped"
-        return text
+        return f"{self.headline} ({text})" if self.headline else text
 
 
 class Gate:

@@ -51,6 +51,7 @@ class ProvenanceGate(Gate):
             result.check("clean working tree", not prov.dirty,
                          "no modified, staged or untracked files" if not prov.dirty
                          else f"{len(prov.dirty_paths)} dirty paths: {shown} — commit or stash them (untracked files count)")
+        result.headline = f"clean tree at {prov.commit[:12]} ({prov.branch or 'detached HEAD'})"
         if not (cfg.base_ref and cfg.allowed_paths):
             result.skip_check("changes within allowed paths", "base_ref and allowed_paths are not configured")
             return

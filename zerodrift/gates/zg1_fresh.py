@@ -101,6 +101,8 @@ class FreshMigrationGate(Gate):
             equal, detail, rows = diff_detail(db_a.purpose, db_b.purpose, snap_a, snap_b)
             result.check("fresh catalog snapshots equal", equal, detail)
             result.facts["schema_fingerprint"] = snap_a.fingerprint
+            result.headline = (f"2 fresh databases → {revisions_text(heads)}, same fingerprint "
+                               f"sha256:{snap_a.fingerprint[:12]}")
             result.facts["kinds_compared"] = list(snap_a.objects.keys())
             if rows:
                 result.attachments["fresh-vs-fresh_b.diff.txt"] = (format_rows(rows) + "\n").encode()

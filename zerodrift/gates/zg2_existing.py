@@ -114,6 +114,8 @@ class ExistingDatabaseGate(Gate):
                 all_rows.extend((path.label, d) for d in rows)
             elif index == 0:
                 ctx.artifacts.publish("db.existing", None)
+        result.headline = (f"{len(paths)} upgrade path(s) ({', '.join(p.label for p in paths)}) → head; "
+                           "data checks hold; schema = fresh")
         used = {id(d.waiver) for _, d in all_rows if d.waiver is not None}
         for waiver in cfg.waivers:
             if id(waiver) not in used:

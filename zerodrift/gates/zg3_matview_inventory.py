@@ -85,6 +85,7 @@ class MatviewInventoryGate(Gate):
             databases.append(("existing", existing))
         else:
             result.skip_check("existing database inventory", "no existing database (ZG-2 not configured or failed)")
+        result.headline = f"{len(registry)} registered views = pg_matviews on {' + '.join(lbl for lbl, _ in databases)}"
         for label, db in databases:
             out = ctx.run_sql(result, db, MATVIEWS_SQL, params=(cfg.schemas,), title=f"pg_matviews ({label})")
             if not out.ok:

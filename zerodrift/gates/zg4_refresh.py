@@ -84,6 +84,8 @@ class RefreshViabilityGate(Gate):
         version_num = int(ctx.server_version_num())
         maintain = "has_table_privilege(%(role)s, c.oid, 'MAINTAIN')" if version_num >= 170000 else "false"
         schemas = sorted({name.split(".", 1)[0] for name in registry}) if registry else cfg.schemas
+        result.headline = (f"{len(registry) if registry is not None else 'all'} matviews refreshed CONCURRENTLY as "
+                           f"{role} on {' + '.join(lbl for lbl, _ in databases)}")
         for label, db in databases:
             with ctx.artifacts.exclusive(db.name):
                 self._refresh_all(ctx, result, label, db, role, settings, maintain, schemas, registry, version_num)

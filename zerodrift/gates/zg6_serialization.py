@@ -102,6 +102,7 @@ class SerializationGate(Gate):
             return
         result.check("refresh path takes an advisory lock", True, f"key {key}: {how}")
         result.facts["lock_key"] = key
+        result.headline = f"advisory lock {key} found in pg_locks; skipped while held, success after, no leak"
         self._skip_while_held(key)
         self._success_after_release()
 

@@ -118,6 +118,8 @@ class WriteBlockGate(Gate):
                          [[t, op, *(matrix.get((t, op, r), ("not run", ""))[0] for r in roles)]
                           for t in cfg.tables for op in OPERATIONS])
 
+        result.headline = (f"{len(cfg.tables)} tables × INSERT/UPDATE/DELETE blocked by "
+                           f"{cfg.expected_sqlstate or 'the guard'} in worker context, each beside a successful control write")
         counts_after = self._counts(ctx, result, db, cfg.tables, "after")
         result.check("row counts unchanged", counts_before == counts_after and bool(counts_after),
                      f"before {counts_before}, after {counts_after}")
