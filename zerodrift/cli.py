@@ -18,6 +18,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from zerodrift import __version__
@@ -79,7 +80,7 @@ def run(
     try:
         key = _signing_key(target, config, sign_key)
     except ZerodriftError as exc:
-        err.print(f"[bold red]error:[/bold red] {exc}")
+        err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
         raise typer.Exit(exc.exit_code)
     if key is None:
         err.print("[yellow]note:[/yellow] no signing key (--sign-key, ZERODRIFT_SIGNING_KEY or signing.key): "
@@ -89,16 +90,16 @@ def run(
 
     def progress(message: str, result) -> None:
         if result is None:
-            err.print(f"[dim]… {message}[/dim]")
+            err.print(f"[dim]… {escape(message)}[/dim]")
         else:
             style = _STATUS_STYLE.get(result.status.value, "")
-            err.print(f"[{style}]{result.status.value:7}[/{style}] {result.gate_id} {result.title} "
+            err.print(f"[{style}]{result.status.value:7}[/{style}] {escape(result.gate_id)} {escape(result.title)} "
                       f"[dim]({result.duration_s:.1f} s)[/dim]")
 
     try:
         report = run_gates(options, progress=progress)
     except ZerodriftError as exc:
-        err.print(f"[bold red]error:[/bold red] {exc}")
+        err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
         raise typer.Exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/bold red]: throwaway databases dropped, embedded server stopped")
@@ -109,7 +110,7 @@ def run(
 
     github.emit(data, str(written["markdown"]), sys.stderr)
     _summary(report)
-    err.print(f"proof pack: {report.output_dir}  (ledger: {written['markdown']})")
+    err.print(escape(f"proof pack: {report.output_dir}  (ledger: {written['markdown']})"))
     if output_format is OutputFormat.json:
         sys.stdout.buffer.write(render_json(data))
     elif output_format is OutputFormat.junit:
@@ -141,7 +142,7 @@ def _summary(report) -> None:
     table.add_column("Evidence", overflow="fold")
     for r in report.results:
         style = _STATUS_STYLE.get(r.status.value, "")
-        table.add_row(f"{r.gate_id} {r.title}", f"[{style}]{r.status.value}[/{style}]", r.summary)
+        table.add_row(escape(f"{r.gate_id} {r.title}"), f"[{style}]{r.status.value}[/{style}]", escape(r.summary))
     err.print(table)
 
 
@@ -180,7 +181,7 @@ def verify(
     try:
         wanted = git_head(Path.cwd()) if head else commit
     except ZerodriftError as exc:
-        err.print(f"[bold red]error:[/bold red] {exc}")
+        err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
         raise typer.Exit(exc.exit_code)
     result = verify_ledger(ledger, allowed_signers=signers, principal=principal, commit=wanted)
     attestation = ledger.with_name("attestation.dsse.json")
@@ -238,10 +239,10 @@ def gc(
             check_url(url, "admin URL")
             leftovers = find_leftovers(url, older_than_s=older_than * 3600)
         except ZerodriftError as exc:
-            err.print(f"[bold red]error:[/bold red] {exc}")
+            err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
             raise typer.Exit(exc.exit_code)
         except Exception as exc:  # psycopg errors: unreachable server, bad password
-            err.print(f"[bold red]error:[/bold red] cannot sweep {mask(url)}: {exc}")
+            err.print(f"[bold red]error:[/bold red] cannot sweep {mask(url)}: {escape(str(exc))}")
             raise typer.Exit(3)
         for lo in leftovers:
             verdict = (f"drop ({lo.reason})" if lo.reason else "keep (its run may still be alive)")

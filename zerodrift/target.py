@@ -69,7 +69,10 @@ class TargetRunner:
                 "point zerodrift at the backend's folder, or set target.alembic_ini"
             )
         self.cwd = self.alembic_ini.parent
-        self.python = self._resolve_python(cfg.python)
+        python = cfg.python
+        if python and ("/" in python or python.startswith(".")) and not Path(python).is_absolute():
+            python = str(loaded.path(python))  # a relative path is relative to the config root
+        self.python = self._resolve_python(python)
         self.timeout = cfg.job_timeout
         self._check_imports()
 
@@ -141,7 +144,11 @@ class TargetRunner:
         cfg = self.loaded.config.target
         env = dict(os.environ)
         names: list[str] = []
+        # configured entries first, then the backend's folder (alembic.ini's), importable as
+        # when one runs python there (probes run as scripts, so it is not on sys.path)
         paths = [str(self._map(self.loaded.path(p))) for p in cfg.pythonpath]
+        if str(self.cwd) not in paths:
+            paths.append(str(self.cwd))
         if paths:
             env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
             names.append("PYTHONPATH")
