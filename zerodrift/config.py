@@ -177,10 +177,10 @@ def load_config(
     raw = {section: (dict(value) if isinstance(value, dict) else value) for section, value in raw.items()}
     for env_name, (section, key) in ENV_OVERRIDES.items():
         if environ.get(env_name):
-            raw.setdefault(section, {})[key] = environ[env_name]
+            raw.setdefault(section, {})[key] = _from_cwd(section, key, environ[env_name])
     for (section, key), value in (overrides or {}).items():
         if value is not None:
-            raw.setdefault(section, {})[key] = value
+            raw.setdefault(section, {})[key] = _from_cwd(section, key, value)
     where = str(source) if source else "defaults"
     try:
         config = Config.model_validate(raw)
@@ -190,15 +190,26 @@ def load_config(
     return LoadedConfig(config=config, root=root, source=source, target_dir=target_dir.resolve())
 
 
+def _from_cwd(section: str, key: str, value):
+    """Flags and environment variables name paths relative to the current folder
+    (file values are relative to the config root)."""
+    if (section, key) == ("target", "python") and isinstance(value, str) and "/" in value:
+        return os.path.abspath(value)
+    return value
+
+
 def format_validation_error(where: str, exc: ValidationError, prefix: str = "") -> str:
     """Turn a pydantic ValidationError into lines naming file, key and expectation."""
     lines = [f"{where}: invalid configuration"]
     for err in exc.errors():
         key = ".".join(str(part) for part in err["loc"])
-        key = f"{prefix}.{key}" if prefix else key
+        key = ".".join(part for part in (prefix, key) if part) or "(top level)"
         got = err.get("input")
         if err["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key (check the spelling; see the config reference in the README)")
+            lines.append(f"  {key}: unknown key (check the spelling; see docs/config-reference.md)")
+        elif isinstance(got, (dict, list)) or err["type"] == "value_error":
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  {key}: {msg}")
         else:
             lines.append(f"  {key}: {err['msg']} (got {got!r})")
     return "\n".join(lines)

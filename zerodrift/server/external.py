@@ -27,7 +27,7 @@ class ExternalServer:
             with psycopg.connect(self.admin_url, connect_timeout=10) as conn:
                 self.version = conn.execute("SHOW server_version").fetchone()[0].split()[0]
         except psycopg.OperationalError as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            reason = " ".join(str(exc).split()) or type(exc).__name__
             raise EnvironmentProblem(
                 f"cannot connect to the external server {mask(self.admin_url)}: {reason}. "
                 "Check host, port, user and password, or omit --admin-url to use the embedded server."
