@@ -72,6 +72,17 @@ class ArtifactStore:
                     raise ArtifactUnavailable(f"timed out waiting for {key!r} from {producer}")
                 self._cond.wait(remaining)
 
+    def ready(self, key: str) -> bool:
+        """True when ``require(key)`` would not block (published, or its producer ended or is absent)."""
+        with self._cond:
+            producer = self._producers.get(key)
+            return key in self._values or producer is None or producer in self._finished
+
+    def wait_for_change(self, timeout: float) -> None:
+        """Block until something is published or a gate ends (or ``timeout`` seconds pass)."""
+        with self._cond:
+            self._cond.wait(timeout)
+
     def exclusive(self, name: str) -> threading.Lock:
         """A lock per shared resource (e.g. a database name): gates that take locks or
         refresh in a shared database hold it, so they cannot disturb each other's proof."""

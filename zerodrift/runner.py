@@ -31,8 +31,9 @@ from zerodrift.server.provision import Provisioner, new_run_id
 
 log = logging.getLogger("zerodrift")
 
-#: Gates run at once. Two cores, but gates mostly wait on PostgreSQL and subprocesses.
-DEFAULT_PARALLELISM = 3
+#: Gates run at once. Two cores, but gates mostly wait on PostgreSQL and subprocesses,
+#: and a gate is only started once the inputs it starts with exist.
+DEFAULT_PARALLELISM = 4
 
 
 @dataclass
@@ -282,11 +283,20 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
 
         t0 = time.perf_counter()
         with ThreadPoolExecutor(max_workers=max(1, options.parallelism), thread_name_prefix="gate") as pool:
-            futures = [pool.submit(execute, g) for g in gates]
+            futures: dict[str, Any] = {}
+            pending = list(gates)
             try:
-                report.results = [f.result() for f in futures]
+                while pending:
+                    for gate_cls in list(pending):
+                        needs_first = gate_cls.requires if gate_cls.starts_after is None else gate_cls.starts_after
+                        if all(artifacts.ready(key) for key in needs_first):
+                            futures[gate_cls.id] = pool.submit(execute, gate_cls)
+                            pending.remove(gate_cls)
+                    if pending:
+                        artifacts.wait_for_change(0.5)
+                report.results = [futures[g.id].result() for g in gates]
             except BaseException:
-                for f in futures:
+                for f in futures.values():
                     f.cancel()
                 raise
         phases["gates"] = time.perf_counter() - t0

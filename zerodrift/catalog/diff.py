@@ -57,6 +57,8 @@ def diff_snapshots(left: CatalogSnapshot, right: CatalogSnapshot) -> list[DiffRo
     :func:`~zerodrift.catalog.snapshot.take_snapshot` result does). Raises nothing for
     well-formed snapshots.
     """
+    if set(left.objects) == set(right.objects) and left.fingerprint == right.fingerprint:
+        return []  # equal canonical JSON: nothing can differ (the fingerprint is cached)
     rows: list[DiffRow] = []
     kinds = set(left.objects) | set(right.objects)
     for kind in _kind_order(kinds):

@@ -145,20 +145,31 @@ class CatalogSnapshot:
     objects: dict[str, dict[str, dict[str, Any]]]
     server_version: str = ""
     format: str = field(default=FORMAT)
+    #: canonical JSON of ``objects``, computed once (a snapshot is not changed after it is taken)
+    _objects_json: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    def _objects_canonical(self) -> bytes:
+        if self._objects_json is None:
+            self._objects_json = _canonical(self.objects)
+        return self._objects_json
 
     def to_canonical_json(self) -> bytes:
         """The whole snapshot as canonical JSON bytes.
 
         Sorted keys, separators ``,`` and ``:``, UTF-8 (non-ASCII kept as is), a final
-        ``\\n``. Equal snapshots give byte-identical output.
+        ``\\n``. Equal snapshots give byte-identical output. The ``objects`` part is
+        serialised once per snapshot and spliced in (keys sort as format, objects,
+        server_version).
         """
-        return _canonical({"format": self.format, "objects": self.objects, "server_version": self.server_version})
+        head = _canonical({"format": self.format})[:-2]  # '{"format":"…"' without '}\n'
+        tail = _canonical({"server_version": self.server_version})[1:]  # '"server_version":"…"}\n'
+        return head + b',"objects":' + self._objects_canonical()[:-1] + b"," + tail
 
     @property
     def fingerprint(self) -> str:
         """SHA-256 hex digest of the canonical JSON of ``objects`` alone (with its final
         newline); the server version and format marker do not change it."""
-        return hashlib.sha256(_canonical(self.objects)).hexdigest()
+        return hashlib.sha256(self._objects_canonical()).hexdigest()
 
     def counts(self) -> dict[str, int]:
         """Number of objects per kind, in :data:`KINDS` order (kinds not in KINDS after)."""
@@ -241,7 +252,8 @@ def take_snapshot(conn: psycopg.Connection) -> CatalogSnapshot:
         with conn.cursor(row_factory=dict_row) as cur:
             if started_here:
                 cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            cur.execute("SELECT set_config('search_path', '', true), current_setting('server_version') AS v")
+            cur.execute("SELECT set_config('search_path', '', true), set_config('jit', 'off', true), "
+                        "current_setting('server_version') AS v")
             row = cur.fetchone()
             server_version = row["v"] if row else ""
             objects: dict[str, dict[str, dict[str, Any]]] = {}
@@ -298,9 +310,12 @@ def _not_ext(catalog: str, oid_expr: str) -> str:
 
 
 def _comment(catalog: str, oid_expr: str, alias: str, subid: str = "0") -> str:
+    # LATERAL ... LIMIT 1 keeps an index lookup per row: a plain LEFT JOIN gets a nested
+    # loop over all of pg_description on a freshly migrated database (stale statistics),
+    # quadratic in the schema size.
     return (
-        f"LEFT JOIN pg_description {alias} ON {alias}.objoid = {oid_expr} "
-        f"AND {alias}.classoid = '{catalog}'::regclass AND {alias}.objsubid = {subid}"
+        f"LEFT JOIN LATERAL (SELECT description FROM pg_description WHERE objoid = {oid_expr} "
+        f"AND classoid = '{catalog}'::regclass AND objsubid = {subid} LIMIT 1) {alias} ON true"
     )
 
 

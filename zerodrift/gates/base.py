@@ -175,6 +175,9 @@ class Gate:
     requires: ClassVar[tuple[str, ...]] = ()
     #: artifacts used when a selected gate provides them (ordering only; never auto-selected)
     optional_requires: ClassVar[tuple[str, ...]] = ()
+    #: artifacts that must exist before the gate starts (None: all of ``requires``); a gate
+    #: that needs an input only at its end lists fewer and runs alongside its producer
+    starts_after: ClassVar[tuple[str, ...] | None] = None
     provides: ClassVar[tuple[str, ...]] = ()
     needs: ClassVar[tuple[str, ...]] = ()
 

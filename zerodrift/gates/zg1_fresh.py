@@ -46,7 +46,8 @@ class FreshMigrationGate(Gate):
         target = ctx.target
         upgrade_to = "heads" if len(cfg.expected_heads) > 1 else "head"
         role = ctx.migration_role
-        dbs = [ctx.database("fresh"), ctx.database("fresh_b")]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            dbs = list(pool.map(ctx.database, ["fresh", "fresh_b"]))
         jobs = [
             [{"op": "heads"}, {"op": "upgrade", "revision": upgrade_to}, {"op": "current"}],
             [{"op": "upgrade", "revision": upgrade_to}, {"op": "current"}],
@@ -92,7 +93,9 @@ class FreshMigrationGate(Gate):
             result.check(f"current equals head on {db.purpose}", same,
                          f"alembic current: {revisions_text(current)}; alembic_version: "
                          f"{revisions_text(stored_revs) if stored_revs is not None else stored.error}; heads: {revisions_text(heads)}")
-            snapshots.append((db, ctx.snapshot(result, db, db.purpose)))
+            snapshots.append(db)
+        with ThreadPoolExecutor(max_workers=2) as pool:  # the server-side work overlaps
+            snapshots = list(zip(snapshots, pool.map(lambda db: ctx.snapshot(result, db, db.purpose), snapshots)))
 
         for db, snap in snapshots:
             result.attachments[f"{db.purpose}.snapshot.json"] = snap.to_canonical_json()

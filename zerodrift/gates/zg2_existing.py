@@ -91,6 +91,7 @@ class ExistingDatabaseGate(Gate):
     title = "Existing-database upgrade path"
     config_model = ExistingConfig
     requires = ("snapshot.fresh",)
+    starts_after = ()  # builds its own database alongside ZG-1; needs the fresh snapshot only at the end
     provides = ("db.existing", "snapshot.existing")
     needs = ("server", "target")
 
