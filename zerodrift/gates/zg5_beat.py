@@ -38,7 +38,8 @@ class BeatGate(Gate):
     seeds beat's own schedule store (``celery.beat.PersistentScheduler``) with every
     entry last run long ago — no app-specific switch — and starts a real
     ``celery beat`` against a real broker (default: kombu's SQLAlchemy transport on a
-    throwaway database). It stops beat as soon as the log shows every entry sent
+    throwaway database, which is also the app's ``DATABASE_URL``: beat schedules and
+    publishes, it needs no migrated schema, so this gate runs from the start). It stops beat as soon as the log shows every entry sent
     (never a fixed sleep), then drains the broker with kombu and asserts a message
     for each entry's task is there. Without ``celery_app`` the gate is SKIPPED.
     """
@@ -46,7 +47,6 @@ class BeatGate(Gate):
     id = "ZG-5"
     title = "Beat is real"
     config_model = BeatConfig
-    requires = ("db.fresh",)
     needs = ("server", "target")
 
     def run(self, ctx, result: GateResult) -> None:
@@ -54,9 +54,9 @@ class BeatGate(Gate):
         if not cfg.celery_app:
             result.skip("celery_app is not configured in [gates.ZG-5] (e.g. celery_app = \"app.celery_app:celery_app\")")
             return
-        fresh = ctx.require(result, "db.fresh", "no fresh database for the app to use")
-        if fresh is None:
-            return
+        # beat only schedules and publishes: it needs no migrated database, so the gate starts
+        # at once, with its own throwaway database as the broker and as the app's DATABASE_URL
+        fresh = ctx.database("celery")
         target = ctx.target
         runtime = ctx.config.roles.runtime or None
         with tempfile.TemporaryDirectory(prefix="zerodrift-beat-") as tmp:
@@ -84,11 +84,7 @@ class BeatGate(Gate):
                          "; ".join(f"entry {n}: task {t!r} is not registered (a worker would answer "
                                    "'Received unregistered task')" for n, t in sorted(unregistered.items())))
 
-            if cfg.broker_url:
-                broker = cfg.broker_url
-            else:
-                broker_db = ctx.database("broker")
-                broker = "sqla+" + broker_db.url(scheme=cfg.sqla_driver)
+            broker = cfg.broker_url or "sqla+" + fresh.url(scheme=cfg.sqla_driver)
             queues = sorted({e["queue"] for e in entries.values()})
             drain_request = {"app": cfg.celery_app, "mode": "drain", "broker": broker, "queues": queues,
                              "expect": sorted({e["task"] for e in entries.values()}), "timeout_s": 10.0}
