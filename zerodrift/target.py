@@ -209,7 +209,8 @@ class TargetRunner:
     # -- probes ----------------------------------------------------------
     def start_held_probe(self, probe: str, request: dict[str, Any], *, db: Database | None = None,
                          role: str | None = None, runtime: bool = True) -> tuple[HeldProbe, list[str]]:
-        """Start ``probes/<probe>`` that answers, then holds until released; returns (probe, env names)."""
+        """Start ``probes/<probe>`` with a first request; it answers, then waits for more until released.
+        Returns (probe, env names)."""
         env, names = self.environment(db, role=role, runtime=runtime)
         return HeldProbe(self.python, probe, request, env, self.cwd), names
 
@@ -260,10 +261,13 @@ class TargetRunner:
 
 
 class HeldProbe:
-    """A probe process that answers once, then stays alive until :meth:`release`.
+    """A probe process that answers requests one at a time and stays alive in between.
 
-    Used where the sessions a call leaves behind must be inspected while the
-    process still holds them (ZG-6's leak check).
+    Each :meth:`send` writes one JSON line to the probe's stdin; :meth:`answer` waits
+    for the matching ``ZERODRIFT-RESULT`` line. The process — with whatever sessions
+    the target's code left open — lives until :meth:`release`, so those sessions can be
+    inspected between calls (ZG-6's leak check), and one interpreter start serves
+    several calls.
     """
 
     def __init__(self, python: str, probe: str, request: dict[str, Any], env: dict[str, str], cwd: Path) -> None:
@@ -274,28 +278,44 @@ class HeldProbe:
                                      stderr=subprocess.STDOUT, text=True, cwd=cwd, env=env,
                                      preexec_fn=parent_death_preexec())
         self.lines: list[str] = []
-        self._answer: dict[str, Any] | None = None
-        self._event = threading.Event()
+        self._answers: list[dict[str, Any]] = []
+        self._sent = 0
+        self._cond = threading.Condition()
+        self._ended = False
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
+        self.send(request)
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            if line.startswith(RESULT_PREFIX) and self._answer is None:
-                self._answer = json.loads(line[len(RESULT_PREFIX):])
-                self._event.set()
-            else:
-                self.lines.append(line)
-        self._event.set()
+            with self._cond:
+                if line.startswith(RESULT_PREFIX):
+                    self._answers.append(json.loads(line[len(RESULT_PREFIX):]))
+                else:
+                    self.lines.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def send(self, request: dict[str, Any]) -> None:
+        """Ask for one more call; its answer comes from :meth:`answer`."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        self._sent += 1
 
     def answer(self, timeout: float) -> dict[str, Any] | None:
-        """The JSON answer, or None when none came within ``timeout`` seconds (or the process died)."""
-        self._event.wait(timeout)
-        return self._answer
+        """The answer to the last request, or None when none came within ``timeout``
+        seconds (or the process died first)."""
+        with self._cond:
+            self._cond.wait_for(lambda: len(self._answers) >= self._sent or self._ended, timeout)
+            return self._answers[self._sent - 1] if len(self._answers) >= self._sent else None
 
     @property
     def output(self) -> str:

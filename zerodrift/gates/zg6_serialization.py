@@ -86,10 +86,16 @@ class SerializationGate(Gate):
         self.role = ctx.config.roles.runtime or None
         self.t0 = time.perf_counter()
         self.timeline: list[str] = []
+        self.session = None
         try:
             with ctx.artifacts.exclusive(db.name):
                 self._prove()
+            if self.session is not None:
+                self.session.release()
+                self._log(f"call probe exited ({self.session.proc.returncode})")
+                self.session = None
         finally:
+            self._end_session("end")
             result.add_step(EvidenceStep(title="sequence", command=f"{cfg.callable}(*{cfg.args!r})", role=self.role or "",
                                          database=db.name, duration_s=time.perf_counter() - self.t0,
                                          output="\n".join(self.timeline)))
@@ -111,11 +117,16 @@ class SerializationGate(Gate):
         self.timeline.append(f"[+{time.perf_counter() - self.t0:7.3f}s] {text}")
 
     def _start(self, label: str):
-        probe, _ = self.ctx.target.start_held_probe(
-            "call_probe.py", {"path": self.cfg.callable, "args": self.cfg.args, "kwargs": self.cfg.kwargs, "hold": True},
-            db=self.db, role=self.role, runtime=True)
-        self._log(f"{label}: {self.cfg.callable}({', '.join(map(repr, self.cfg.args))}) started")
-        return probe
+        """Ask the call-probe session for one call (starting the process if none is alive)."""
+        request = {"path": self.cfg.callable, "args": self.cfg.args, "kwargs": self.cfg.kwargs}
+        if self.session is not None and self.session.alive:
+            self.session.send(request)
+        else:
+            self.session, _ = self.ctx.target.start_held_probe("call_probe.py", request, db=self.db, role=self.role,
+                                                               runtime=True)
+            self._log(f"call probe started (pid {self.session.proc.pid}); it keeps its sessions open between calls")
+        self._log(f"{label}: {self.cfg.callable}({', '.join(map(repr, self.cfg.args))}) called")
+        return self.session
 
     def _finish(self, probe, label: str, answer) -> None:
         if answer is not None:
@@ -123,12 +134,21 @@ class SerializationGate(Gate):
                 self._log(f"{label}:   sent at +{s['at_s']:.3f}s: {s['sql'][:160]} {s['params'][:80]}")
             if answer.get("traceback"):
                 self._log(f"{label}: {answer['traceback'].strip()}")
-        status = probe.release()
-        if probe.output.strip():
-            self._log(f"{label}: output: {probe.output.strip()[-600:]}")
-        self._log(f"{label}: process exited {status}")
+        else:  # no answer: the process is stuck in the call; end it
+            self._end_session(label)
 
-    def _leaks(self, label: str, exclude: list[int]) -> None:
+    def _end_session(self, label: str) -> None:
+        if self.session is None:
+            return
+        if answer_missing := self.session.alive:
+            self.session.proc.kill()
+        status = self.session.release()
+        if self.session.output.strip():
+            self._log(f"{label}: probe output: {self.session.output.strip()[-600:]}")
+        self._log(f"call probe {'killed' if answer_missing else 'exited'} ({status})")
+        self.session = None
+
+    def _leaks(self, label: str, exclude: list[int]) -> bool:
         with psycopg.connect(self.db.url(), autocommit=True) as conn:
             rows = conn.execute(ADVISORY_SQL, (exclude + [conn.info.backend_pid],)).fetchall()
         held = [f"pid {r[0]} key {key_from_lock(r[1], r[2], r[3])} ({r[4]}{'' if r[5] else ', waiting'})" for r in rows]
@@ -137,6 +157,9 @@ class SerializationGate(Gate):
                           "the path's sessions hold no advisory lock after it returned" if not held else
                           f"still held after the call returned: {', '.join(held)} — the unlock ran on another "
                           "connection, after an aborted transaction, or not at all")
+        if held:  # the next step needs the lock free: end the process that holds it
+            self._end_session(f"{label} (it leaked a lock)")
+        return bool(held)
 
     def _find_lock(self) -> tuple[list[int] | None, str]:
         cfg = self.cfg
@@ -199,6 +222,7 @@ class SerializationGate(Gate):
     def _skip_while_held(self, key: list[int]) -> None:
         cfg = self.cfg
         with psycopg.connect(self.db.url(), autocommit=True) as holder:
+            holder.execute("SET lock_timeout = '30s'")  # never wait forever on a lock someone leaked
             holder.execute(lock_sql(key, "pg_advisory_lock"))
             self._log(f"holder (pid {holder.info.backend_pid}): {lock_sql(key, 'pg_advisory_lock')} -> acquired")
             probe = self._start("call while held")
@@ -208,7 +232,6 @@ class SerializationGate(Gate):
                 self.result.check("skips while the lock is held", False,
                                   f"did not return within {cfg.prompt_s:.1f} s while another session held the lock: "
                                   "it waits on the lock (pg_advisory_lock?) instead of skipping (pg_try_advisory_lock)")
-                probe.proc.kill()
                 self._finish(probe, "call while held", None)
             else:
                 value = answer.get("value")
@@ -233,7 +256,6 @@ class SerializationGate(Gate):
         answer = probe.answer(cfg.timeout)
         if answer is None:
             self.result.check("succeeds once the lock is free", False, f"did not return within {cfg.timeout:.0f} s")
-            probe.proc.kill()
             self._finish(probe, "call after release", None)
             return
         value = answer.get("value")

@@ -1,16 +1,16 @@
-"""Call probe: call the target's ``module:callable`` once, report the result, then hold.
+"""Call probe: call the target's ``module:callable`` on request, report each result, stay alive.
 
 Executed by the *target's* interpreter. Request on stdin (first line, JSON)::
 
-    {"path": "app.refresh:refresh_view", "args": ["mv_x"], "kwargs": {}, "hold": true}
+    {"path": "app.refresh:refresh_view", "args": ["mv_x"], "kwargs": {}}
 
 The callable may be a plain function or a coroutine function (run with
-``asyncio.run``). When SQLAlchemy is importable, every statement the callable sends
+one event loop kept for the process's life). When SQLAlchemy is importable, every statement the callable sends
 through any SQLAlchemy engine is recorded (``before_cursor_execute`` on the Engine
 class, which also covers async engines). Answer: one line
-``ZERODRIFT-RESULT {"ok", "value", "duration_s", "statements", "error"}``. With
-``hold`` the process then stays alive — its pooled connections open — until stdin
-closes, so the caller can inspect the sessions it left behind.
+``ZERODRIFT-RESULT {"ok", "value", "duration_s", "statements", "error"}`` per request
+line. The process stays alive — its pooled connections open — until stdin closes, so
+the caller can inspect the sessions a call left behind, then ask for the next call.
 """
 
 from __future__ import annotations
@@ -26,8 +26,42 @@ import traceback
 RESULT_PREFIX = "ZERODRIFT-RESULT "
 
 
+_LOOP = []
+
+
+def _loop():
+    if not _LOOP:
+        _LOOP.append(asyncio.new_event_loop())
+        asyncio.set_event_loop(_LOOP[0])
+    return _LOOP[0]
+
+
+def call(request, statements, observed):
+    statements.clear()
+    start = time.perf_counter()
+    try:
+        module_name, _, attr = request["path"].partition(":")
+        obj = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        value = obj(*request.get("args", []), **request.get("kwargs", {}))
+        if inspect.isawaitable(value):
+            async def _await(awaitable):
+                return await awaitable
+
+            # one loop for all calls: an async engine's pooled connections belong to it
+            value = _loop().run_until_complete(_await(value))
+        answer = {"ok": True, "value": value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)}
+    except BaseException as exc:  # report any failure of the target's code
+        answer = {"ok": False, "error": "".join(traceback.format_exception_only(type(exc), exc)).strip(),
+                  "traceback": traceback.format_exc(limit=8)}
+    answer["duration_s"] = time.perf_counter() - start
+    answer["statements_observed"] = observed
+    answer["statements"] = [{"at_s": round(s["t"] - start, 4), "sql": s["sql"], "params": s["params"]} for s in statements]
+    return answer
+
+
 def main():
-    request = json.loads(sys.stdin.readline())
     statements = []
     observed = False
     try:
@@ -42,29 +76,13 @@ def main():
         observed = True
     except ImportError:
         pass
-    start = time.perf_counter()
-    try:
-        module_name, _, attr = request["path"].partition(":")
-        obj = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-        value = obj(*request.get("args", []), **request.get("kwargs", {}))
-        if inspect.isawaitable(value):
-            async def _await(awaitable):
-                return await awaitable
-
-            value = asyncio.run(_await(value))
-        answer = {"ok": True, "value": value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)}
-    except BaseException as exc:  # report any failure of the target's code
-        answer = {"ok": False, "error": "".join(traceback.format_exception_only(type(exc), exc)).strip(),
-                  "traceback": traceback.format_exc(limit=8)}
-    answer["duration_s"] = time.perf_counter() - start
-    answer["statements_observed"] = observed
-    answer["statements"] = [{"at_s": round(s["t"] - start, 4), "sql": s["sql"], "params": s["params"]} for s in statements]
-    sys.stdout.write(RESULT_PREFIX + json.dumps(answer, default=str) + "\n")
-    sys.stdout.flush()
-    if request.get("hold"):
-        sys.stdin.read()
+    # one request per line; the process (and the sessions the calls left open) lives until stdin closes
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        answer = call(json.loads(line), statements, observed)
+        sys.stdout.write(RESULT_PREFIX + json.dumps(answer, default=str) + "\n")
+        sys.stdout.flush()
     return 0
 
 
