@@ -169,39 +169,18 @@ class TargetRunner:
         """Run alembic operations (``{"op": "upgrade", "revision": "head"}``, ``heads``,
         ``current``, ``downgrade``) against ``db`` as ``role`` in one process.
         ``extra_env`` is added to the environment (and its names to the evidence)."""
+        with self.alembic_session(db, role=role, extra_env=extra_env) as session:
+            return session.job(ops)
+
+    def alembic_session(self, db: Database, *, role: str | None = None,
+                        extra_env: dict[str, str] | None = None) -> "AlembicSession":
+        """A context manager: one alembic process for several jobs on ``db`` (each job's
+        steps are evidence), e.g. upgrade, then zerodrift seeds, then upgrade again."""
         env, names = self.environment(db, role=role)
         if extra_env:
             env.update(extra_env)
             names = names + [f"{k}={v}" for k, v in extra_env.items()]
-        request = {"alembic_ini": str(self.alembic_ini), "cwd": str(self.cwd), "steps": ops}
-        role_name = role or user_of(db.admin_url)
-        started = time.perf_counter()
-        proc_ok, payload, raw = self._run_probe("alembic_job.py", request, env)
-        elapsed = time.perf_counter() - started
-        result = JobResult()
-        if not proc_ok:
-            result.ok = False
-            result.error = f"alembic job did not finish: {raw.strip().splitlines()[-1] if raw.strip() else 'no output'}"
-            result.steps.append(EvidenceStep(
-                title="alembic job", command=self._describe(ops), role=role_name, database=db.name,
-                duration_s=elapsed, exit_status=1, output=raw, env=names))
-            return result
-        for op, step in zip(ops, payload["steps"]):
-            command = _OP_COMMAND.get(op["op"], f"alembic {op['op']} {op.get('revision', '')}".strip())
-            output = step["output"]
-            if step.get("error") and step["error"] not in output:
-                output += ("\n" if output else "") + step["error"]
-            result.steps.append(EvidenceStep(
-                title=command, command=command, role=role_name, database=db.name,
-                duration_s=step["duration_s"], exit_status=0 if step["ok"] else 1, output=output, env=names))
-            result.values.append(step.get("value"))
-            if not step["ok"] and result.ok:
-                result.ok = False
-                running = _RUNNING.findall(step["output"])
-                result.failed_revision = running[-1] if running else ""
-                where = f" in revision {result.failed_revision}" if result.failed_revision else ""
-                result.error = f"{command} failed{where}: {step['error']}"
-        return result
+        return AlembicSession(self, db, role or user_of(db.admin_url), env, names)
 
     def _describe(self, ops: list[dict[str, Any]]) -> str:
         return " && ".join(_OP_COMMAND.get(o["op"], f"alembic {o['op']} {o.get('revision', '')}".strip()) for o in ops)
@@ -258,6 +237,74 @@ class TargetRunner:
                 "dependencies into it, or set target.python to the interpreter that has them"
             )
         return False, {}, raw + f"\n(exit status {proc.returncode})"
+
+
+class AlembicSession:
+    """One alembic process serving several jobs (see :meth:`TargetRunner.alembic_session`)."""
+
+    def __init__(self, runner: "TargetRunner", db: Database, role: str, env: dict[str, str], names: list[str]) -> None:
+        self.runner, self.db, self.role, self.env, self.names = runner, db, role, env, names
+        self.probe: HeldProbe | None = None
+
+    def __enter__(self) -> "AlembicSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.probe is not None:
+            if self.probe.alive and exc[0] is not None:
+                self.probe.proc.kill()
+            self.probe.release()
+
+    def job(self, ops: list[dict[str, Any]]) -> JobResult:
+        """Run ``ops`` in the session's process; a failed or timed-out process is reported, not raised."""
+        runner = self.runner
+        request = {"alembic_ini": str(runner.alembic_ini), "cwd": str(runner.cwd), "steps": ops}
+        started = time.perf_counter()
+        try:
+            if self.probe is None or not self.probe.alive:
+                self.probe = HeldProbe(runner.python, "alembic_job.py", request, self.env, runner.cwd)
+            else:
+                self.probe.send(request)
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot start the target interpreter {runner.python}: {exc}") from exc
+        payload = self.probe.answer(runner.timeout)
+        elapsed = time.perf_counter() - started
+        result = JobResult()
+        if payload is None:
+            timed_out = self.probe.alive
+            if timed_out:
+                self.probe.proc.kill()
+            raw = self.probe.output
+            if "No module named 'alembic'" in raw:
+                raise EnvironmentProblem(
+                    f"the target interpreter {runner.python} cannot import alembic: install the backend's "
+                    "dependencies into it, or set target.python to the interpreter that has them")
+            self.probe.release()
+            self.probe = None
+            result.ok = False
+            tail = raw.strip().splitlines()[-1] if raw.strip() else "no output"
+            result.error = (f"alembic job killed after {runner.timeout:.0f} s (target.job_timeout)" if timed_out
+                            else f"alembic job did not finish: {tail}")
+            result.steps.append(EvidenceStep(
+                title="alembic job", command=runner._describe(ops), role=self.role, database=self.db.name,
+                duration_s=elapsed, exit_status=1, output=raw, env=self.names))
+            return result
+        for op, step in zip(ops, payload["steps"]):
+            command = _OP_COMMAND.get(op["op"], f"alembic {op['op']} {op.get('revision', '')}".strip())
+            output = step["output"]
+            if step.get("error") and step["error"] not in output:
+                output += ("\n" if output else "") + step["error"]
+            result.steps.append(EvidenceStep(
+                title=command, command=command, role=self.role, database=self.db.name,
+                duration_s=step["duration_s"], exit_status=0 if step["ok"] else 1, output=output, env=self.names))
+            result.values.append(step.get("value"))
+            if not step["ok"] and result.ok:
+                result.ok = False
+                running = _RUNNING.findall(step["output"])
+                result.failed_revision = running[-1] if running else ""
+                where = f" in revision {result.failed_revision}" if result.failed_revision else ""
+                result.error = f"{command} failed{where}: {step['error']}"
+        return result
 
 
 class HeldProbe:

@@ -142,7 +142,13 @@ class ExistingDatabaseGate(Gate):
         target = ctx.target
         role = ctx.migration_role
         db = ctx.database(purpose)
+        # one alembic process for both jobs of this path (before and after the seed)
+        with target.alembic_session(db, role=role) as session:
+            return self._build_and_upgrade(ctx, result, cfg, path, purpose, prefix, publish, db, seed, session)
 
+    def _build_and_upgrade(self, ctx, result, cfg, path, purpose, prefix, publish, db, seed, session):
+        target = ctx.target
+        role = ctx.migration_role
         if path.from_ref:
             with _worktree(ctx, path.from_ref, result) as (checkout, sha):
                 old = target.rebased(ctx.provenance.repo_root, checkout)
@@ -160,7 +166,7 @@ class ExistingDatabaseGate(Gate):
                         result.fail_with_error(f"{prefix}building the database with {path.from_ref}'s migrations failed: {first.error}")
                     return None
         else:
-            first = target.alembic_job(db, [{"op": "upgrade", "revision": path.from_revision}, {"op": "current"}], role=role)
+            first = session.job([{"op": "upgrade", "revision": path.from_revision}, {"op": "current"}])
             result.add_steps(first.steps)
             at_rev = first.ok and first.values[-1] == [path.from_revision]
             if not result.check(f"{prefix}upgrade to {path.from_revision}", at_rev,
@@ -177,7 +183,7 @@ class ExistingDatabaseGate(Gate):
         else:
             result.skip_check(f"{prefix}seed applied", "no seed configured: backfills run on an empty database")
 
-        second = target.alembic_job(db, [{"op": "heads"}, {"op": "upgrade", "revision": "heads"}, {"op": "current"}], role=role)
+        second = session.job([{"op": "heads"}, {"op": "upgrade", "revision": "heads"}, {"op": "current"}])
         result.add_steps(second.steps)
         heads = second.values[0] if second.values else None
         if not result.check(f"{prefix}upgrade to head", second.ok,

@@ -1,7 +1,8 @@
 """Alembic job probe: run a list of alembic operations in ONE process.
 
 Executed by the *target's* interpreter (it imports only the standard library and
-alembic, which the target has). Reads a JSON request on stdin::
+alembic, which the target has). Reads JSON requests on stdin, one per line, and
+answers each before reading the next (so one process can serve several jobs)::
 
     {"alembic_ini": "/abs/alembic.ini", "steps": [{"op": "heads"},
      {"op": "upgrade", "revision": "head"}, {"op": "current"}]}
@@ -67,12 +68,11 @@ def _run_step(cfg, step):
     raise ValueError(f"unknown op {op!r}")
 
 
-def main() -> int:
-    request = json.load(sys.stdin)
-    os.chdir(request.get("cwd") or os.getcwd())
+def run_job(request) -> dict:
     from alembic import __version__ as alembic_version
     from alembic.config import Config
 
+    os.chdir(request.get("cwd") or os.getcwd())
     cfg = Config(request["alembic_ini"])
     results = []
     failed = False
@@ -106,8 +106,17 @@ def main() -> int:
         results.append({"op": step["op"], "revision": step.get("revision"), "ok": ok, "skipped": False,
                         "duration_s": time.perf_counter() - start, "output": buf.getvalue(),
                         "value": value, "error": error})
-    sys.stdout.write(RESULT_PREFIX + json.dumps({"steps": results, "alembic_version": alembic_version}) + "\n")
-    sys.stdout.flush()
+    return {"steps": results, "alembic_version": alembic_version}
+
+
+def main() -> int:
+    # one job per line (JSON); a job's answer is one line; the process ends when stdin closes
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        answer = run_job(json.loads(line))
+        sys.stdout.write(RESULT_PREFIX + json.dumps(answer) + "\n")
+        sys.stdout.flush()
     return 0
 
 
