@@ -328,5 +328,5 @@ def test_roles_created_on_a_shared_server_are_dropped_unless_another_run_is_acti
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f"DROP ROLE {role}")
     report = run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-1"]))
-    assert role in report.roles_created and role in report.roles_dropped
+    assert role in report.roles_created and role in report.roles_dropped, report.roles_note
     assert not exists()

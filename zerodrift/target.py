@@ -195,48 +195,74 @@ class TargetRunner:
 
     def probe(self, probe: str, request: dict[str, Any], *, db: Database | None = None, role: str | None = None,
               runtime: bool = True, title: str = "") -> tuple[EvidenceStep, dict[str, Any] | None]:
-        """Run ``probes/<probe>`` in the target interpreter; returns (evidence step, JSON answer or None).
+        """Run ``probes/<probe>`` once in the target interpreter; returns (evidence step, JSON answer or None).
 
         With ``db`` the runtime URL variables (``runtime=True``) or the migration ones
         point at it as ``role``. The answer is None when the probe did not finish
         (crash, timeout); the step's output then says why.
         """
+        with self.probe_session(probe, db=db, role=role, runtime=runtime) as session:
+            return session.ask(request, title=title)
+
+    def probe_session(self, probe: str, *, db: Database | None = None, role: str | None = None,
+                      runtime: bool = True) -> "ProbeSession":
+        """A context manager: one ``probes/<probe>`` process answering several requests."""
         env, names = self.environment(db, role=role, runtime=runtime)
+        return ProbeSession(self, probe, env, names, db, role)
+
+
+class ProbeSession:
+    """One probe process answering requests in turn (see :meth:`TargetRunner.probe_session`)."""
+
+    def __init__(self, runner: "TargetRunner", probe: str, env: dict[str, str], names: list[str],
+                 db: Database | None, role: str | None) -> None:
+        self.runner, self.probe_name, self.env, self.names, self.db, self.role = runner, probe, env, names, db, role
+        self.proc: HeldProbe | None = None
+
+    def __enter__(self) -> "ProbeSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None:
+            if self.proc.alive and exc[0] is not None:
+                self.proc.proc.kill()
+            self.proc.release()
+
+    def ask(self, request: dict[str, Any], *, title: str = "",
+            timeout: float | None = None) -> tuple[EvidenceStep, dict[str, Any] | None]:
+        """Send one request; returns (evidence step, answer or None when the probe died or timed out)."""
+        runner = self.runner
+        timeout = runner.timeout if timeout is None else timeout
         started = time.perf_counter()
-        ok, payload, raw = self._run_probe(probe, request, env)
+        try:
+            if self.proc is None or not self.proc.alive:
+                self.proc = HeldProbe(runner.python, self.probe_name, request, self.env, runner.cwd)
+            else:
+                self.proc.send(request)
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot start the target interpreter {runner.python}: {exc}") from exc
+        payload = self.proc.answer(timeout)
+        output = ""
+        if payload is None:
+            timed_out = self.proc.alive
+            if timed_out:
+                self.proc.proc.kill()
+            self.proc.release()
+            output = self.proc.output + (f"\nkilled after {timeout:.0f} s (target.job_timeout)" if timed_out
+                                         else f"\n(exit status {self.proc.proc.returncode})")
+            self.proc = None
         shown = {k: (mask(v) if isinstance(v, str) and "://" in v else v) for k, v in request.items() if k != "cwd"}
         step = EvidenceStep(
-            title=title or f"probe {probe}", command=f"python {probe} {json.dumps(shown, sort_keys=True)}",
-            role=role or (user_of(db.admin_url) if db else ""), database=db.name if db else "",
-            duration_s=time.perf_counter() - started, exit_status=0 if ok and payload.get("ok", True) else 1,
+            title=title or f"probe {self.probe_name}",
+            command=f"python {self.probe_name} {json.dumps(shown, sort_keys=True)}",
+            role=self.role or (user_of(self.db.admin_url) if self.db else ""),
+            database=self.db.name if self.db else "", duration_s=time.perf_counter() - started,
+            exit_status=0 if payload is not None and payload.get("ok", True) else 1,
             output=(json.dumps({k: v for k, v in payload.items() if k != "traceback"}, indent=1, sort_keys=True)
-                    + ("\n" + payload["traceback"] if payload.get("traceback") else "")) if ok else raw,
-            env=names)
-        return step, (payload if ok else None)
-
-    def _run_probe(self, probe: str, request: dict[str, Any], env: dict[str, str]) -> tuple[bool, dict[str, Any], str]:
-        """Run ``probes/<probe>`` with the target interpreter; returns (ok, payload, raw output)."""
-        script = PROBES_DIR / probe
-        try:
-            proc = subprocess.run(
-                [self.python, str(script)], input=json.dumps(request), capture_output=True, text=True,
-                cwd=self.cwd, env=env, timeout=self.timeout, preexec_fn=parent_death_preexec(),
-            )
-        except subprocess.TimeoutExpired as exc:
-            out = (exc.stdout or "") if isinstance(exc.stdout, str) else ""
-            return False, {}, out + f"\nkilled after {self.timeout:.0f} s (target.job_timeout)"
-        except OSError as exc:
-            raise EnvironmentProblem(f"cannot start the target interpreter {self.python}: {exc}") from exc
-        raw = proc.stdout + proc.stderr
-        for line in reversed(proc.stdout.splitlines()):
-            if line.startswith(RESULT_PREFIX):
-                return True, json.loads(line[len(RESULT_PREFIX):]), raw
-        if "No module named 'alembic'" in raw or "No module named alembic" in raw:
-            raise EnvironmentProblem(
-                f"the target interpreter {self.python} cannot import alembic: install the backend's "
-                "dependencies into it, or set target.python to the interpreter that has them"
-            )
-        return False, {}, raw + f"\n(exit status {proc.returncode})"
+                    + ("\n" + payload["traceback"] if payload.get("traceback") else "")) if payload is not None
+            else output,
+            env=self.names)
+        return step, payload
 
 
 class AlembicSession:

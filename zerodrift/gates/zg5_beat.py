@@ -59,11 +59,12 @@ class BeatGate(Gate):
         fresh = ctx.database("celery")
         target = ctx.target
         runtime = ctx.config.roles.runtime or None
-        with tempfile.TemporaryDirectory(prefix="zerodrift-beat-") as tmp:
+        # one probe process loads the app, then drains the broker while beat runs
+        with tempfile.TemporaryDirectory(prefix="zerodrift-beat-") as tmp, \
+                target.probe_session("celery_probe.py", db=fresh, role=runtime) as celery:
             schedule_file = str(Path(tmp) / "beat-schedule")
-            step, info = target.probe("celery_probe.py", {"app": cfg.celery_app, "mode": "inspect",
-                                                          "schedule_file": schedule_file},
-                                      db=fresh, role=runtime, title=f"load {cfg.celery_app} and its beat schedule")
+            step, info = celery.ask({"app": cfg.celery_app, "mode": "inspect", "schedule_file": schedule_file},
+                                    title=f"load {cfg.celery_app} and its beat schedule")
             result.add_step(step)
             if info is None or not info.get("ok"):
                 why = (info or {}).get("error") or "the probe did not answer"
@@ -92,8 +93,7 @@ class BeatGate(Gate):
 
             def drain_while_beat_runs() -> None:
                 # beat logs "Sending due task" just before it publishes: read the broker while beat still runs
-                drained_box.append(target.probe("celery_probe.py", drain_request, db=fresh, role=runtime,
-                                                title="drain the broker with kombu"))
+                drained_box.append(celery.ask(drain_request, title="drain the broker with kombu"))
 
             sent, log_text, elapsed, exit_status = self._run_beat(target, cfg, fresh, runtime, broker, schedule_file,
                                                                   set(entries), drain_while_beat_runs)

@@ -1,7 +1,7 @@
 """Celery probe: inspect an app's beat schedule, seed beat's schedule store, drain a broker.
 
 Executed by the *target's* interpreter (standard library, celery and kombu, which
-the target has). Request on stdin::
+the target has). Requests on stdin, one JSON object per line, answered in turn::
 
     {"app": "module:attribute", "mode": "inspect" | "drain",
      "schedule_file": "/tmp/.../beat-schedule",       # inspect: seed it here
@@ -99,13 +99,17 @@ def drain(request):
 
 
 def main():
-    request = json.load(sys.stdin)
-    try:
-        answer = inspect(request) if request["mode"] == "inspect" else drain(request)
-    except BaseException as exc:  # report any failure of the target's code
-        answer = {"ok": False, "error": "".join(traceback.format_exception_only(type(exc), exc)).strip(),
-                  "traceback": traceback.format_exc(limit=8)}
-    sys.stdout.write(RESULT_PREFIX + json.dumps(answer, default=str) + "\n")
+    for line in sys.stdin:  # one request per line, answered in turn; the app stays imported
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        try:
+            answer = inspect(request) if request["mode"] == "inspect" else drain(request)
+        except BaseException as exc:  # report any failure of the target's code
+            answer = {"ok": False, "error": "".join(traceback.format_exception_only(type(exc), exc)).strip(),
+                      "traceback": traceback.format_exc(limit=8)}
+        sys.stdout.write(RESULT_PREFIX + json.dumps(answer, default=str) + "\n")
+        sys.stdout.flush()
     return 0
 
 

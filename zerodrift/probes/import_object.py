@@ -1,6 +1,6 @@
 """Probe: import ``module:attribute`` from the target and report it as JSON.
 
-Executed by the *target's* interpreter (standard library only). Request on stdin::
+Executed by the *target's* interpreter (standard library only). Requests on stdin, one JSON object per line::
 
     {"path": "app.matview_registry:MATERIALIZED_VIEWS", "call": true}
 
@@ -33,7 +33,14 @@ def _jsonable(value):
 
 
 def main() -> int:
-    request = json.load(sys.stdin)
+    for line in sys.stdin:  # one request per line, answered in turn
+        if line.strip():
+            sys.stdout.write(RESULT_PREFIX + json.dumps(answer_for(json.loads(line))) + "\n")
+            sys.stdout.flush()
+    return 0
+
+
+def answer_for(request: dict) -> dict:
     path = request["path"]
     try:
         module_name, _, attr = path.partition(":")
@@ -50,8 +57,7 @@ def main() -> int:
     except BaseException as exc:  # report any failure of the target's code
         answer = {"ok": False, "error": "".join(traceback.format_exception_only(type(exc), exc)).strip(),
                   "traceback": traceback.format_exc(limit=8)}
-    sys.stdout.write(RESULT_PREFIX + json.dumps(answer) + "\n")
-    return 0
+    return answer
 
 
 if __name__ == "__main__":
