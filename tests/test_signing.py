@@ -220,5 +220,5 @@ def _minimal_data():
                    "skip_reason": "", "checks": [], "tables": [], "attachments": [], "duration_s": 0.1,
                    "evidence": [{"title": "t", "command": "c", "role": "", "database": "", "duration_s": 0.0,
                                  "exit_status": 0, "output": "", "env": []}]}],
-        "databases": {"dropped": [], "kept": []}, "roles_created": [], "roles_dropped": [], "roles_note": "",
+        "not_run": [], "included_as_dependency": [], "databases": {"dropped": [], "kept": []}, "roles_created": [], "roles_dropped": [], "roles_note": "",
     }

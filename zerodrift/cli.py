@@ -65,7 +65,7 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Proof pack folder (default: proofs/<short sha> under the config root)."),
     python: Optional[str] = typer.Option(None, "--python", help="Target interpreter (env ZERODRIFT_PYTHON)."),
     gate: list[str] = typer.Option([], "--gate", "-g", help="Run only this gate (repeatable); its dependencies are added."),
-    keep: bool = typer.Option(False, "--keep", help="Keep the throwaway databases (they are listed in the ledger)."),
+    keep: bool = typer.Option(False, "--keep", help="Keep the throwaway databases (listed in the ledger; `zerodrift gc --kept` drops them)."),
     from_ref: list[str] = typer.Option([], "--from-ref", help="Add a ZG-2 upgrade path built with this git ref's own migrations (repeatable)."),
     output_format: OutputFormat = typer.Option(OutputFormat.none, "--format", "-f", help="Also print the ledger to stdout as json, junit or markdown."),
     sign_key: Optional[str] = typer.Option(None, "--sign-key", help="Ed25519 private key (OpenSSH) that signs the ledger (env ZERODRIFT_SIGNING_KEY: a path or the key itself; config signing.key)."),
@@ -102,7 +102,7 @@ def run(
         err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
         raise typer.Exit(exc.exit_code)
     except KeyboardInterrupt:
-        err.print("[bold red]interrupted[/bold red]: throwaway databases dropped, embedded server stopped")
+        err.print("[bold red]interrupted[/bold red]: this run's throwaway databases were dropped and its embedded server, if any, stopped")
         raise typer.Exit(130)
     written = write_proof_pack(report, signing_key=key)
     data = ledger_data(report)
@@ -166,6 +166,7 @@ def verify(
     principal: Optional[str] = typer.Option(None, "--principal", "-I", help="Principal the key must be allowed for."),
     commit: Optional[str] = typer.Option(None, "--commit", help="The commit the ledger must be for."),
     head: bool = typer.Option(False, "--head", help="The ledger must be for the current HEAD of the repository here."),
+    require_pass: bool = typer.Option(False, "--require-pass", help="Also fail unless the ledger records an overall PASS of a full run (every installed gate)."),
 ) -> None:
     """Verify a signed ledger offline: signature, allowed key, namespace, commit, ledger.json digest, attestation."""
     from zerodrift.ledger.sign import git_head, verify_ledger
@@ -180,6 +181,8 @@ def verify(
         raise typer.Exit(EXIT_USAGE)
     try:
         wanted = git_head(Path.cwd()) if head else commit
+        if wanted and not all(c in "0123456789abcdefABCDEF" for c in wanted):
+            wanted = git_head(Path.cwd(), wanted)  # a ref such as HEAD~1 or v1.4.0
     except ZerodriftError as exc:
         err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
         raise typer.Exit(exc.exit_code)
@@ -187,8 +190,17 @@ def verify(
     attestation = ledger.with_name("attestation.dsse.json")
     if result.ok and attestation.is_file():
         _verify_attestation(ledger, attestation, result)
+    if result.ok and require_pass and (result.overall != "PASS" or result.partial):
+        result.ok = False
+        result.problems.append(f"the ledger records overall {result.overall or 'unknown'}"
+                               + (" of a partial run (some gates not run)" if result.partial else "")
+                               + " and --require-pass was given")
     if result.ok:
-        typer.echo(f"OK: {ledger} signed by {result.signer} ({result.fingerprint}), commit {result.commit}")
+        scope = " — a PARTIAL run (some gates not run)" if result.partial else ""
+        typer.echo(f"OK: signature valid: {ledger} signed by {result.signer} ({result.fingerprint}), "
+                   f"commit {result.commit}; the ledger records overall {result.overall or 'unknown'}{scope}")
+        if not wanted:
+            typer.echo("  note: the commit was not checked (give --commit SHA or --head)")
         for note in result.notes:
             typer.echo(f"  {note}")
         raise typer.Exit(0)
@@ -209,7 +221,7 @@ def _verify_attestation(ledger: Path, attestation: Path, result) -> None:
         stmt = attest.verify_envelope(_json.loads(attestation.read_bytes()), parsed.public_key)
     except (sshsig.SignatureError, ValueError, KeyError) as exc:
         result.ok = False
-        result.problems.append(f"attestation: {exc}")
+        result.problems.append(str(exc) if str(exc).startswith("attestation") else f"attestation: {exc}")
         return
     digests = {s["name"]: s["digest"] for s in stmt["subject"]}
     if digests.get("ledger.md", {}).get("sha256") != hashlib.sha256(ledger.read_bytes()).hexdigest():
@@ -227,6 +239,7 @@ def gc(
     admin_url: Optional[str] = typer.Option(None, "--admin-url", help="External server to sweep (env ZERODRIFT_ADMIN_URL); without it only embedded leftovers are swept."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be dropped, drop nothing."),
     older_than: float = typer.Option(24.0, "--older-than", help="Hours after which another host's run counts as abandoned."),
+    kept: bool = typer.Option(False, "--kept", help="Also drop databases kept with `run --keep`."),
 ) -> None:
     """Find and drop what killed runs left behind: marked throwaway databases, embedded server folders."""
     from zerodrift.server.embedded import sweep_stale
@@ -237,7 +250,7 @@ def gc(
     if url:
         try:
             check_url(url, "admin URL")
-            leftovers = find_leftovers(url, older_than_s=older_than * 3600)
+            leftovers = find_leftovers(url, older_than_s=older_than * 3600, kept=kept)
         except ZerodriftError as exc:
             err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
             raise typer.Exit(exc.exit_code)

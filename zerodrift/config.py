@@ -107,7 +107,7 @@ class LoadedConfig(BaseModel):
 
     def path(self, relative: str) -> Path:
         """Resolve a config path relative to the config root."""
-        p = Path(relative)
+        p = Path(relative).expanduser()
         return p if p.is_absolute() else (self.root / p).resolve()
 
     def gate_table(self, gate_id: str) -> dict[str, Any]:

@@ -45,6 +45,8 @@ class ArtifactStore:
         self._producers = producers
         self._cond = threading.Condition()
         self._locks: dict[str, threading.Lock] = {}
+        #: set by the runner on Ctrl-C/SIGTERM: long waits in gates stop early
+        self.cancelled = threading.Event()
 
     def publish(self, key: str, value: Any) -> None:
         with self._cond:

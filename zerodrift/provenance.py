@@ -77,7 +77,8 @@ def collect(target_dir: Path, *, exclude: list[Path] | None = None) -> Provenanc
     status = repo.git.status("--porcelain=v1", "--untracked-files=all", "-z")
     for entry in _porcelain_entries(status):
         path = (root / entry[3:]).resolve()
-        if any(path == ex or ex in path.parents for ex in excluded):
+        # only *untracked* files under the output folder are zerodrift's; a changed tracked file always counts
+        if entry.startswith("??") and any(path == ex or ex in path.parents for ex in excluded):
             prov.ignored_output.append(entry)
         else:
             prov.dirty_paths.append(entry)

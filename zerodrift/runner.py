@@ -80,6 +80,7 @@ class RunReport:
     roles_note: str = ""
     gate_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     ci: dict[str, str] = field(default_factory=dict)  #: CI facts (GitHub Actions: SHAs, run URL)
+    not_run: list[str] = field(default_factory=list)  #: installed gates this run did not select
 
     @property
     def duration_s(self) -> float:
@@ -163,9 +164,10 @@ def _validate_gate_configs(loaded: LoadedConfig, gates: list[type[Gate]], availa
     configs: dict[str, Any] = {}
     where = str(loaded.source or "config")
     known = {g.upper() for g in available}
-    for key in loaded.config.gates:
-        if key.upper() not in known:
-            log.warning("%s: [gates.%s] is configured but no installed gate has that id; it is ignored", where, key)
+    unknown = [key for key in loaded.config.gates if key.upper() not in known]
+    if unknown:
+        raise UsageError(f"{where}: [gates.{unknown[0]}] names no installed gate (installed: {', '.join(available)}); "
+                         "fix the id (e.g. ZG-3), or install the plugin that provides it")
     for gate in gates:
         table = loaded.gate_table(gate.id)
         if gate.config_model is None:
@@ -226,6 +228,7 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
     report.output_dir = resolve_output_dir(options, loaded, prov, run_id)
     report.ci = ci_context()
     report.gate_info = {g.id: {"title": g.title, "doc": (g.__doc__ or "").strip()} for g in gates}
+    report.not_run = [gid for gid in available if gid not in {g.id for g in gates}]
 
     target = None
     if any("target" in g.needs for g in gates):
@@ -239,7 +242,7 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
         if any("server" in g.needs for g in gates):
             t0 = time.perf_counter()
             server = (server_factory or make_server)(loaded)
-            notify(f"starting {server.kind} PostgreSQL", None)
+            notify("starting the embedded PostgreSQL" if server.kind == "embedded" else "connecting to the external PostgreSQL", None)
             server.start()
             phases["server start"] = time.perf_counter() - t0
             report.server = ServerInfo(kind=server.kind, version=server.version, url=_masked(server.admin_url))
@@ -282,29 +285,35 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
             return result
 
         t0 = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=max(1, options.parallelism), thread_name_prefix="gate") as pool:
-            futures: dict[str, Any] = {}
-            pending = list(gates)
-            try:
-                while pending:
-                    for gate_cls in list(pending):
-                        needs_first = gate_cls.requires if gate_cls.starts_after is None else gate_cls.starts_after
-                        if all(artifacts.ready(key) for key in needs_first):
-                            futures[gate_cls.id] = pool.submit(execute, gate_cls)
-                            pending.remove(gate_cls)
-                    if pending:
-                        artifacts.wait_for_change(0.5)
-                report.results = [futures[g.id].result() for g in gates]
-            except BaseException:
-                for f in futures.values():
-                    f.cancel()
-                raise
+        pool = ThreadPoolExecutor(max_workers=max(1, options.parallelism), thread_name_prefix="gate")
+        futures: dict[str, Any] = {}
+        pending = list(gates)
+        try:
+            while pending:
+                for gate_cls in list(pending):
+                    needs_first = gate_cls.requires if gate_cls.starts_after is None else gate_cls.starts_after
+                    if all(artifacts.ready(key) for key in needs_first):
+                        futures[gate_cls.id] = pool.submit(execute, gate_cls)
+                        pending.remove(gate_cls)
+                if pending:
+                    artifacts.wait_for_change(0.5)
+            report.results = [futures[g.id].result() for g in gates]
+            pool.shutdown(wait=True)
+        except BaseException:
+            # interrupted: tell gates to stop waiting, do not wait for them; the cleanup below
+            # drops the databases (ending their sessions) and stops the server
+            artifacts.cancelled.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
         phases["gates"] = time.perf_counter() - t0
     finally:
         t0 = time.perf_counter()
         if provisioner is not None:
             if options.keep:
-                report.kept_databases = [db.name for db in provisioner.created]
+                try:
+                    report.kept_databases = provisioner.mark_kept()
+                except Exception as exc:
+                    log.warning("could not mark the kept databases: %s", exc)
             else:
                 try:
                     report.dropped_databases = provisioner.drop_all()

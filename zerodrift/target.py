@@ -84,9 +84,13 @@ class TargetRunner:
             missing = importlib.util.find_spec("alembic") is None
         else:
             try:
-                missing = subprocess.run([self.python, "-c", "import importlib.util,sys; "
-                                          "sys.exit(importlib.util.find_spec('alembic') is None)"],
-                                         capture_output=True, timeout=60).returncode != 0
+                answer = subprocess.run([self.python, "-c", "import importlib.util; print('alembic-found' if "
+                                         "importlib.util.find_spec('alembic') else 'alembic-missing')"],
+                                        capture_output=True, text=True, timeout=60)
+                missing = answer.stdout.strip() != "alembic-found"
+                if answer.stdout.strip() not in ("alembic-found", "alembic-missing"):
+                    raise EnvironmentProblem(f"target interpreter {self.python} does not behave like Python "
+                                             "(target.python / --python / ZERODRIFT_PYTHON): give a python executable")
             except (OSError, subprocess.TimeoutExpired) as exc:
                 raise EnvironmentProblem(f"cannot run the target interpreter {self.python}: {exc}") from exc
         if missing:

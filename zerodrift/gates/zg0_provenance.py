@@ -51,7 +51,8 @@ class ProvenanceGate(Gate):
             result.check("clean working tree", not prov.dirty,
                          "no modified, staged or untracked files" if not prov.dirty
                          else f"{len(prov.dirty_paths)} dirty paths: {shown} — commit or stash them (untracked files count)")
-        result.headline = f"clean tree at {prov.commit[:12]} ({prov.branch or 'detached HEAD'})"
+        result.headline = (f"{'DIRTY tree (allow_dirty)' if prov.dirty else 'clean tree'} at {prov.commit[:12]} "
+                           f"({prov.branch or 'detached HEAD'})")
         if not (cfg.base_ref and cfg.allowed_paths):
             result.skip_check("changes within allowed paths", "base_ref and allowed_paths are not configured")
             return

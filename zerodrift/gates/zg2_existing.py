@@ -115,8 +115,10 @@ class ExistingDatabaseGate(Gate):
                 all_rows.extend((path.label, d) for d in rows)
             elif index == 0:
                 ctx.artifacts.publish("db.existing", None)
-        result.headline = (f"{len(paths)} upgrade path(s) ({', '.join(p.label for p in paths)}) → head; "
-                           "data checks hold; schema = fresh")
+        compared = [c for c in result.checks if c.name.endswith("catalog equals fresh database")]
+        schema = ("schema = fresh" if compared and all(c.status.value == "PASS" for c in compared)
+                  else "schema NOT compared with the fresh database")
+        result.headline = f"{len(paths)} upgrade path(s) ({', '.join(p.label for p in paths)}) → head; data checks hold; {schema}"
         used = {id(d.waiver) for _, d in all_rows if d.waiver is not None}
         for waiver in cfg.waivers:
             if id(waiver) not in used:
@@ -225,7 +227,9 @@ class ExistingDatabaseGate(Gate):
         elif not failing:
             detail = f"{len(waived)} drift row(s), all waived"
         else:
-            lines = [f"{len(failing)} drift row(s) (fresh → {purpose})" + (f", {len(waived)} waived" if waived else "") + ":"]
+            first = failing[0]
+            lines = [f"{len(failing)} drift row(s) (fresh → {purpose})" + (f", {len(waived)} waived" if waived else "")
+                     + f"; first: {first.drift_class}: {first.row.kind} {first.row.object} {first.row.attribute}"]
             for d in failing[:INLINE_ROWS]:
                 note = " (waiver expired)" if d.status == "EXPIRED" else ""
                 lines.append(f"{d.drift_class}: {d.row.kind} {d.row.object} {d.row.attribute}: "

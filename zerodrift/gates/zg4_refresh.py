@@ -92,6 +92,16 @@ class RefreshViabilityGate(Gate):
 
     @staticmethod
     def _refresh_all(ctx, result, label, db, role, settings, maintain, schemas, registry, version_num) -> None:
+        # SET ROLE skips the login checks: assert them, or a role that cannot connect would pass
+        login = ctx.run_sql(result, db, "SELECT rolcanlogin, has_database_privilege(rolname, current_database(), "
+                            "'CONNECT') FROM pg_roles WHERE rolname = %s", params=(role,),
+                            title=f"{role} can log in and connect ({label})")
+        can_login, can_connect = (login.rows[0] if login.ok and login.rows else (False, False))
+        result.check(f"{label}: {role} can connect", bool(can_login and can_connect),
+                     f"{role} has LOGIN and CONNECT on {db.name}" if can_login and can_connect else
+                     f"{role} " + ("does not exist" if not login.rows else
+                                   "has no LOGIN" if not can_login else f"lacks CONNECT on {db.name}")
+                     + ": the application could not connect to refresh anything")
         facts = ctx.run_sql(result, db, FACTS_SQL.format(maintain=maintain), params={"role": role, "schemas": schemas},
                             title=f"matview owners, unique indexes, populated ({label})")
         if not facts.ok:

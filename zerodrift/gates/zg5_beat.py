@@ -96,7 +96,8 @@ class BeatGate(Gate):
                 drained_box.append(celery.ask(drain_request, title="drain the broker with kombu"))
 
             sent, log_text, elapsed, exit_status = self._run_beat(target, cfg, fresh, runtime, broker, schedule_file,
-                                                                  set(entries), drain_while_beat_runs)
+                                                                  set(entries), drain_while_beat_runs,
+                                                                  ctx.artifacts.cancelled)
             beat_step = result.add_step(EvidenceStep(
                 title="celery beat", command=f"celery -A {cfg.celery_app} -b {mask(broker)} beat -s <seeded schedule> -l INFO",
                 role=runtime or "", database=fresh.name, duration_s=elapsed, exit_status=exit_status, output=log_text,
@@ -132,7 +133,8 @@ class BeatGate(Gate):
                          f"no message for {', '.join(absent)} in queues {', '.join(queues)}")
 
     @staticmethod
-    def _run_beat(target, cfg: BeatConfig, db, role, broker: str, schedule_file: str, names: set[str], when_sent):
+    def _run_beat(target, cfg: BeatConfig, db, role, broker: str, schedule_file: str, names: set[str], when_sent,
+                  cancelled):
         """Run beat until every entry in ``names`` was logged as sent (or the timeout),
         call ``when_sent()`` while beat still runs, then stop it with SIGTERM."""
         env, _ = target.environment(db, role=role, runtime=True)
@@ -160,7 +162,9 @@ class BeatGate(Gate):
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
         try:
-            done.wait(cfg.timeout)
+            deadline = time.perf_counter() + cfg.timeout
+            while not done.wait(0.2) and time.perf_counter() < deadline and not cancelled.is_set():
+                pass
             elapsed = time.perf_counter() - started
             if names <= set(sent):
                 when_sent()

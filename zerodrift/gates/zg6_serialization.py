@@ -185,7 +185,7 @@ class SerializationGate(Gate):
             deadline = time.perf_counter() + cfg.timeout
             with psycopg.connect(self.db.url(), autocommit=True) as watcher:
                 exclude = [mon_pid, watcher.info.backend_pid]
-                while time.perf_counter() < deadline:
+                while time.perf_counter() < deadline and not self.ctx.artifacts.cancelled.is_set():
                     locks = watcher.execute(ADVISORY_SQL, (exclude,)).fetchall()
                     granted = [r for r in locks if r[5]]
                     if granted:
@@ -204,13 +204,21 @@ class SerializationGate(Gate):
                             self._log(f"watcher: pid {waiting[0][0]} waits on {regclass} without an advisory lock")
                             break
                         continue
-                    if probe.answer(0.02) is not None:
-                        how = f"the path returned without touching {regclass} and without an advisory lock"
+                    early = probe.answer(0.02)
+                    if early is not None:
+                        how = (f"the path raised before taking any advisory lock: {early.get('error')}"
+                               if not early.get("ok") else
+                               f"the path returned {early.get('value')!r} without touching {regclass} and without "
+                               "an advisory lock")
                         break
-            monitor.commit()
-            self._log(f"monitor: COMMIT (released {regclass})")
+                    if not probe.alive:
+                        how = f"the call probe died: {probe.output.strip()[-300:]}"
+                        break
+            monitor.rollback()  # leaves the view exactly as it was (a WITH NO DATA view stays unpopulated)
+            self._log(f"monitor: ROLLBACK (released {regclass}, nothing changed)")
             answer = probe.answer(cfg.timeout)
-            self._log(f"discovery call returned {answer.get('value')!r} in {answer['duration_s']:.3f} s" if answer
+            self._log((f"discovery call returned {answer.get('value')!r} in {answer['duration_s']:.3f} s"
+                       if answer.get("ok") else f"discovery call raised {answer.get('error')}") if answer
                       else "discovery call did not return")
             if found is not None and answer is not None:
                 self._leaks("the discovery call", exclude=[])

@@ -76,6 +76,7 @@ def ledger_data(report: RunReport) -> dict[str, Any]:
         "kinds_compared": kinds,
         "gates": results,
         "included_as_dependency": report.included_as_dependency,
+        "not_run": report.not_run,
         "phases_s": {k: round(v, 3) for k, v in report.phases.items()},
         "databases": {"dropped": report.dropped_databases, "kept": report.kept_databases},
         "roles_created": report.roles_created,

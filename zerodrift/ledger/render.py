@@ -84,7 +84,7 @@ def render_markdown(data: dict[str, Any], signing: dict[str, Any] | None = None)
     """
     from zerodrift.ledger.sign import MARKER_PREFIX, UNSIGNED_NOTE
 
-    signing = {"json_sha256": "", "signer": "", "unsigned_note": UNSIGNED_NOTE, **(signing or {})}
+    signing = {"json_sha256": "", "signer": "", "unsigned_note": UNSIGNED_NOTE, "files": {}, **(signing or {})}
     text = _environment().get_template("ledger.md.j2").render(d=data, signing=signing)
     text = text.replace(MARKER_PREFIX, "&lt;!-- zerodrift-signature")
     return normalise(text)
@@ -124,6 +124,24 @@ def render_junit(data: dict[str, Any]) -> bytes:
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
+PACK_FILES = ("ledger.md", "ledger.json", "junit.xml", "attestation.dsse.json")
+
+
+def _clear_previous_pack(out: Path) -> None:
+    """Remove what an earlier run wrote into ``out`` (its pack files and ZG-*/ folders),
+    so a re-run never leaves a stale attestation or evidence beside a new ledger.
+    Nothing else in the folder is touched."""
+    import shutil
+
+    if not (out / "ledger.md").exists() and not (out / "ledger.json").exists():
+        return
+    for name in PACK_FILES:
+        (out / name).unlink(missing_ok=True)
+    for child in out.iterdir():
+        if child.is_dir() and (child / "evidence.log").exists():
+            shutil.rmtree(child)
+
+
 def write_proof_pack(report: RunReport, signing_key=None) -> dict[str, Path]:
     """Write the proof pack into ``report.output_dir``; returns the written paths by role.
 
@@ -140,6 +158,7 @@ def write_proof_pack(report: RunReport, signing_key=None) -> dict[str, Path]:
     out = report.output_dir
     assert out is not None
     out.mkdir(parents=True, exist_ok=True)
+    _clear_previous_pack(out)
     data = ledger_data(report)
     written: dict[str, Path] = {}
     for result in report.results:
@@ -158,7 +177,12 @@ def write_proof_pack(report: RunReport, signing_key=None) -> dict[str, Path]:
     written["json"] = out / "ledger.json"
     (out / "junit.xml").write_bytes(render_junit(data))
     written["junit"] = out / "junit.xml"
-    signing = {"json_sha256": hashlib.sha256(json_bytes).hexdigest(), "signer": "", "unsigned_note": UNSIGNED_NOTE}
+    files = {}
+    for path in sorted(p for p in out.rglob("*") if p.is_file() and p.name not in ("ledger.md", "ledger.json",
+                                                                                    "attestation.dsse.json")):
+        files[path.relative_to(out).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    signing = {"json_sha256": hashlib.sha256(json_bytes).hexdigest(), "signer": "", "unsigned_note": UNSIGNED_NOTE,
+               "files": files}
     if signing_key is not None:
         signing["signer"] = sshsig.fingerprint(sshsig.public_key_blob(signing_key.public_key()))
     body = render_markdown(data, signing)

@@ -25,6 +25,8 @@ MARKER_PREFIX = "<!-- zerodrift-signature"
 UNSIGNED_NOTE = "UNSIGNED: no signing key was given (--sign-key, ZERODRIFT_SIGNING_KEY or signing.key)."
 _COMMIT_RE = re.compile(r"^- Commit under test: `([0-9a-f]{40})`$", re.M)
 _JSON_RE = re.compile(r"^- ledger\.json SHA-256: `([0-9a-f]{64})`$", re.M)
+_FILE_RE = re.compile(r"^- `(.+?)` sha256 `([0-9a-f]{64})`$", re.M)
+_OVERALL_RE = re.compile(r"^- Overall: \*\*(\w+)\*\* \(exit (\d+)\)$", re.M)
 
 
 def load_signing_key(path_or_key: str | None, passphrase: str | None = None):
@@ -67,6 +69,8 @@ class Verification:
     commit: str = ""
     signer: str = ""
     fingerprint: str = ""
+    overall: str = ""  #: PASS or FAIL as the signed ledger records it
+    partial: bool = False  #: the run did not select every installed gate
 
 
 def split_signed(data: bytes) -> tuple[bytes, str]:
@@ -140,21 +144,41 @@ def verify_ledger(path: Path, *, allowed_signers: Path, principal: str | None = 
     found = _COMMIT_RE.search(text)
     out.commit = found.group(1) if found else ""
     if commit:
-        if not out.commit:
+        if len(commit) < 7 or not re.fullmatch(r"[0-9a-fA-F]+", commit):
+            out.problems.append(f"--commit {commit!r} is not a commit SHA (give at least 7 hex digits, or use --head)")
+        elif not out.commit:
             out.problems.append("the ledger names no commit")
         elif not out.commit.startswith(commit.lower()) and commit.lower() != out.commit:
             out.problems.append(f"wrong commit: the ledger is for {out.commit}, expected {commit}")
+    overall = _OVERALL_RE.search(text)
+    out.overall = overall.group(1) if overall else ""
+    out.partial = "**not run:" in text
     if check_json:
+        import hashlib
+
         digest = _JSON_RE.search(text)
         sibling = path.with_name("ledger.json")
         if digest and sibling.is_file():
-            import hashlib
-
             actual = hashlib.sha256(sibling.read_bytes()).hexdigest()
             if actual != digest.group(1):
                 out.problems.append(f"ledger.json was changed: its SHA-256 is {actual}, the signed ledger says {digest.group(1)}")
             else:
                 out.notes.append("ledger.json matches the digest in the signed ledger")
+        elif digest:
+            out.notes.append("WARNING: ledger.json is not beside the ledger: its digest was not checked")
+        files = _FILE_RE.findall(text)
+        changed, missing = [], []
+        for name, expected in files:
+            f = path.parent / name
+            if not f.is_file():
+                missing.append(name)
+            elif hashlib.sha256(f.read_bytes()).hexdigest() != expected:
+                changed.append(name)
+        if changed:
+            out.problems.append(f"evidence files were changed after signing: {', '.join(changed)}")
+        elif files:
+            out.notes.append(f"{len(files) - len(missing)} evidence files match their signed digests"
+                             + (f"; WARNING: not present, not checked: {', '.join(missing[:5])}" if missing else ""))
     out.ok = not out.problems
     return out
 
@@ -188,10 +212,11 @@ def _diagnose(data: bytes, signed: bytes, parsed) -> str:
     return ""
 
 
-def git_head(path: Path) -> str:
-    """``git rev-parse HEAD`` in the repository holding ``path``; raises UsageError outside git."""
+def git_head(path: Path, ref: str = "HEAD") -> str:
+    """``git rev-parse <ref>^{commit}`` in the repository holding ``path``; raises UsageError
+    outside git or for an unknown ref."""
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], cwd=path, capture_output=True,
+                              text=True, check=True).stdout.strip()
     except (subprocess.CalledProcessError, OSError) as exc:
-        raise UsageError(f"--head: {path} is not inside a git repository with a commit") from exc
+        raise UsageError(f"cannot resolve {ref!r} to a commit in the git repository at {path}") from exc

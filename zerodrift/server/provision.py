@@ -23,6 +23,8 @@ from zerodrift.procs import pid_alive
 from zerodrift.urls import with_parts
 
 MARKER_PREFIX = "zerodrift throwaway database; run "
+#: A database kept with --keep: the next run and ``gc`` leave it alone (``gc --kept`` drops it).
+KEPT_PREFIX = "zerodrift kept database; run "
 #: Advisory lock key (bigint) every run holds in shared mode on an external server while
 #: it uses roles; dropping the roles a run created needs it exclusively, i.e. no other run.
 PRESENCE_LOCK_KEY = 0x7A64_726F_6C65  # "zdrole"
@@ -48,7 +50,7 @@ class Database:
 
 
 _COMMENT_RE = re.compile(
-    r"^" + re.escape(MARKER_PREFIX) + r"(?P<run>[0-9a-f]+); purpose (?P<purpose>[^;]*); host (?P<host>[^;]*); "
+    r"^(?P<prefix>" + re.escape(MARKER_PREFIX) + "|" + re.escape(KEPT_PREFIX) + r")(?P<run>[0-9a-f]+); purpose (?P<purpose>[^;]*); host (?P<host>[^;]*); "
     r"pid (?P<pid>\d+); created (?P<created>[^;]+)$")
 
 
@@ -64,7 +66,7 @@ class Leftover:
     reason: str  #: why it counts as abandoned ("" when it does not)
 
 
-def find_leftovers(admin_url: str, *, older_than_s: float = 24 * 3600) -> list[Leftover]:
+def find_leftovers(admin_url: str, *, older_than_s: float = 24 * 3600, kept: bool = False) -> list[Leftover]:
     """Databases carrying zerodrift's marker, each with the reason it is abandoned.
 
     A database is abandoned when its run's process on this host is gone, or (runs on
@@ -85,7 +87,11 @@ def find_leftovers(admin_url: str, *, older_than_s: float = 24 * 3600) -> list[L
         created = datetime.fromisoformat(m.group("created"))
         pid = int(m.group("pid"))
         reason = ""
-        if m.group("host") == me and not pid_alive(pid):
+        if m.group("prefix") == KEPT_PREFIX:
+            if not kept:
+                continue
+            reason = "kept with --keep (gc --kept)"
+        elif m.group("host") == me and not pid_alive(pid):
             reason = f"its run's process {pid} on this host is gone"
         elif (now - created).total_seconds() > older_than_s:
             reason = f"older than {older_than_s / 3600:.0f} h"
@@ -102,7 +108,7 @@ def drop_leftovers(admin_url: str, leftovers: list[Leftover]) -> list[str]:
                 continue
             row = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
                                (lo.name,)).fetchone()
-            if row is None or not (row[0] or "").startswith(f"{MARKER_PREFIX}{lo.run_id};"):
+            if row is None or not (row[0] or "").startswith((f"{MARKER_PREFIX}{lo.run_id};", f"{KEPT_PREFIX}{lo.run_id};")):
                 continue
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(lo.name)))
             dropped.append(lo.name)
@@ -186,6 +192,21 @@ class Provisioner:
                 self.created.append(db)
             conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(comment)))
         return db
+
+    def mark_kept(self) -> list[str]:
+        """Re-mark this run's databases as kept (``--keep``): later runs and ``gc`` leave them."""
+        kept = []
+        with self._lock:
+            todo = list(self.created)
+        with self._connect() as conn:
+            for db in todo:
+                row = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+                                   (db.name,)).fetchone()
+                if row and (row[0] or "").startswith(self.marker + ";"):
+                    comment = KEPT_PREFIX + row[0][len(MARKER_PREFIX):]
+                    conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(db.name), sql.Literal(comment)))
+                    kept.append(db.name)
+        return kept
 
     def drop_all(self) -> list[str]:
         """Drop every database this run created whose marker still names this run.

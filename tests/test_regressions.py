@@ -1,0 +1,123 @@
+"""Faults found by trying zerodrift as a new user; each must stay fixed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import psycopg
+from typer.testing import CliRunner
+
+from tests.backends import add_revision, commit_all, edit, make_backend
+from zerodrift.cli import app
+from zerodrift.runner import RunOptions, run
+from zerodrift.server.provision import find_leftovers
+
+cli = CliRunner()
+
+
+def _gate(report, gate_id):
+    return next(r for r in report.results if r.gate_id == gate_id)
+
+
+def test_zg6_does_not_populate_a_view_zg4_must_see_unpopulated(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    add_revision(backend, "0013_no_data", "0012_comments", """
+        op.execute("DROP MATERIALIZED VIEW mv_allocation_summary")
+        op.execute("CREATE MATERIALIZED VIEW mv_allocation_summary AS SELECT tenant_id, channel, model_version, "
+                   "sum(allocated_cents) AS allocated_cents FROM attribution_allocations "
+                   "GROUP BY tenant_id, channel, model_version WITH NO DATA")
+        op.execute("CREATE UNIQUE INDEX idx_mv_allocation_summary_key ON mv_allocation_summary (tenant_id, channel, model_version)")
+        op.execute("ALTER MATERIALIZED VIEW mv_allocation_summary OWNER TO app_user")
+    """)
+    commit_all(backend.parent, "no data")
+    report = run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-4", "ZG-6"]))
+    zg4 = _gate(report, "ZG-4")
+    check = next(c for c in zg4.checks if c.name == "fresh: public.mv_allocation_summary")
+    assert check.status.value == "FAIL" and "not populated" in check.detail
+
+
+def test_runtime_role_that_cannot_connect_fails_zg4(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    add_revision(backend, "0013_no_connect", "0012_comments", """
+        db = op.get_bind().exec_driver_sql("SELECT current_database()").scalar()
+        op.execute(f'REVOKE CONNECT ON DATABASE "{db}" FROM PUBLIC')
+    """)
+    commit_all(backend.parent, "no connect")
+    zg4 = _gate(run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-4"])), "ZG-4")
+    check = next(c for c in zg4.checks if c.name == "fresh: app_user can connect")
+    assert zg4.status.value == "FAIL" and check.status.value == "FAIL" and "lacks CONNECT" in check.detail
+
+
+def test_zg6_names_the_error_when_the_path_raises(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    edit(backend / "app" / "refresh.py", '    if name not in MATERIALIZED_VIEWS:', '    raise RuntimeError("refresh path is broken")\n    if name not in MATERIALIZED_VIEWS:')
+    commit_all(backend.parent, "raises")
+    zg6 = _gate(run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-6"])), "ZG-6")
+    check = next(c for c in zg6.checks if c.name == "refresh path takes an advisory lock")
+    assert check.status.value == "FAIL" and "raised" in check.detail and "refresh path is broken" in check.detail
+
+
+def test_kept_databases_survive_the_next_run_and_gc(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo")
+    kept = run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-1"], keep=True))
+    assert len(kept.kept_databases) == 2
+    run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-1"]))
+    assert cli.invoke(app, ["gc", "--admin-url", admin_url]).exit_code == 0
+    with psycopg.connect(admin_url) as conn:
+        names = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+    assert set(kept.kept_databases) <= names
+    assert cli.invoke(app, ["gc", "--admin-url", admin_url, "--kept"]).exit_code == 0
+    with psycopg.connect(admin_url) as conn:
+        names = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+    assert not set(kept.kept_databases) & names
+
+
+def test_output_folder_does_not_hide_changed_tracked_files(tmp_path):
+    backend = make_backend(tmp_path / "repo")
+    edit(backend / "migrations" / "versions" / "0012_comments.py", "Document the ingestion tables.", "Document them.")
+    report = run(RunOptions(target=backend, output=backend, gates=["ZG-0"]))
+    zg0 = _gate(report, "ZG-0")
+    assert zg0.status.value == "FAIL" and "0012_comments.py" in zg0.checks[1].detail
+
+
+def test_misspelled_gate_table_is_a_usage_error(tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    edit(backend / "zerodrift.toml", "[gates.ZG-3]", "[gates.ZG3]")
+    commit_all(backend.parent, "typo")
+    result = cli.invoke(app, ["run", str(backend), "-g", "ZG-0"])
+    assert result.exit_code == 2 and "[gates.ZG3] names no installed gate" in result.output
+
+
+def test_verify_reports_outcome_partial_runs_and_changed_evidence(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo")
+    (backend / "untracked.txt").write_text("x")  # ZG-0 fails: a signed FAIL ledger
+    line = cli.invoke(app, ["keygen", str(tmp_path / "k")]).stdout.strip().splitlines()[-1]
+    (tmp_path / "allowed").write_text(line + "\n")
+    out = tmp_path / "p"
+    cli.invoke(app, ["run", str(backend), "--admin-url", admin_url, "--out", str(out), "-g", "ZG-0", "-g", "ZG-1",
+                     "--sign-key", str(tmp_path / "k")])
+    ledger, allowed = str(out / "ledger.md"), str(tmp_path / "allowed")
+    result = cli.invoke(app, ["verify", ledger, "--allowed-signers", allowed])
+    assert result.exit_code == 0 and "overall FAIL" in result.stdout and "PARTIAL" in result.stdout
+    assert "commit was not checked" in result.stdout
+    result = cli.invoke(app, ["verify", ledger, "--allowed-signers", allowed, "--require-pass"])
+    assert result.exit_code == 1 and "--require-pass" in result.stdout
+    result = cli.invoke(app, ["verify", ledger, "--allowed-signers", allowed, "--commit", "a"])
+    assert result.exit_code == 1 and "not a commit SHA" in result.stdout
+    snap = out / "ZG-1" / "fresh.snapshot.json"
+    snap.write_bytes(snap.read_bytes().replace(b"tenants", b"tenantz", 1))
+    result = cli.invoke(app, ["verify", ledger, "--allowed-signers", allowed])
+    assert result.exit_code == 1 and "evidence files were changed after signing: ZG-1/fresh.snapshot.json" in result.stdout
+
+
+def test_rerun_replaces_the_previous_pack(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo")
+    out = tmp_path / "p"
+    cli.invoke(app, ["run", str(backend), "--admin-url", admin_url, "--out", str(out), "-g", "ZG-1"])
+    assert (out / "ZG-1" / "fresh.snapshot.json").exists()
+    (out / "notes.txt").write_text("mine")
+    cli.invoke(app, ["run", str(backend), "--out", str(out), "-g", "ZG-0"])
+    assert not (out / "ZG-1").exists() and (out / "ZG-0").exists() and (out / "notes.txt").exists()
