@@ -49,7 +49,8 @@ def test_no_password_reaches_any_output(secret_admin, tmp_path):
     assert "***" in (out / "ledger.md").read_text() or "ZG-5" in (out / "ledger.md").read_text()
 
 
-def test_sigterm_mid_run_drops_its_databases(admin_url, tmp_path):
+@pytest.mark.parametrize("delay", [0.0, 0.3, 1.0])
+def test_sigterm_mid_run_drops_its_databases(admin_url, tmp_path, delay):
     backend = make_backend(tmp_path / "repo")
     proc = subprocess.Popen([sys.executable, "-m", "zerodrift.cli", "run", str(backend), "--admin-url", admin_url,
                              "--out", str(tmp_path / "proof")], stderr=subprocess.PIPE, text=True)
@@ -59,7 +60,7 @@ def test_sigterm_mid_run_drops_its_databases(admin_url, tmp_path):
         seen.append(line)
         if "ZG-1 Fresh migration determinism: running" in line:
             break
-    time.sleep(0.3)  # let it create databases
+    time.sleep(delay)  # at different moments: while databases are being created, or migrated
     mine = [lo for lo in find_leftovers(admin_url) if lo.pid == proc.pid]
     proc.send_signal(signal.SIGTERM)
     rest = proc.stderr.read()

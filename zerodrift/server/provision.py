@@ -128,6 +128,11 @@ class Provisioner:
         self.created_roles: list[str] = []
         self._lock = threading.Lock()
         self._presence: psycopg.Connection | None = None
+        # creation may run in several gate threads; once cleanup starts no new database may
+        # appear, and cleanup waits for creations in flight so it can drop them too
+        self._closing = False
+        self._in_flight = 0
+        self._idle = threading.Condition(self._lock)
 
     def hold_presence(self) -> None:
         """Announce this run to other zerodrift runs on the server (shared advisory lock,
@@ -185,18 +190,29 @@ class Provisioner:
         name = self.database_name(purpose)
         stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
         comment = f"{self.marker}; purpose {purpose}; host {socket.gethostname()}; pid {os.getpid()}; created {stamp}"
-        with self._connect() as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(sql.Identifier(name)))
-            db = Database(name=name, purpose=purpose, admin_url=self.admin_url)
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("the run is ending: no new throwaway database is created")
+            self._in_flight += 1
+        try:
+            with self._connect() as conn:
+                conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(sql.Identifier(name)))
+                db = Database(name=name, purpose=purpose, admin_url=self.admin_url)
+                with self._lock:
+                    self.created.append(db)
+                conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(comment)))
+        finally:
             with self._lock:
-                self.created.append(db)
-            conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(comment)))
+                self._in_flight -= 1
+                self._idle.notify_all()
         return db
 
     def mark_kept(self) -> list[str]:
         """Re-mark this run's databases as kept (``--keep``): later runs and ``gc`` leave them."""
         kept = []
         with self._lock:
+            self._closing = True
+            self._idle.wait_for(lambda: self._in_flight == 0, timeout=60)
             todo = list(self.created)
         with self._connect() as conn:
             for db in todo:
@@ -216,6 +232,8 @@ class Provisioner:
         """
         dropped: list[str] = []
         with self._lock:
+            self._closing = True
+            self._idle.wait_for(lambda: self._in_flight == 0, timeout=60)
             todo = list(self.created)
         if not todo:
             return dropped
