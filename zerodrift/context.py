@@ -223,8 +223,11 @@ class GateContext:
             text += f"\nHINT:  {outcome.hint}" if outcome.hint else ""
         if rollback:
             text += "\nROLLBACK"
+        shown = statement.strip()
+        if params:
+            shown += f"\n-- parameters: {params!r}"
         result.add_step(EvidenceStep(
-            title=title or statement.strip().splitlines()[0][:80], command=prefix + statement.strip(),
+            title=title or statement.strip().splitlines()[0][:80], command=prefix + shown,
             role=shown_role, database=db.name, duration_s=time.perf_counter() - started,
             exit_status=1 if outcome.error else 0, output=text))
         return outcome

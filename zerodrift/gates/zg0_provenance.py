@@ -22,8 +22,8 @@ class ProvenanceGate(Gate):
     Checks that the target is a git checkout at a commit, that the working tree is
     clean (modified, staged and *untracked* files all count; zerodrift's own output
     folder does not), and, when ``base_ref`` and ``allowed_paths`` are configured,
-    that every path changed since the merge base matches one of the globs (the
-    seed's "backend-only"). A shallow clone cannot give a merge base: the gate is
+    that every path changed since the merge base matches one of the globs (e.g.
+    "backend only": no path outside ``backend/**``). A shallow clone cannot give a merge base: the gate is
     ERROR with the fetch command to run.
     """
 

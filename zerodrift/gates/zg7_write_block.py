@@ -215,6 +215,9 @@ class WriteBlockGate(Gate):
             return f"{what} ({state}: {err.diag.message_primary})"
 
         if c_err is not None:
+            if is_guard(c_err):
+                return ("not counted", f"control write also fails with the guard's own error ({c_err.diag.sqlstate}: "
+                                       f"{c_err.diag.message_primary}): the guard blocks every write, not only workers'")
             if w_err is not None and is_guard(w_err):
                 return ("not counted", f"control write also fails: {blocker(c_err)}")
             return ("not counted", f"role may not write: control failed with {blocker(c_err)}")
