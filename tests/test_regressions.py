@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import os
 import subprocess
 import sys
@@ -121,3 +122,24 @@ def test_rerun_replaces_the_previous_pack(admin_url, tmp_path):
     (out / "notes.txt").write_text("mine")
     cli.invoke(app, ["run", str(backend), "--out", str(out), "-g", "ZG-0"])
     assert not (out / "ZG-1").exists() and (out / "ZG-0").exists() and (out / "notes.txt").exists()
+
+
+def test_gc_lists_and_removes_old_gate_folders(tmp_path):
+    import tempfile
+    import time as _time
+
+    old = Path(tempfile.mkdtemp(prefix="zerodrift-beat-"))
+    new = Path(tempfile.mkdtemp(prefix="zerodrift-ref-"))
+    past = _time.time() - 7200
+    os.utime(old, (past, past))
+    try:
+        result = cli.invoke(app, ["gc", "--dry-run"])
+        assert result.exit_code == 0 and f"{old}\twould remove" in result.stdout and str(new) not in result.stdout
+        assert old.exists()
+        result = cli.invoke(app, ["gc"])
+        assert result.exit_code == 0 and not old.exists() and new.exists()
+    finally:
+        import shutil
+
+        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(new, ignore_errors=True)

@@ -265,9 +265,16 @@ def gc(
             err.print(f"dropped {len(dropped)} database(s) on {mask(url)}")
         else:
             err.print(f"dry run: {sum(1 for lo in leftovers if lo.reason)} database(s) would be dropped")
+    from zerodrift import tempfiles
+
+    stale_dirs = sweep_stale(dry_run=dry_run)
+    gate_dirs = tempfiles.stale_gate_folders()
+    for path in [*stale_dirs, *gate_dirs]:
+        typer.echo(f"{path}\t{'would remove' if dry_run else 'removed'}")
     if not dry_run:
-        swept = sweep_stale()
-        err.print(f"removed {len(swept)} stale embedded server folder(s)")
+        tempfiles.remove(gate_dirs)
+    err.print(f"{'would remove' if dry_run else 'removed'} {len(stale_dirs)} stale embedded server folder(s) and "
+              f"{len(gate_dirs)} gate temporary folder(s)")
 
 
 @app.command()

@@ -820,7 +820,7 @@ def _kill_stale_postmaster(data: Path) -> int | None:
     return killed
 
 
-def sweep_stale(tmpdir: str | os.PathLike[str] | None = None) -> list[Path]:
+def sweep_stale(tmpdir: str | os.PathLike[str] | None = None, *, dry_run: bool = False) -> list[Path]:
     """Remove leftovers of embedded servers whose zerodrift process is gone.
 
     Input: ``tmpdir`` - where private directories live (default: the system temp dir,
@@ -832,11 +832,12 @@ def sweep_stale(tmpdir: str | os.PathLike[str] | None = None) -> list[Path]:
     :func:`_kill_stale_postmaster`), then the directory is removed. Abandoned cache
     build directories (older than ten minutes) are removed too.
 
-    Output: the removed private directories. Never raises for a directory it cannot
+    Output: the removed private directories (with ``dry_run``: the ones that would be
+    removed; nothing is killed or removed). Never raises for a directory it cannot
     handle; that one is logged and skipped.
     """
     if tmpdir is None:
-        return [path for base in _default_tmpdirs() for path in sweep_stale(base)]
+        return [path for base in _default_tmpdirs() for path in sweep_stale(base, dry_run=dry_run)]
     base = Path(tmpdir)
     swept: list[Path] = []
     euid = os.geteuid()
@@ -861,6 +862,9 @@ def sweep_stale(tmpdir: str | os.PathLike[str] | None = None) -> list[Path]:
                 record = ""
             if record and _owner_alive(record):
                 continue
+            if dry_run:
+                swept.append(path)
+                continue
             killed = _kill_stale_postmaster(path / "data")
             shutil.rmtree(path)
             swept.append(path)
@@ -871,6 +875,8 @@ def sweep_stale(tmpdir: str | os.PathLike[str] | None = None) -> list[Path]:
             )
         except OSError as exc:
             log.warning("could not sweep %s: %s", entry.path, exc)
+    if dry_run:
+        return swept
     cache = base / f"zerodrift-pg-cache-{euid}"
     try:
         for entry in os.scandir(cache):
