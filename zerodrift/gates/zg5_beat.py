@@ -99,7 +99,9 @@ class BeatGate(Gate):
                                                                   set(entries), drain_while_beat_runs,
                                                                   ctx.artifacts.cancelled)
             beat_step = result.add_step(EvidenceStep(
-                title="celery beat", command=f"celery -A {cfg.celery_app} -b {mask(broker)} beat -s <seeded schedule> -l INFO",
+                title="celery beat",
+                command=f"celery -A {cfg.celery_app} -b {mask(broker)} beat -S celery.beat:PersistentScheduler "
+                        "-s <seeded schedule> -l INFO",
                 role=runtime or "", database=fresh.name, duration_s=elapsed, exit_status=exit_status, output=log_text,
                 env=target.environment(fresh, role=runtime, runtime=True)[1]))
             failed = {m.group("name"): m.group("error").strip() for m in map(_FAILED.search, log_text.splitlines()) if m}
@@ -139,8 +141,10 @@ class BeatGate(Gate):
         call ``when_sent()`` while beat still runs, then stop it with SIGTERM."""
         env, _ = target.environment(db, role=role, runtime=True)
         pidfile = str(Path(schedule_file).with_name("beat.pid"))
-        args = [target.python, "-m", "celery", "-A", cfg.celery_app, "-b", broker, "beat", "-s", schedule_file,
-                "-l", "INFO", "--pidfile", pidfile]
+        # the seeded store is a PersistentScheduler file: use that scheduler even if the app configures
+        # another one (e.g. a database scheduler), or the seeding would be ignored
+        args = [target.python, "-m", "celery", "-A", cfg.celery_app, "-b", broker, "beat",
+                "-S", "celery.beat:PersistentScheduler", "-s", schedule_file, "-l", "INFO", "--pidfile", pidfile]
         started = time.perf_counter()
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=target.cwd, env=env,
                                 preexec_fn=parent_death_preexec())
