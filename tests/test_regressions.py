@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 import os
-import subprocess
-import sys
 
 import psycopg
 from typer.testing import CliRunner
@@ -14,7 +11,6 @@ from typer.testing import CliRunner
 from tests.backends import add_revision, commit_all, edit, make_backend
 from zerodrift.cli import app
 from zerodrift.runner import RunOptions, run
-from zerodrift.server.provision import find_leftovers
 
 cli = CliRunner()
 

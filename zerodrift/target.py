@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -412,9 +411,4 @@ class HeldProbe:
             return self.proc.wait()
 
 
-def shell_join(args: list[str]) -> str:
-    """Display form of a command line."""
-    return " ".join(shlex.quote(a) for a in args)
-
-
-__all__ = ["TargetRunner", "JobResult", "mask"]
+__all__ = ["TargetRunner", "JobResult", "AlembicSession", "ProbeSession", "HeldProbe"]

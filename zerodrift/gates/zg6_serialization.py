@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 import psycopg
-from psycopg import sql as pgsql
 from pydantic import Field
 
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
