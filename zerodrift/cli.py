@@ -151,11 +151,17 @@ def gates() -> None:
     """List the installed gates (built-in and plugins)."""
     from zerodrift.plugins import installed_gates, plugin_name
 
+    rows = [(gid, gate.title, ", ".join(gate.needs) or "-", ", ".join(gate.provides) or "-", plugin_name(gate))
+            for gid, gate in installed_gates().items()]
+    if not sys.stdout.isatty():  # machine output: one tab-separated line per gate
+        for row in rows:
+            typer.echo("\t".join(row))
+        return
     table = Table(show_header=True, header_style="bold")
     for col in ("Gate", "Title", "Needs", "Provides", "From"):
-        table.add_column(col)
-    for gid, gate in installed_gates().items():
-        table.add_row(gid, gate.title, ", ".join(gate.needs) or "-", ", ".join(gate.provides) or "-", plugin_name(gate))
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
     Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False).print(table)
 
 
