@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import psycopg
 from psycopg import sql as pgsql
@@ -138,7 +138,7 @@ class GateContext:
 
     def __init__(self, *, run_id: str, loaded: LoadedConfig, gate_config: BaseModel | None,
                  provenance: Provenance, server: Any, provisioner: Provisioner | None,
-                 target_factory: Callable[[], Any], artifacts: ArtifactStore, output_dir: Path) -> None:
+                 target: Any, artifacts: ArtifactStore, output_dir: Path) -> None:
         self.run_id = run_id
         self.loaded = loaded
         self.config = loaded.config
@@ -146,14 +146,16 @@ class GateContext:
         self.provenance = provenance
         self.server = server
         self.provisioner = provisioner
-        self._target_factory = target_factory
+        self._target = target
         self.artifacts = artifacts
         self.output_dir = output_dir
 
     @property
     def target(self):
-        """The :class:`zerodrift.target.TargetRunner` (raises the setup error if it could not be built)."""
-        return self._target_factory()
+        """The :class:`zerodrift.target.TargetRunner`; only gates that declare ``needs = ("target", …)`` get one."""
+        if self._target is None:
+            raise RuntimeError("this gate did not declare that it needs the target (needs = ('target',))")
+        return self._target
 
     @property
     def migration_role(self) -> str | None:

@@ -269,7 +269,7 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
             notify(f"{gate_cls.id} {gate_cls.title}: running", None)
             start = time.perf_counter()
             ctx = GateContext(run_id=run_id, loaded=loaded, gate_config=gate_configs[gate_cls.id], provenance=prov,
-                              server=server, provisioner=provisioner, target_factory=lambda: target,
+                              server=server, provisioner=provisioner, target=target,
                               artifacts=artifacts, output_dir=report.output_dir)
             try:
                 gate_cls().run(ctx, result)
