@@ -139,3 +139,25 @@ def test_gc_lists_and_removes_old_gate_folders(tmp_path):
 
         shutil.rmtree(old, ignore_errors=True)
         shutil.rmtree(new, ignore_errors=True)
+
+
+def test_zg4_with_no_matview_is_skipped_not_passed(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    edit(backend / "zerodrift.toml", 'registry = "app.matview_registry:MATERIALIZED_VIEWS"\nschemas = ["public"]',
+         '# no registry\n\n[gates.ZG-4]\nschemas = ["no_such_schema"]')
+    commit_all(backend.parent, "no views to refresh")
+    zg4 = _gate(run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-4"])), "ZG-4")
+    assert zg4.status.value == "SKIPPED" and "no materialized views to refresh" in zg4.summary
+
+
+def test_zg6_fallback_key_is_used_but_not_claimed_as_observed(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    edit(backend / "zerodrift.toml", 'success = "success"',
+         'success = "success"\nfreeze_relation = "no_such_relation"\nlock_key = [7077324220273194371]')
+    commit_all(backend.parent, "fallback key")
+    zg6 = _gate(run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-6"])), "ZG-6")
+    found = next(c for c in zg6.checks if c.name == "refresh path takes an advisory lock")
+    assert found.status.value == "SKIPPED" and "not observed" in found.detail
+    # what was asserted with that key still decides the gate
+    assert zg6.status.value == "PASS", zg6.summary
+    assert next(c for c in zg6.checks if c.name == "skips while the lock is held").status.value == "PASS"

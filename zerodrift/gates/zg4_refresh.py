@@ -86,12 +86,19 @@ class RefreshViabilityGate(Gate):
         schemas = sorted({name.split(".", 1)[0] for name in registry}) if registry else cfg.schemas
         result.headline = (f"{len(registry) if registry is not None else 'all'} matviews refreshed CONCURRENTLY as "
                            f"{role} on {' + '.join(lbl for lbl, _ in databases)}")
+        views_checked = 0
         for label, db in databases:
             with ctx.artifacts.exclusive(db.name):
-                self._refresh_all(ctx, result, label, db, role, settings, maintain, schemas, registry, version_num)
+                views_checked += self._refresh_all(ctx, result, label, db, role, settings, maintain, schemas,
+                                                   registry, version_num)
+        if not views_checked and not result.error:
+            # connecting is not refreshing: with no view to refresh, nothing was proven
+            result.skip(f"no materialized views to refresh (registry: {'none' if registry is None else 'empty'}; "
+                        f"schemas {', '.join(schemas)})")
 
     @staticmethod
-    def _refresh_all(ctx, result, label, db, role, settings, maintain, schemas, registry, version_num) -> None:
+    def _refresh_all(ctx, result, label, db, role, settings, maintain, schemas, registry, version_num) -> int:
+        """Check every view on ``db``; returns how many views were checked."""
         # SET ROLE skips the login checks: assert them, or a role that cannot connect would pass
         login = ctx.run_sql(result, db, "SELECT rolcanlogin, has_database_privilege(rolname, current_database(), "
                             "'CONNECT') FROM pg_roles WHERE rolname = %s", params=(role,),
@@ -106,7 +113,7 @@ class RefreshViabilityGate(Gate):
                             title=f"matview owners, unique indexes, populated ({label})")
         if not facts.ok:
             result.check(f"{label}: matview facts", False, f"{facts.sqlstate}: {facts.error}")
-            return
+            return 0
         rows = {f"{r[0]}.{r[1]}": r for r in facts.rows}
         names = registry if registry is not None else sorted(rows)
         if not names:
@@ -142,6 +149,7 @@ class RefreshViabilityGate(Gate):
                                 + (f" (hint: {out.hint})" if out.hint else ""))
             result.check(f"{label}: {name}", not problems,
                          "; ".join(problems) if problems else "; ".join(notes))
+        return len(names)
 
 
 @hookimpl
