@@ -119,7 +119,7 @@ class SqlOutcome:
         return self.rows[0][0] if self.rows and self.rows[0] else None
 
 
-def format_rows(columns: list[str], rows: list[tuple], limit: int = 50) -> str:
+def psql_table(columns: list[str], rows: list[tuple], limit: int = 50) -> str:
     """psql-like aligned text of a result set."""
     if not columns:
         return ""
@@ -219,7 +219,7 @@ class GateContext:
             outcome.error = (diag.message_primary if diag and diag.message_primary else str(exc)).strip()
             outcome.sqlstate = (diag.sqlstate if diag else "") or ""
             outcome.hint = (diag.message_hint if diag else "") or ""
-        text = format_rows(outcome.columns, outcome.rows) if outcome.columns else outcome.status
+        text = psql_table(outcome.columns, outcome.rows) if outcome.columns else outcome.status
         if outcome.error:
             text = f"ERROR:  {outcome.error}" + (f"\nSQLSTATE: {outcome.sqlstate}" if outcome.sqlstate else "")
             text += f"\nHINT:  {outcome.hint}" if outcome.hint else ""

@@ -28,6 +28,7 @@ from zerodrift.gates.base import Gate, GateResult, Status
 from zerodrift.plugins import installed_gates
 from zerodrift.provenance import Provenance, ci_context, collect
 from zerodrift.server.provision import Provisioner, new_run_id
+from zerodrift.urls import mask
 
 log = logging.getLogger("zerodrift")
 
@@ -245,7 +246,7 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
             notify("starting the embedded PostgreSQL" if server.kind == "embedded" else "connecting to the external PostgreSQL", None)
             server.start()
             phases["server start"] = time.perf_counter() - t0
-            report.server = ServerInfo(kind=server.kind, version=server.version, url=_masked(server.admin_url))
+            report.server = ServerInfo(kind=server.kind, version=server.version, url=mask(server.admin_url))
             provisioner = Provisioner(server.admin_url, run_id)
             if server.kind == "external":
                 from zerodrift.server.provision import drop_leftovers, find_leftovers
@@ -344,9 +345,3 @@ def make_server(loaded: LoadedConfig):
     if cfg.embedded_bindir:
         kwargs["bindir"] = loaded.path(cfg.embedded_bindir)
     return EmbeddedServer(**kwargs)
-
-
-def _masked(url: str) -> str:
-    from zerodrift.urls import mask
-
-    return mask(url)

@@ -1,32 +1,32 @@
-"""Small helpers several built-in gates use (no gate logic lives here)."""
+"""Presentation helpers several built-in gates share (no gate logic lives here)."""
 
 from __future__ import annotations
 
-from zerodrift.catalog.diff import DiffRow, diff_snapshots
+from zerodrift.catalog.drift import Drift
 
-#: Diff rows shown inline in a check's detail; the full diff is attached.
-DIFF_ROWS_INLINE = 20
-
-
-def diff_detail(left_label: str, right_label: str, left, right) -> tuple[bool, str, list[DiffRow]]:
-    """Compare two catalog snapshots: (equal, detail text, rows)."""
-    rows = diff_snapshots(left, right)
-    if not rows:
-        return True, f"{left_label} and {right_label} share schema fingerprint sha256:{left.fingerprint[:16]}…", rows
-    first = rows[0]
-    lines = [f"{len(rows)} difference{'s' if len(rows) != 1 else ''} ({left_label} → {right_label}), first: "
-             f"{first.kind} {first.object} {first.attribute}: {_short(first.left, 60)} → {_short(first.right, 60)}"]
-    for row in rows[1:DIFF_ROWS_INLINE]:
-        lines.append(f"{row.kind} {row.object} {row.attribute}: {_short(row.left)} → {_short(row.right)}")
-    if len(rows) > DIFF_ROWS_INLINE:
-        lines.append(f"… {len(rows) - DIFF_ROWS_INLINE} more in the attached diff")
-    return False, "\n".join(lines), rows
+#: Drift rows shown inline in a check's detail; all of them are in the attached diff.
+INLINE_ROWS = 15
 
 
-def _short(value, limit: int = 120) -> str:
-    text = "∅" if value is None else str(value)
-    text = " ".join(text.split())
+def short(value, limit: int = 80) -> str:
+    """One-line text of a catalog value, cut at ``limit`` characters (∅ for None)."""
+    text = "∅" if value is None else " ".join(str(value).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def drift_detail(failing: list[Drift], left_label: str, right_label: str, waived: int = 0) -> str:
+    """Check detail for drift rows: a first line that names the first row (it becomes the
+    gate-table summary), then up to :data:`INLINE_ROWS` rows with their drift class."""
+    first = failing[0]
+    lines = [f"{len(failing)} drift row(s) ({left_label} → {right_label})" + (f", {waived} waived" if waived else "")
+             + f"; first: {first.drift_class}: {first.row.kind} {first.row.object} {first.row.attribute}"]
+    for d in failing[:INLINE_ROWS]:
+        note = " (waiver expired)" if d.status == "EXPIRED" else ""
+        lines.append(f"{d.drift_class}: {d.row.kind} {d.row.object} {d.row.attribute}: "
+                     f"{short(d.row.left)} → {short(d.row.right)}{note}")
+    if len(failing) > INLINE_ROWS:
+        lines.append(f"… {len(failing) - INLINE_ROWS} more in the attached diff")
+    return "\n".join(lines)
 
 
 def revisions_text(revs) -> str:

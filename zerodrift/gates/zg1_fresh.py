@@ -8,7 +8,9 @@ from pydantic import Field
 
 from zerodrift.catalog.diff import format_rows
 from zerodrift.gates.base import Gate, GateConfig, GateResult
-from zerodrift.gates.common import diff_detail, revisions_text
+from zerodrift.catalog.diff import diff_snapshots
+from zerodrift.catalog.drift import classify
+from zerodrift.gates.common import drift_detail, revisions_text
 from zerodrift.hookspecs import hookimpl
 
 
@@ -101,14 +103,16 @@ class FreshMigrationGate(Gate):
             result.attachments[f"{db.purpose}.snapshot.json"] = snap.to_canonical_json()
         if len(snapshots) == 2:
             (db_a, snap_a), (db_b, snap_b) = snapshots
-            equal, detail, rows = diff_detail(db_a.purpose, db_b.purpose, snap_a, snap_b)
-            result.check("fresh catalog snapshots equal", equal, detail)
+            rows = diff_snapshots(snap_a, snap_b)
+            detail = (f"{db_a.purpose} and {db_b.purpose} share schema fingerprint sha256:{snap_a.fingerprint[:16]}…"
+                      if not rows else drift_detail(classify(rows, snap_a, snap_b), db_a.purpose, db_b.purpose))
+            result.check("fresh catalog snapshots equal", not rows, detail)
             result.facts["schema_fingerprint"] = snap_a.fingerprint
             result.headline = (f"2 fresh databases → {revisions_text(heads)}, same fingerprint "
                                f"sha256:{snap_a.fingerprint[:12]}")
             result.facts["kinds_compared"] = list(snap_a.objects.keys())
             if rows:
-                result.attachments["fresh-vs-fresh_b.diff.txt"] = (format_rows(rows) + "\n").encode()
+                result.attachments["fresh-vs-fresh_b.diff.txt"] = format_rows(rows).encode()
         else:
             result.skip_check("fresh catalog snapshots equal", "a fresh upgrade failed; nothing to compare")
         if snapshots and outcomes[0].ok:

@@ -10,17 +10,13 @@ from typing import Any
 import git
 from pydantic import Field, model_validator
 
-from zerodrift.catalog.diff import format_rows
+from zerodrift.catalog.diff import diff_snapshots, format_rows
 from zerodrift.catalog.drift import Waiver, apply_waivers, classify
 from zerodrift.context import ArtifactUnavailable
 from zerodrift.errors import EnvironmentProblem, UsageError
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
-from zerodrift.gates.common import revisions_text
+from zerodrift.gates.common import drift_detail, revisions_text, short
 from zerodrift.hookspecs import hookimpl
-
-#: Drift rows shown inline in a check's detail; all are in the attached diff and table.
-INLINE_ROWS = 15
-
 
 class DataCheck(GateConfig):
     name: str = Field(description="What the check asserts, shown in the ledger.")
@@ -126,8 +122,8 @@ class ExistingDatabaseGate(Gate):
         if all_rows:
             result.add_table("Drift rows (fresh → existing)", ["Path", "Kind", "Object", "Attribute", "Drift class",
                                                                 "Fresh", "Existing", "Status"],
-                             [[label, d.row.kind, d.row.object, d.row.attribute, d.drift_class, _short(d.row.left),
-                               _short(d.row.right), d.status + (f": {d.waiver.reason} (until {d.waiver.expires})"
+                             [[label, d.row.kind, d.row.object, d.row.attribute, d.drift_class, short(d.row.left),
+                               short(d.row.right), d.status + (f": {d.waiver.reason} (until {d.waiver.expires})"
                                                                 if d.waiver else "")] for label, d in all_rows])
 
     # -- one path ----------------------------------------------------------
@@ -216,8 +212,6 @@ class ExistingDatabaseGate(Gate):
         except ArtifactUnavailable as exc:
             result.skip_check(f"{prefix}catalog equals fresh database", f"no fresh snapshot to compare with: {exc}")
             return None
-        from zerodrift.catalog.diff import diff_snapshots
-
         rows = diff_snapshots(fresh, snap)
         report = apply_waivers(classify(rows, fresh, snap), cfg.waivers)
         failing = report.failing
@@ -227,19 +221,10 @@ class ExistingDatabaseGate(Gate):
         elif not failing:
             detail = f"{len(waived)} drift row(s), all waived"
         else:
-            first = failing[0]
-            lines = [f"{len(failing)} drift row(s) (fresh → {purpose})" + (f", {len(waived)} waived" if waived else "")
-                     + f"; first: {first.drift_class}: {first.row.kind} {first.row.object} {first.row.attribute}"]
-            for d in failing[:INLINE_ROWS]:
-                note = " (waiver expired)" if d.status == "EXPIRED" else ""
-                lines.append(f"{d.drift_class}: {d.row.kind} {d.row.object} {d.row.attribute}: "
-                             f"{_short(d.row.left)} → {_short(d.row.right)}{note}")
-            if len(failing) > INLINE_ROWS:
-                lines.append(f"… {len(failing) - INLINE_ROWS} more in the attached diff")
-            detail = "\n".join(lines)
+            detail = drift_detail(failing, "fresh", purpose, waived=len(waived))
         result.check(f"{prefix}catalog equals fresh database", not failing, detail)
         if rows:
-            result.attachments[f"fresh-vs-{purpose}.diff.txt"] = (format_rows(rows) + "\n").encode()
+            result.attachments[f"fresh-vs-{purpose}.diff.txt"] = format_rows(rows).encode()
         return report.rows
 
 
@@ -273,11 +258,6 @@ class _worktree:
         except git.GitCommandError:
             shutil.rmtree(self.path, ignore_errors=True)
             self.repo.git.worktree("prune")
-
-
-def _short(value, limit: int = 80) -> str:
-    text = "∅" if value is None else " ".join(str(value).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _equal(value: Any, expected: Any) -> bool:
