@@ -46,6 +46,11 @@ def test_example_backend_passes_and_leaves_nothing(admin_url, tmp_path):
     zg2 = _result(report, "ZG-2")
     assert _check(zg2, "idempotency_key backfilled").status.value == "PASS"
     assert _check(zg2, "catalog equals fresh").status.value == "PASS"
+    # ZG-1's second migration really ran under the shifted clock and zone, read in the job after env.py
+    clock = _check(_result(report, "ZG-1"), "clock and time zone differ")
+    assert clock.status.value == "PASS" and "(libfaketime), TZ=Pacific/Kiritimati in effect" in clock.detail
+    assert "tm_gmtoff=+50400 s" in clock.detail
+    assert _check(_result(report, "ZG-1"), "migration's clock on fresh_b").status.value == "PASS"
     # throwaway databases were created and all dropped
     assert sorted(report.dropped_databases) == sorted(
         f"zd_{report.run_id}_{p}" for p in ("fresh", "fresh_b", "existing"))

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zerodrift.clock import ClockShift
 from zerodrift.config import LoadedConfig
 from zerodrift.errors import EnvironmentProblem, UsageError
 from zerodrift.gates.base import EvidenceStep
@@ -36,6 +37,7 @@ _RUNNING = re.compile(r"Running (?:upgrade|downgrade) .*?-> ([^,\s]+)")
 _OP_COMMAND = {
     "heads": "alembic heads",
     "current": "alembic current",
+    "clock": "read the job's clock and time zone (time.time(), datetime.now(), tm_gmtoff, TZ)",
 }
 
 
@@ -48,6 +50,8 @@ class JobResult:
     ok: bool = True
     error: str = ""  #: first failing operation's error, or a process-level failure
     failed_revision: str = ""  #: the revision alembic was applying when it failed, when known
+    #: the job process itself did not finish (crash, timeout, no answer): not a failure *reported by* an operation
+    process_failed: bool = False
 
 
 class TargetRunner:
@@ -168,21 +172,27 @@ class TargetRunner:
 
     # -- alembic ---------------------------------------------------------
     def alembic_job(self, db: Database, ops: list[dict[str, Any]], *, role: str | None = None,
-                    extra_env: dict[str, str] | None = None) -> JobResult:
+                    extra_env: dict[str, str] | None = None, clock: ClockShift | None = None) -> JobResult:
         """Run alembic operations (``{"op": "upgrade", "revision": "head"}``, ``heads``,
-        ``current``, ``downgrade``) against ``db`` as ``role`` in one process.
-        ``extra_env`` is added to the environment (and its names to the evidence)."""
-        with self.alembic_session(db, role=role, extra_env=extra_env) as session:
+        ``current``, ``downgrade``, ``clock``) against ``db`` as ``role`` in one process.
+        ``extra_env`` is added to the environment (and its names to the evidence);
+        ``clock`` shifts the process's wall clock and time zone (see :mod:`zerodrift.clock`)."""
+        with self.alembic_session(db, role=role, extra_env=extra_env, clock=clock) as session:
             return session.job(ops)
 
     def alembic_session(self, db: Database, *, role: str | None = None,
-                        extra_env: dict[str, str] | None = None) -> "AlembicSession":
+                        extra_env: dict[str, str] | None = None,
+                        clock: ClockShift | None = None) -> "AlembicSession":
         """A context manager: one alembic process for several jobs on ``db`` (each job's
         steps are evidence), e.g. upgrade, then zerodrift seeds, then upgrade again."""
         env, names = self.environment(db, role=role)
-        if extra_env:
-            env.update(extra_env)
-            names = names + [f"{k}={v}" for k, v in extra_env.items()]
+        added = dict(extra_env or {})
+        if clock is not None:
+            added.update(clock.environment(env))
+        if added:
+            env.update(added)
+            # values are shown: they are zerodrift's own settings (zone, offset, library path), never secrets
+            names = names + [f"{k}={v}" for k, v in added.items()]
         return AlembicSession(self, db, role or user_of(db.admin_url), env, names)
 
     def _describe(self, ops: list[dict[str, Any]]) -> str:
@@ -311,6 +321,7 @@ class AlembicSession:
             self.probe.release()
             self.probe = None
             result.ok = False
+            result.process_failed = True
             tail = raw.strip().splitlines()[-1] if raw.strip() else "no output"
             result.error = (f"alembic job killed after {runner.timeout:.0f} s (target.job_timeout)" if timed_out
                             else f"alembic job did not finish: {tail}")

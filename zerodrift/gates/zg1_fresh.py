@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import Field
@@ -10,12 +12,14 @@ from zerodrift.catalog.diff import format_rows
 from zerodrift.gates.base import Gate, GateConfig, GateResult
 from zerodrift.catalog.diff import diff_snapshots
 from zerodrift.catalog.drift import classify
-from zerodrift.gates.common import drift_detail, revisions_text
+from zerodrift.catalog.clock_literals import Window, clock_literals
+from zerodrift.clock import FIRST_ZONE, SECOND_ZONE, ClockShift, format_offset, shift_seconds, verify
+from zerodrift.gates.common import INLINE_ROWS, drift_detail, revisions_text
 from zerodrift.hookspecs import hookimpl
 
 
-#: Environment of the second fresh migration: another time zone (UTC+14) and hash seed.
-SECOND_ENV = {"TZ": "Pacific/Kiritimati", "PGTZ": "Pacific/Kiritimati", "PYTHONHASHSEED": "1"}
+#: Hash seeds of the two fresh migrations: a name from an unordered set differs between them.
+HASH_SEEDS = ("0", "1")
 
 
 class FreshConfig(GateConfig):
@@ -23,16 +27,36 @@ class FreshConfig(GateConfig):
 
 
 class FreshMigrationGate(Gate):
-    """ZG-1: two fresh databases migrate to the same head and the same schema.
+    """ZG-1: two fresh databases migrate to the same head and the same schema, whatever the clock.
 
-    Asserts that the history has exactly one head (or exactly the configured
-    ``expected_heads``), that ``alembic upgrade head`` succeeds on two new empty
-    databases, that ``alembic current`` — and the ``alembic_version`` table read
-    independently — equals the head on both, and that their catalog snapshots are
-    equal. The second database is migrated under another time zone (``TZ``/``PGTZ``
-    UTC+14) and ``PYTHONHASHSEED``, so a migration whose result depends on when, where
-    or in what set order it runs (a default computed from the clock at migration time,
-    a name from an unordered set) shows up as a diff row naming the object.
+    PASS proves: the history has exactly one head (or exactly the configured
+    ``expected_heads``); ``alembic upgrade head`` succeeds on two new empty databases;
+    ``alembic current`` — and the ``alembic_version`` table read independently — equals
+    the head on both; their catalog snapshots are equal although the second database was
+    migrated under another clock, zone and hash seed; that clock and zone were really in
+    effect in the migration process after ``env.py`` ran; and no date or timestamp
+    literal in either catalog falls within the run's own time window.
+
+    The first migration runs on the real clock with ``TZ``/``PGTZ`` UTC and
+    ``PYTHONHASHSEED=0``; the second with its wall clock shifted by libfaketime by
+    about 3 years 5 months 11 days 7 h 23 min 37 s (whole days added so that year,
+    month, day, hour, minute and second all differ from the real clock, see
+    :mod:`zerodrift.clock` for the mechanism and its limits), ``TZ``/``PGTZ``
+    Pacific/Kiritimati (UTC+14) and ``PYTHONHASHSEED=1``. So a revision that bakes
+    its own clock into the schema (``datetime.now()``, ``date.today()``, a name or
+    comment from the current month) gives a diff row naming the object, at any hour.
+    Each job reads its clock and zone after the upgrade; a target that overrode them
+    (``env.py`` setting ``os.environ["TZ"]`` and calling ``time.tzset()``, or patching
+    time) makes "clock and time zone differ" FAIL, naming the override.
+
+    PostgreSQL's own ``now()``/``current_date`` run on the server's clock, which no
+    process shift reaches: the catalog scan (:mod:`zerodrift.catalog.clock_literals`)
+    covers them — a literal within the run's window (or the shifted window) is a FAIL
+    row "value taken from the migration's clock".
+
+    A revision that raises is a finding about the target: the upgrade check FAILs,
+    naming the revision and PostgreSQL's error. ERROR is kept for what could not be
+    done (the job process crashed or timed out, libfaketime could not be loaded).
     Publishes the first database and its snapshot for the gates that need a fresh
     database at head.
     """
@@ -48,24 +72,33 @@ class FreshMigrationGate(Gate):
         target = ctx.target
         upgrade_to = "heads" if len(cfg.expected_heads) > 1 else "head"
         role = ctx.migration_role
+        window_start = dt.datetime.now(dt.timezone.utc)
+        clocks = [ClockShift(0, FIRST_ZONE), ClockShift(shift_seconds(window_start), SECOND_ZONE)]
+        result.facts["clocks"] = [c.describe() for c in clocks]
         with ThreadPoolExecutor(max_workers=2) as pool:
             dbs = list(pool.map(ctx.database, ["fresh", "fresh_b"]))
-        jobs = [
-            [{"op": "heads"}, {"op": "upgrade", "revision": upgrade_to}, {"op": "current"}],
-            [{"op": "upgrade", "revision": upgrade_to}, {"op": "current"}],
-        ]
-        # the second database is migrated under another clock zone and hash seed, so DDL whose
-        # result depends on when, where or in what set order it runs shows up as a diff row
-        envs = [{"TZ": "UTC", "PGTZ": "UTC", "PYTHONHASHSEED": "0"}, SECOND_ENV]
+        upgrade = [{"op": "clock"}, {"op": "upgrade", "revision": upgrade_to}, {"op": "current"}, {"op": "clock"}]
+        jobs = [[{"op": "heads"}] + upgrade, list(upgrade)]
+
+        def migrate(args):
+            db, ops, clock, seed = args
+            started = time.time()
+            outcome = target.alembic_job(db, ops, role=role, extra_env={"PYTHONHASHSEED": seed}, clock=clock)
+            return outcome, started, time.time()
+
         with ThreadPoolExecutor(max_workers=2) as pool:
-            outcomes = list(pool.map(lambda args: target.alembic_job(args[0], args[1], role=role, extra_env=args[2]),
-                                     zip(dbs, jobs, envs)))
+            timed_outcomes = list(pool.map(migrate, zip(dbs, jobs, clocks, HASH_SEEDS)))
+        window_end = dt.datetime.now(dt.timezone.utc)
+        outcomes = [o for o, _, _ in timed_outcomes]
         for outcome in outcomes:
             result.add_steps(outcome.steps)
 
         heads = outcomes[0].values[0] if outcomes[0].values else None
         if heads is None:
-            result.fail_with_error(f"could not read the heads of the migration history: {outcomes[0].error}")
+            if outcomes[0].process_failed:
+                result.fail_with_error(f"could not read the heads of the migration history: {outcomes[0].error}")
+            else:  # the target's own scripts do not load (syntax error, bad down_revision)
+                result.check("migration history loads", False, outcomes[0].error)
             return
         result.facts["heads"] = heads
         if cfg.expected_heads:
@@ -77,17 +110,16 @@ class FreshMigrationGate(Gate):
                          f"{len(heads)} heads: {revisions_text(heads)} — join them with `alembic merge heads`, "
                          "or list them in [gates.ZG-1] expected_heads")
 
-        heads_ok = result.checks[-1].status.value == "PASS"
         snapshots = []
-        for db, outcome in zip(dbs, outcomes):
+        for db, outcome, ops in zip(dbs, outcomes, jobs):
             upgraded = result.check(f"upgrade {upgrade_to} on {db.purpose}", outcome.ok,
                                     f"{db.name} upgraded" if outcome.ok else outcome.error)
             if not upgraded:
-                if heads_ok and not result.error:
-                    # the history is fine but a migration raised: the gate could not run
-                    result.fail_with_error(f"a migration raised on {db.name}: {outcome.error}")
+                if outcome.process_failed and not result.error:
+                    # the job process itself did not finish: zerodrift could not run the migration
+                    result.fail_with_error(f"the alembic job on {db.name} did not finish: {outcome.error}")
                 continue
-            current = outcome.values[-1] or []
+            current = outcome.values[len(ops) - 2] or []
             stored = ctx.run_sql(result, db, "SELECT version_num FROM alembic_version ORDER BY version_num",
                                  title="alembic_version table", role=None)
             stored_revs = sorted(r[0] for r in stored.rows) if stored.ok else None
@@ -96,11 +128,28 @@ class FreshMigrationGate(Gate):
                          f"alembic current: {revisions_text(current)}; alembic_version: "
                          f"{revisions_text(stored_revs) if stored_revs is not None else stored.error}; heads: {revisions_text(heads)}")
             snapshots.append(db)
+
+        clock_ok = self._check_clocks(result, dbs, clocks, timed_outcomes)
+
         with ThreadPoolExecutor(max_workers=2) as pool:  # the server-side work overlaps
             snapshots = list(zip(snapshots, pool.map(lambda db: ctx.snapshot(result, db, db.purpose), snapshots)))
 
+        windows = [Window(window_start, window_end, f"the run's clock ({window_start:%Y-%m-%d %H:%M:%S}Z … "
+                                                    f"{window_end:%H:%M:%S}Z)")]
+        shifted = dt.timedelta(seconds=clocks[1].offset_s)
+        windows.append(Window(window_start + shifted, window_end + shifted,
+                              f"the shifted clock of {dbs[1].purpose} ({window_start + shifted:%Y-%m-%d %H:%M:%S}Z …)"))
+        literal_count = 0
         for db, snap in snapshots:
             result.attachments[f"{db.purpose}.snapshot.json"] = snap.to_canonical_json()
+            found = clock_literals(snap, windows)
+            literal_count += len(found)
+            result.check(f"no value taken from the migration's clock on {db.purpose}", not found,
+                         "no date or timestamp literal of the catalog (defaults, constraints, view and function "
+                         "bodies, comments, partition bounds, names) is within " + " or ".join(w.label for w in windows)
+                         if not found else
+                         f"value taken from the migration's clock: {len(found)} literal(s); first: {found[0].describe()}\n"
+                         + "\n".join(f.describe() for f in found[:INLINE_ROWS]))
         if len(snapshots) == 2:
             (db_a, snap_a), (db_b, snap_b) = snapshots
             rows = diff_snapshots(snap_a, snap_b)
@@ -108,17 +157,46 @@ class FreshMigrationGate(Gate):
                       if not rows else drift_detail(classify(rows, snap_a, snap_b), db_a.purpose, db_b.purpose))
             result.check("fresh catalog snapshots equal", not rows, detail)
             result.facts["schema_fingerprint"] = snap_a.fingerprint
-            result.headline = (f"2 fresh databases → {revisions_text(heads)}, same fingerprint "
-                               f"sha256:{snap_a.fingerprint[:12]}")
             result.facts["kinds_compared"] = list(snap_a.objects.keys())
             if rows:
                 result.attachments["fresh-vs-fresh_b.diff.txt"] = format_rows(rows).encode()
+            if not rows and clock_ok and not literal_count:
+                # shown only when the gate PASSes (GateResult.summary): each clause is one of its checks
+                result.headline = (f"2 fresh databases → {revisions_text(heads)}, same fingerprint "
+                                   f"sha256:{snap_a.fingerprint[:12]} with the second migrated at "
+                                   f"{format_offset(clocks[1].offset_s)}, TZ={clocks[1].zone} (observed after env.py); "
+                                   "no clock literal in the catalog")
         else:
             result.skip_check("fresh catalog snapshots equal", "a fresh upgrade failed; nothing to compare")
         if snapshots and outcomes[0].ok:
             ctx.artifacts.publish("heads", heads)
             ctx.artifacts.publish("db.fresh", snapshots[0][0])
             ctx.artifacts.publish("snapshot.fresh", snapshots[0][1])
+
+    @staticmethod
+    def _check_clocks(result: GateResult, dbs, clocks, timed_outcomes) -> bool:
+        """The check that the two migrations ran under different clocks and zones, read in each
+        job after the upgrade (so after env.py); returns True when it PASSed."""
+        name = "clock and time zone differ between the two migrations"
+        verdicts = []
+        for db, clock, (outcome, started, ended) in zip(dbs, clocks, timed_outcomes):
+            observed = outcome.values[-1] if outcome.ok and outcome.values else None
+            if observed is None:
+                result.skip_check(name, f"the job on {db.purpose} did not get past the upgrade; its clock was not read")
+                return False
+            verdicts.append((db, verify(clock, observed, started, ended)))
+        result.facts["observed_clocks"] = {db.purpose: outcome.values[-1]
+                                           for db, (outcome, _, _) in zip(dbs, timed_outcomes)}
+        detail = "\n".join(f"{db.purpose}: {v.detail}" for db, v in verdicts)
+        failed = [(db, v) for db, v in verdicts if not v.ok]
+        if failed and all(v.environment for _, v in failed):
+            result.fail_with_error(f"could not shift the clock of the target's interpreter: {failed[0][1].detail}",
+                                   environment=True)
+            return False
+        if failed:
+            detail = "; ".join(f"{db.purpose}: {v.detail}" for db, v in failed) + "\n" + detail
+            detail = "time independence not shown — " + detail
+        return result.check(name, not failed, detail)
 
 
 @hookimpl

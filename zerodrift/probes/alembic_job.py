@@ -12,6 +12,11 @@ and writes one JSON line to stdout, prefixed by ``ZERODRIFT-RESULT ``::
     {"steps": [{"op": ..., "ok": true, "duration_s": 0.12, "output": "...",
                 "value": ..., "error": ""}], "alembic_version": "1.13.1"}
 
+The ``clock`` op runs no alembic command: it reports the process's own view of its
+clock and time zone (``time.time()``, ``datetime.now()``, ``tm_gmtoff``, ``TZ``,
+whether libfaketime is mapped, whether time functions were replaced at Python
+level), read after whatever ``env.py`` did in the steps before it.
+
 Steps stop at the first failure; later steps are reported as not run. Output of
 each step (alembic's own log lines) is captured separately.
 """
@@ -65,7 +70,36 @@ def _run_step(cfg, step):
             if m and not line.startswith(("INFO", "WARN", "ERROR")):
                 revs.append(m.group(1))
         return sorted(revs)
+    if op == "clock":
+        return _clock()
     raise ValueError(f"unknown op {op!r}")
+
+
+def _clock():
+    import datetime
+
+    patched = []
+    if type(time.time).__name__ != "builtin_function_or_method":
+        patched.append(f"time.time ({getattr(time.time, '__module__', '?')})")
+    if datetime.datetime.__module__ != "datetime":
+        patched.append(f"datetime.datetime ({datetime.datetime.__module__})")
+    if datetime.date.__module__ != "datetime":
+        patched.append(f"datetime.date ({datetime.date.__module__})")
+    loaded = False
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
+            loaded = "libfaketime" in fh.read()
+    except OSError:
+        pass
+    now = time.time()
+    local = datetime.datetime.now()
+    info = {"time": now, "local": local.isoformat(timespec="seconds"),
+            "utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "today": datetime.date.today().isoformat(), "gmtoff": time.localtime().tm_gmtoff,
+            "tzname": list(time.tzname), "tz_env": os.environ.get("TZ"), "faketime_env": os.environ.get("FAKETIME"),
+            "faketime_loaded": loaded, "patched": patched}
+    print(json.dumps(info, sort_keys=True))
+    return info
 
 
 def run_job(request) -> dict:
