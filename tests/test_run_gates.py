@@ -7,6 +7,7 @@ reason on a broken one. Real PostgreSQL, real alembic subprocesses.
 from __future__ import annotations
 
 import json
+import re
 
 import psycopg
 import pytest
@@ -63,6 +64,11 @@ def test_example_backend_passes_and_leaves_nothing(admin_url, tmp_path):
     ledger = (tmp_path / "proof" / "ledger.md").read_bytes()
     assert report.provenance.commit.encode() in ledger
     assert b"| ZG-1 Fresh migration determinism | PASS |" in ledger
+    # an exit status is shown only where a process's status was observed: a SQL statement has none
+    text = ledger.decode()
+    sql_steps = re.findall(r"^- \*\*alembic_version table\*\* — [^\n]*$", text, re.M)
+    assert len(sql_steps) == 2 and all(line.endswith("s, no exit status") for line in sql_steps), sql_steps
+    assert re.search(r"^- \*\*git status\*\* — [0-9.]+ s, exit 0$", text, re.M)
     assert ledger.endswith(b"\n") and b"\r\n" not in ledger and b" \n" not in ledger
     assert (tmp_path / "proof" / "ZG-1" / "fresh.snapshot.json").is_file()
 
@@ -80,6 +86,31 @@ def test_dirty_tree_fails_zg0_and_output_folder_does_not_count(admin_url, tmp_pa
     zg0 = _result(report, "ZG-0")
     assert zg0.status.value == "FAIL"
     assert "backend/notes.txt" in _check(zg0, "clean working tree").detail
+
+
+def test_allow_dirty_is_not_a_pass_and_names_the_working_tree_diff(tmp_path):
+    import subprocess
+
+    backend = make_backend(tmp_path / "repo")
+    edit(backend / "zerodrift.toml", "[gates.ZG-0]\n", "[gates.ZG-0]\nallow_dirty = true\n")  # a modified tracked file
+    (backend / "blob.bin").write_bytes(bytes(range(256)) * 4)  # an untracked binary file
+    zg0 = _result(run(RunOptions(target=backend, gates=["ZG-0"])), "ZG-0")
+    assert zg0.status.value == "SKIPPED", zg0.summary
+    assert zg0.summary.startswith("the proof is of the working tree, not of commit")
+    digest = zg0.facts["working_tree_diff_sha256"]
+    assert f"sha256:{digest}" in zg0.summary
+    assert zg0.facts["modified_paths"] == ["backend/zerodrift.toml", "backend/blob.bin"]
+    clean = _check(zg0, "clean working tree")
+    assert clean.status.value == "SKIPPED" and "backend/blob.bin" in clean.detail
+    # the digest is reproducible by the command in the evidence, and it covers untracked content byte for byte
+    step = next(s for s in zg0.evidence if s.title.startswith("working tree diff"))
+    shown = subprocess.run(step.command, shell=True, cwd=backend.parent, capture_output=True, text=True, check=True)
+    assert shown.stdout.split()[0] == digest
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=backend.parent, capture_output=True,
+                          text=True).stdout.startswith(" M backend/zerodrift.toml")  # the own index is untouched
+    (backend / "blob.bin").write_bytes(bytes(range(256)) * 3 + bytes(range(255, -1, -1)))
+    again = _result(run(RunOptions(target=backend, gates=["ZG-0"])), "ZG-0")
+    assert again.status.value == "SKIPPED" and again.facts["working_tree_diff_sha256"] != digest
 
 
 def test_scope_check_names_paths_outside_allowed_globs(tmp_path):

@@ -231,7 +231,7 @@ class GateContext:
         result.add_step(EvidenceStep(
             title=title or statement.strip().splitlines()[0][:80], command=prefix + shown,
             role=shown_role, database=db.name, duration_s=time.perf_counter() - started,
-            exit_status=1 if outcome.error else 0, output=text))
+            output=text))  # a statement, not a process: no exit status (an error is in the output)
         return outcome
 
     def snapshot(self, result: GateResult, db: Database, label: str):

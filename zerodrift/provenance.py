@@ -85,6 +85,60 @@ def collect(target_dir: Path, *, exclude: list[Path] | None = None) -> Provenanc
     return prov
 
 
+#: Options of the working-tree diff whose SHA-256 ZG-0 reports: binary-safe (``--binary``, full blob ids)
+#: and independent of the user's git config (no colour, external diff or textconv).
+DIFF_OPTIONS = ("--cached", "--binary", "--full-index", "--no-color", "--no-ext-diff", "--no-textconv")
+
+
+@dataclass
+class WorkingTreeDiff:
+    """The working tree's difference from HEAD: ``sha256`` of the patch bytes, their
+    ``size`` in bytes, and the shell ``command`` that reproduces the digest."""
+
+    sha256: str
+    size: int
+    paths: list[str]
+    command: str
+
+
+def working_tree_diff(repo_root: Path, dirty_paths: list[str]) -> WorkingTreeDiff:
+    """SHA-256 of ``git diff HEAD`` of the working tree, untracked files included.
+
+    ``dirty_paths`` are porcelain lines (``"XY path"``, from :func:`collect`). Git's own
+    ``git diff HEAD`` leaves untracked files out, so the diff is taken against a
+    *temporary copy* of the index into which every dirty path was added (``git add -A``):
+    modified, staged, deleted and untracked files then all appear in
+    ``git diff --cached --binary --full-index HEAD`` with their full content, binary files
+    as git binary patches. The repository's own index is not touched. Raises
+    ``git.GitCommandError`` when git fails.
+    """
+    import hashlib
+    import shutil
+    import tempfile
+
+    repo = git.Repo(repo_root)
+    paths = [entry[3:] for entry in dirty_paths]
+    with tempfile.TemporaryDirectory(prefix="zerodrift-index-") as tmp:
+        index = Path(tmp) / "index"
+        own = Path(repo.git_dir) / "index"
+        if own.is_file():
+            shutil.copyfile(own, index)
+        with repo.git.custom_environment(GIT_INDEX_FILE=str(index)):
+            if paths:
+                repo.git.add("-A", "--", *paths)
+            patch = repo.git.diff(*DIFF_OPTIONS, "HEAD", stdout_as_string=False, strip_newline_in_stdout=False)
+    quoted = " ".join(shlex_quote(p) for p in paths)
+    command = ('i=$(mktemp) && cp "$(git rev-parse --git-path index)" "$i" && GIT_INDEX_FILE="$i" git add -A -- '
+               + quoted + ' && GIT_INDEX_FILE="$i" git diff ' + " ".join(DIFF_OPTIONS) + ' HEAD | sha256sum')
+    return WorkingTreeDiff(hashlib.sha256(patch).hexdigest(), len(patch), paths, command)
+
+
+def shlex_quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
 def _porcelain_entries(z_output: str) -> list[str]:
     parts = z_output.split("\0")
     entries: list[str] = []

@@ -256,11 +256,12 @@ class ProbeSession:
             raise EnvironmentProblem(f"cannot start the target interpreter {runner.python}: {exc}") from exc
         payload = self.proc.answer(timeout)
         output = ""
+        exit_status = None  # the probe process is still running: it has no exit status yet
         if payload is None:
             timed_out = self.proc.alive
             if timed_out:
                 self.proc.proc.kill()
-            self.proc.release()
+            exit_status = self.proc.release()
             output = self.proc.output + (f"\nkilled after {timeout:.0f} s (target.job_timeout)" if timed_out
                                          else f"\n(exit status {self.proc.proc.returncode})")
             self.proc = None
@@ -270,7 +271,7 @@ class ProbeSession:
             command=f"python {self.probe_name} {json.dumps(shown, sort_keys=True)}",
             role=self.role or (user_of(self.db.admin_url) if self.db else ""),
             database=self.db.name if self.db else "", duration_s=time.perf_counter() - started,
-            exit_status=0 if payload is not None and payload.get("ok", True) else 1,
+            exit_status=exit_status,
             output=(json.dumps({k: v for k, v in payload.items() if k != "traceback"}, indent=1, sort_keys=True)
                     + ("\n" + payload["traceback"] if payload.get("traceback") else "")) if payload is not None
             else output,
@@ -318,7 +319,7 @@ class AlembicSession:
                 raise EnvironmentProblem(
                     f"the target interpreter {runner.python} cannot import alembic: install the backend's "
                     "dependencies into it, or set target.python to the interpreter that has them")
-            self.probe.release()
+            exit_status = self.probe.release()
             self.probe = None
             result.ok = False
             result.process_failed = True
@@ -327,16 +328,19 @@ class AlembicSession:
                             else f"alembic job did not finish: {tail}")
             result.steps.append(EvidenceStep(
                 title="alembic job", command=runner._describe(ops), role=self.role, database=self.db.name,
-                duration_s=elapsed, exit_status=1, output=raw, env=self.names))
+                duration_s=elapsed, exit_status=exit_status, output=raw, env=self.names))
             return result
         for op, step in zip(ops, payload["steps"]):
             command = _OP_COMMAND.get(op["op"], f"alembic {op['op']} {op.get('revision', '')}".strip())
             output = step["output"]
             if step.get("error") and step["error"] not in output:
                 output += ("\n" if output else "") + step["error"]
+            # one operation of a process that serves several: it has no exit status of its own
             result.steps.append(EvidenceStep(
-                title=command, command=command, role=self.role, database=self.db.name,
-                duration_s=step["duration_s"], exit_status=0 if step["ok"] else 1, output=output, env=self.names))
+                title=command + (" — FAILED" if not step["ok"] and not step.get("skipped") else
+                                 " — not run" if step.get("skipped") else ""),
+                command=command, role=self.role, database=self.db.name,
+                duration_s=step["duration_s"], output=output, env=self.names))
             result.values.append(step.get("value"))
             if not step["ok"] and result.ok:
                 result.ok = False

@@ -40,7 +40,10 @@ class EvidenceStep:
 
     ``command`` is display text with any password masked; ``env`` holds only the
     names of environment variables that were set, never their values;
-    ``duration_s`` is wall time in seconds; ``exit_status`` is 0 on success.
+    ``duration_s`` is wall time in seconds; ``exit_status`` is the exit status of the
+    process the step ran, as observed — None when the step ran no process of its own
+    (a SQL statement, a catalog read) or its status was not observed: it is then
+    shown as "no exit status", never as a made-up 0, and the outcome is in ``output``.
     """
 
     title: str
@@ -48,13 +51,14 @@ class EvidenceStep:
     role: str = ""
     database: str = ""
     duration_s: float = 0.0
-    exit_status: int = 0
+    exit_status: int | None = None
     output: str = ""
     env: list[str] = field(default_factory=list)
 
     @property
-    def ok(self) -> bool:
-        return self.exit_status == 0
+    def status_text(self) -> str:
+        """``exit N`` for an observed exit status, ``no exit status`` otherwise."""
+        return "no exit status" if self.exit_status is None else f"exit {self.exit_status}"
 
     def __post_init__(self) -> None:
         if len(self.output) > OUTPUT_TAIL_CHARS:
@@ -89,7 +93,9 @@ class GateResult:
     error: str = ""
     environment_error: bool = False
     skip_reason: str = ""
-    headline: str = ""  #: what a PASS proved, in one line, for the gate table
+    #: what a PASS proved, in one line, for the gate table; shown only when the gate PASSes, and
+    #: built from what the checks asserted (counts taken from them, never a claim no check made)
+    headline: str = ""
     duration_s: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -153,8 +159,9 @@ class GateResult:
         passed = [c for c in self.checks if c.status is Status.PASS]
         skipped = [c for c in self.checks if c.status is Status.SKIPPED]
         text = f"{len(passed)} checks passed"
-        if skipped:
-            text += f", {len(skipped)} skipped"
+        if skipped:  # named: a skipped check is a fact the PASS does not include
+            names = ", ".join(c.name for c in skipped[:3]) + (" …" if len(skipped) > 3 else "")
+            text += f", {len(skipped)} skipped: {names}"
         return f"{self.headline} ({text})" if self.headline else text
 
 

@@ -2,29 +2,38 @@
 
 from __future__ import annotations
 
+import git
 from pydantic import Field
 
 from zerodrift.errors import EnvironmentProblem
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
 from zerodrift.hookspecs import hookimpl
-from zerodrift.provenance import changed_paths, path_allowed
+from zerodrift.provenance import changed_paths, path_allowed, working_tree_diff
 
 
 class ProvenanceConfig(GateConfig):
     base_ref: str = Field("", description="Git ref the change is compared with (e.g. origin/main); empty: no scope check.")
     allowed_paths: list[str] = Field(default_factory=list, description="Globs every changed path must match, e.g. ['backend/**'].")
-    allow_dirty: bool = Field(False, description="Report a dirty tree without failing (for local trial runs only).")
+    allow_dirty: bool = Field(False, description="Report a dirty tree without failing, for local trial runs only: ZG-0 is then "
+                              "SKIPPED (never PASS), lists the modified paths and the SHA-256 of the working tree's diff "
+                              "from HEAD, and says the proof is of the working tree, not of the commit.")
 
 
 class ProvenanceGate(Gate):
     """ZG-0: the proof is tied to one commit and the change stays in scope.
 
-    Checks that the target is a git checkout at a commit, that the working tree is
-    clean (modified, staged and *untracked* files all count; zerodrift's own output
-    folder does not), and, when ``base_ref`` and ``allowed_paths`` are configured,
-    that every path changed since the merge base matches one of the globs (e.g.
-    "backend only": no path outside ``backend/**``). A shallow clone cannot give a merge base: the gate is
-    ERROR with the fetch command to run.
+    PASS proves: the target is a git checkout at a commit, the working tree is clean
+    (modified, staged and *untracked* files all count; zerodrift's own untracked
+    output folder does not), so every other gate ran on exactly that commit's files;
+    and, when ``base_ref`` and ``allowed_paths`` are configured, every path changed
+    since the merge base matches one of the globs (e.g. "backend only": no path
+    outside ``backend/**``). A dirty tree FAILs, naming the paths. With
+    ``allow_dirty`` a dirty tree is SKIPPED instead — never PASS: the gates ran on the
+    working tree, not on the commit; the gate lists the modified paths and the SHA-256
+    of the working tree's diff from HEAD (binary-safe, untracked files included, see
+    :func:`zerodrift.provenance.working_tree_diff`), which identifies what was proven.
+    A shallow clone cannot give a merge base: the gate is ERROR with the fetch command
+    to run.
     """
 
     id = "ZG-0"
@@ -41,18 +50,18 @@ class ProvenanceGate(Gate):
         status_text = "\n".join(prov.dirty_paths) or "(clean)"
         if prov.ignored_output:
             status_text += "\n# ignored as zerodrift output:\n" + "\n".join(prov.ignored_output)
-        result.add_step(EvidenceStep(title="git status", command="git status --porcelain --untracked-files=all",
+        result.add_step(EvidenceStep(title="git status", command="git status --porcelain --untracked-files=all", exit_status=0,
                                      output=status_text))
         result.facts.update(commit=prov.commit, branch=prov.branch or "(detached)", dirty=prov.dirty)
         if prov.dirty and cfg.allow_dirty:
-            result.skip_check("clean working tree", f"{len(prov.dirty_paths)} dirty paths, allowed by allow_dirty")
+            self._dirty_allowed(prov, result)
         else:
             shown = ", ".join(p[3:] for p in prov.dirty_paths[:5]) + (" …" if len(prov.dirty_paths) > 5 else "")
             result.check("clean working tree", not prov.dirty,
                          "no modified, staged or untracked files" if not prov.dirty
                          else f"{len(prov.dirty_paths)} dirty paths: {shown} — commit or stash them (untracked files count)")
-        result.headline = (f"{'DIRTY tree (allow_dirty)' if prov.dirty else 'clean tree'} at {prov.commit[:12]} "
-                           f"({prov.branch or 'detached HEAD'})")
+        if not prov.dirty:  # shown only when the gate PASSes; a dirty tree never does
+            result.headline = f"clean tree at {prov.commit[:12]} ({prov.branch or 'detached HEAD'})"
         if not (cfg.base_ref and cfg.allowed_paths):
             result.skip_check("changes within allowed paths", "base_ref and allowed_paths are not configured")
             return
@@ -61,12 +70,30 @@ class ProvenanceGate(Gate):
         except EnvironmentProblem as exc:
             result.fail_with_error(str(exc), environment=True)
             return
-        result.add_step(EvidenceStep(title="changed paths", command=f"git diff --name-only $(git merge-base {cfg.base_ref} HEAD) HEAD",
+        result.add_step(EvidenceStep(title="changed paths", command=f"git diff --name-only $(git merge-base {cfg.base_ref} HEAD) HEAD", exit_status=0,
                                      output="\n".join(paths) or "(none)"))
         outside = [p for p in paths if not path_allowed(p, cfg.allowed_paths)]
         result.check("changes within allowed paths", not outside,
                      f"{len(paths)} paths changed since {merge_base[:12]}, all within {cfg.allowed_paths}" if not outside
                      else f"{len(outside)} of {len(paths)} changed paths are outside {cfg.allowed_paths}: {', '.join(outside[:10])}")
+
+    @staticmethod
+    def _dirty_allowed(prov, result: GateResult) -> None:
+        """A dirty tree under ``allow_dirty``: SKIPPED, with the modified paths and the diff's digest."""
+        try:
+            diff = working_tree_diff(prov.repo_root, prov.dirty_paths)
+        except git.GitCommandError as exc:
+            result.fail_with_error(f"could not take the working tree's diff from HEAD: {exc}", environment=True)
+            return
+        result.add_step(EvidenceStep(
+            title="working tree diff from HEAD (untracked files included)", command=diff.command + "  # at the repository root",
+            output="\n".join(prov.dirty_paths) + f"\nsha256 {diff.sha256} of {diff.size} bytes of diff", exit_status=0))
+        result.facts.update(working_tree_diff_sha256=diff.sha256, modified_paths=diff.paths)
+        reason = (f"the proof is of the working tree, not of commit {prov.commit[:12]}: {len(diff.paths)} modified "
+                  f"path(s) allowed by allow_dirty, git diff HEAD (untracked files included) sha256:{diff.sha256}")
+        shown = ", ".join(diff.paths[:10]) + (" …" if len(diff.paths) > 10 else "")
+        result.skip_check("clean working tree", f"{reason}; modified: {shown}")
+        result.skip(reason)
 
 
 @hookimpl

@@ -84,13 +84,14 @@ class RefreshViabilityGate(Gate):
         version_num = int(ctx.server_version_num())
         maintain = "has_table_privilege(%(role)s, c.oid, 'MAINTAIN')" if version_num >= 170000 else "false"
         schemas = sorted({name.split(".", 1)[0] for name in registry}) if registry else cfg.schemas
-        result.headline = (f"{len(registry) if registry is not None else 'all'} matviews refreshed CONCURRENTLY as "
-                           f"{role} on {' + '.join(lbl for lbl, _ in databases)}")
         views_checked = 0
         for label, db in databases:
             with ctx.artifacts.exclusive(db.name):
                 views_checked += self._refresh_all(ctx, result, label, db, role, settings, maintain, schemas,
                                                    registry, version_num)
+        # counted from what ran (shown only when every check PASSed)
+        result.headline = (f"{views_checked} matview refresh(es) CONCURRENTLY as {role} on "
+                           f"{' + '.join(lbl for lbl, _ in databases)}")
         if not views_checked and not result.error:
             # connecting is not refreshing: with no view to refresh, nothing was proven
             result.skip(f"no materialized views to refresh (registry: {'none' if registry is None else 'empty'}; "

@@ -168,7 +168,7 @@ def write_proof_pack(report: RunReport, signing_key=None) -> dict[str, Path]:
             (gate_dir / name).write_bytes(content)
         log_lines = []
         for s in result.evidence:
-            log_lines.append(f"## {s.title}  [role={s.role} db={s.database} {s.duration_s:.3f}s exit={s.exit_status}]")
+            log_lines.append(f"## {s.title}  [role={s.role} db={s.database} {s.duration_s:.3f}s {s.status_text}]")
             log_lines.append(f"$ {s.command}")
             log_lines.append(s.output)
         (gate_dir / "evidence.log").write_bytes(normalise("\n".join(log_lines)))
