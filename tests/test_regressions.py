@@ -30,7 +30,16 @@ def test_zg6_does_not_populate_a_view_zg4_must_see_unpopulated(admin_url, tmp_pa
         op.execute("ALTER MATERIALIZED VIEW mv_allocation_summary OWNER TO app_user")
     """)
     commit_all(backend.parent, "no data")
-    report = run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-4", "ZG-6"]))
+    # the fault shows only when ZG-6 runs on the database before ZG-4: one gate at a time forces that
+    # order (ZG-6 is ready as soon as ZG-1 is done, ZG-4 waits for ZG-3 too), and the progress shows it
+    events: list[str] = []
+    report = run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-4", "ZG-6"], parallelism=1),
+                 progress=lambda msg, _res: events.append(msg))
+    finished_zg6 = next(i for i, e in enumerate(events) if e.startswith("ZG-6 ") and not e.endswith(": running"))
+    started_zg4 = next(i for i, e in enumerate(events) if e.startswith("ZG-4 ") and e.endswith(": running"))
+    assert finished_zg6 < started_zg4, events
+    zg6 = _gate(report, "ZG-6")  # it really called the refresh path on that database
+    assert any(s.title == "sequence" and s.database == _gate(report, "ZG-4").evidence[0].database for s in zg6.evidence)
     zg4 = _gate(report, "ZG-4")
     check = next(c for c in zg4.checks if c.name == "fresh: public.mv_allocation_summary")
     assert check.status.value == "FAIL" and "not populated" in check.detail

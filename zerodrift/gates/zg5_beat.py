@@ -183,7 +183,7 @@ class BeatGate(Gate):
         # the exit status is the one observed; beat runs until zerodrift stops it, which the log says
         if stopped:
             lines.append(f"[zerodrift] beat stopped with SIGTERM after {elapsed:.1f} s "
-                         f"({'every entry was sent' if names <= set(sent) else 'not every entry was sent'})\n")
+                         f"({'every entry logged' if names <= set(sent) else 'not every entry logged'} 'Sending due task')\n")
         return sent, "".join(lines), elapsed, proc.returncode
 
 
