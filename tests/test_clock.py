@@ -64,8 +64,13 @@ def test_verify_names_what_overrode_the_clock():
     assert good.ok, good.detail
     tz = verify(shift, _observed(real + shift.offset_s, "UTC"), real - 1, real + 1)
     assert not tz.ok and "TZ is 'UTC'" in tz.detail and "env.py" in tz.detail and not tz.environment
-    patched = verify(shift, _observed(real, SECOND_ZONE, patched=["datetime.datetime (freezegun.api)"]), real, real)
+    patched = verify(shift, _observed(real + shift.offset_s, SECOND_ZONE, faketime_env="+108545017",
+                                      patched=["datetime.datetime (freezegun.api)"]), real - 1, real + 1)
     assert not patched.ok and "freezegun" in patched.detail and not patched.environment
+    frozen_now = _observed(real + shift.offset_s, SECOND_ZONE, faketime_env="+108545017")
+    frozen_now["local"] = "2020-01-01T00:00:00"
+    frozen = verify(shift, frozen_now, real - 1, real + 1)
+    assert not frozen.ok and "datetime.now() read 2020-01-01T00:00:00" in frozen.detail
     unloaded = verify(shift, _observed(real, SECOND_ZONE, faketime_loaded=False), real, real)
     assert not unloaded.ok and unloaded.environment and "libfaketime is not loaded" in unloaded.detail
 
@@ -121,17 +126,37 @@ def test_values_from_the_migration_clock_fail_zg1_at_any_hour(admin_url, tmp_pat
     assert "tenants.created_hint" in shifted.detail and "within the shifted clock of fresh_b" in shifted.detail
 
 
-def test_env_py_that_resets_tz_does_not_pass_zg1(admin_url, tmp_path):
+# env.py pins the process's zone (os.environ["TZ"] + time.tzset()) and pins datetime.now() at Python level
+ENV_PY_PINS = '''import datetime as _dt
+import time
+
+os.environ["TZ"] = "UTC"
+time.tzset()
+
+
+class _Pinned(_dt.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return _dt.datetime(2020, 1, 1, tzinfo=tz)
+
+
+_dt.datetime = _Pinned
+
+config = context.config
+'''
+
+
+def test_env_py_that_resets_tz_or_pins_the_clock_does_not_pass_zg1(admin_url, tmp_path):
     backend = make_backend(tmp_path / "repo", commit=False)
-    edit(backend / "migrations" / "env.py", "config = context.config\n",
-         'import time\nos.environ["TZ"] = "UTC"\ntime.tzset()\n\nconfig = context.config\n')
-    commit_all(backend.parent, "env.py pins the time zone")
+    edit(backend / "migrations" / "env.py", "config = context.config\n", ENV_PY_PINS)
+    commit_all(backend.parent, "env.py pins the time zone and the clock")
     zg1 = run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-1"])).results[0]
     assert zg1.status.value == "FAIL", zg1.summary
     clock = _check(zg1, "clock and time zone differ")
     assert clock.status.value == "FAIL"
-    assert clock.detail.startswith("time independence not shown — fresh_b: TZ is 'UTC', not 'Pacific/Kiritimati'")
-    assert "env.py" in clock.detail and "tm_gmtoff=+0 s" in clock.detail
+    assert clock.detail.startswith("time independence not shown — fresh: the target replaced datetime.datetime")
+    assert "fresh_b: TZ is 'UTC', not 'Pacific/Kiritimati'" in clock.detail and "env.py" in clock.detail
+    assert "tm_gmtoff=+0 s" in clock.detail and "datetime.now() read 2020-01-01T00:00:00" in clock.detail
     # the schema alone would have passed: the override hid nothing here, but the claim is not made
     assert _check(zg1, "fresh catalog snapshots equal").status.value == "PASS"
     assert "TZ=Pacific/Kiritimati (observed" not in zg1.summary

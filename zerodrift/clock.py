@@ -13,7 +13,9 @@ preloaded into the target's interpreter with ``LD_PRELOAD`` and told the offset 
 CPython's ``time.time()``, ``datetime.now()``, ``date.today()`` and
 ``time.localtime()`` read the clock — whatever the interpreter's version and
 whatever the target imports, because nothing Python-level is patched. The
-monotonic clock is left alone (``DONT_FAKE_MONOTONIC=1``), so timeouts behave.
+monotonic clock is left alone (``DONT_FAKE_MONOTONIC=1``), so timeouts behave, and
+so are file timestamps (``NO_FAKE_STAT=1``), so Python's bytecode cache is not
+invalidated by a shifted ``stat()``.
 A pure-Python patcher (freezegun, time-machine) was not chosen: it would have to be
 installed in the *target's* interpreter, and freezegun misses C extensions.
 
@@ -122,7 +124,7 @@ class ClockShift:
             if lib:
                 preload = inherited.get("LD_PRELOAD", "")
                 env.update(LD_PRELOAD=lib + (":" + preload if preload else ""), FAKETIME=f"{self.offset_s:+d}",
-                           DONT_FAKE_MONOTONIC="1", FAKETIME_NO_CACHE="1")
+                           DONT_FAKE_MONOTONIC="1", NO_FAKE_STAT="1", FAKETIME_NO_CACHE="1")
         return env
 
     def describe(self) -> str:
@@ -154,10 +156,12 @@ def verify(shift: ClockShift, observed: dict[str, Any] | None, started: float, e
     after ``env.py`` ran) with ``shift``. ``started``/``ended`` are zerodrift's real
     ``time.time()`` around the job, in seconds.
 
-    Not ok when the zone in effect (``tm_gmtoff``, ``TZ``) is not ``shift.zone``, or
-    the wall clock is not the real one plus ``shift.offset_s`` (± :data:`TOLERANCE_S`),
-    naming what overrode it: ``TZ`` changed by the target, ``FAKETIME``/``LD_PRELOAD``
-    removed, time functions replaced at Python level, or libfaketime not loaded.
+    Not ok when the zone in effect (``tm_gmtoff``, ``TZ``) is not ``shift.zone``, when
+    ``time.time()`` or ``datetime.now()`` is not the real clock plus ``shift.offset_s``
+    (± :data:`TOLERANCE_S`) read in that zone, or when ``time.time``/``datetime.datetime``/
+    ``datetime.date`` were replaced at Python level (freezegun and the like), naming
+    what overrode it: ``TZ`` changed by the target, ``FAKETIME`` changed, a Python-level
+    patch, or libfaketime not loaded (``environment`` is then True: the machine's fault).
     """
     if not observed:
         return ClockVerdict(False, "the job did not report its clock", environment=True)
@@ -175,10 +179,21 @@ def verify(shift: ClockShift, observed: dict[str, Any] | None, started: float, e
     if observed["gmtoff"] != expected_gmtoff:
         problems.append(f"the process's UTC offset is {observed['gmtoff']:+d} s, not {expected_gmtoff:+d} s "
                         f"({shift.zone}): the time zone was changed in the process (time.tzset())")
-    if abs(offset - shift.offset_s) > half:
-        if observed.get("patched"):
-            cause = "the target replaced " + ", ".join(observed["patched"]) + " at Python level"
-        elif shift.offset_s and not observed.get("faketime_loaded"):
+    if observed.get("patched"):
+        problems.append("the target replaced " + ", ".join(observed["patched"]) + " at Python level: what its "
+                        "migrations read as the time is not the process's clock")
+    expected_local = dt.datetime.fromtimestamp((started + ended) / 2 + shift.offset_s, ZoneInfo(shift.zone))
+    try:
+        local_off = (dt.datetime.fromisoformat(observed["local"]).replace(tzinfo=None)
+                     - expected_local.replace(tzinfo=None)).total_seconds()
+    except (TypeError, ValueError):
+        local_off = float("inf")
+    clock_right = abs(offset - shift.offset_s) <= half
+    if clock_right and abs(local_off) > half + 1:  # reported to the second; a wrong clock is reported below
+        problems.append(f"datetime.now() read {observed['local']}, expected about "
+                        f"{expected_local:%Y-%m-%dT%H:%M:%S} ({shift.zone})")
+    if not clock_right:
+        if shift.offset_s and not observed.get("faketime_loaded"):
             cause = ("libfaketime is not loaded in the target's interpreter (not Linux/glibc, or LD_PRELOAD "
                      "was ignored)")
             env_problem = True
