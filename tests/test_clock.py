@@ -64,9 +64,10 @@ def test_verify_names_what_overrode_the_clock():
     assert good.ok, good.detail
     tz = verify(shift, _observed(real + shift.offset_s, "UTC"), real - 1, real + 1)
     assert not tz.ok and "TZ is 'UTC'" in tz.detail and "env.py" in tz.detail and not tz.environment
+    assert tz.zone_pinned  # only the zone: the target pins it
     patched = verify(shift, _observed(real + shift.offset_s, SECOND_ZONE, faketime_env="+108545017",
                                       patched=["datetime.datetime (freezegun.api)"]), real - 1, real + 1)
-    assert not patched.ok and "freezegun" in patched.detail and not patched.environment
+    assert not patched.ok and "freezegun" in patched.detail and not patched.environment and not patched.zone_pinned
     frozen_now = _observed(real + shift.offset_s, SECOND_ZONE, faketime_env="+108545017")
     frozen_now["local"] = "2020-01-01T00:00:00"
     frozen = verify(shift, frozen_now, real - 1, real + 1)
@@ -160,3 +161,19 @@ def test_env_py_that_resets_tz_or_pins_the_clock_does_not_pass_zg1(admin_url, tm
     # the schema alone would have passed: the override hid nothing here, but the claim is not made
     assert _check(zg1, "fresh catalog snapshots equal").status.value == "PASS"
     assert "TZ=Pacific/Kiritimati (observed" not in zg1.summary
+
+
+def test_env_py_that_only_pins_its_time_zone_is_not_a_pass_of_the_zone_nor_a_fail(admin_url, tmp_path):
+    """Pinning TZ in env.py is a deliberate setting of a healthy backend: ZG-1 passes on what it
+    proved (the clock shift, equal schemas) and leaves the zone claim SKIPPED, naming the pin."""
+    backend = make_backend(tmp_path / "repo", commit=False)
+    edit(backend / "migrations" / "env.py", "config = context.config\n",
+         'import time\n\nos.environ["TZ"] = "UTC"\ntime.tzset()\n\nconfig = context.config\n')
+    commit_all(backend.parent, "env.py pins the time zone")
+    zg1 = run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-1"])).results[0]
+    clock = _check(zg1, "clock and time zone differ")
+    assert clock.status.value == "SKIPPED", clock.detail
+    assert "pins its own time zone" in clock.detail and "TZ is 'UTC', not 'Pacific/Kiritimati'" in clock.detail
+    assert "the clock shift itself was in effect (clock +" in clock.detail and "(libfaketime)" in clock.detail
+    assert zg1.status.value == "PASS", zg1.summary
+    assert zg1.summary.endswith("1 skipped: clock and time zone differ between the two migrations"), zg1.summary

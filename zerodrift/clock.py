@@ -149,6 +149,10 @@ class ClockVerdict:
     ok: bool
     detail: str
     environment: bool = False
+    #: True when the only problem is the zone: the target pins its own time zone (``TZ`` +
+    #: ``time.tzset()``) while the clock shift held — a deliberate setting, not a fault, but
+    #: independence from the zone is then not shown
+    zone_pinned: bool = False
 
 
 def verify(shift: ClockShift, observed: dict[str, Any] | None, started: float, ended: float) -> ClockVerdict:
@@ -173,16 +177,22 @@ def verify(shift: ClockShift, observed: dict[str, Any] | None, started: float, e
              f"datetime.now()={observed['local']}, tm_gmtoff={observed['gmtoff']:+d} s, TZ={observed['tz_env']!r}")
     problems = []
     env_problem = False
+    zone_problems = 0
     if observed["tz_env"] != shift.zone:
+        zone_problems += 1
         problems.append(f"TZ is {observed['tz_env']!r}, not {shift.zone!r}: the target (env.py or a module it "
                         "imports) set os.environ['TZ']")
     if observed["gmtoff"] != expected_gmtoff:
+        zone_problems += 1
         problems.append(f"the process's UTC offset is {observed['gmtoff']:+d} s, not {expected_gmtoff:+d} s "
                         f"({shift.zone}): the time zone was changed in the process (time.tzset())")
     if observed.get("patched"):
         problems.append("the target replaced " + ", ".join(observed["patched"]) + " at Python level: what its "
                         "migrations read as the time is not the process's clock")
-    expected_local = dt.datetime.fromtimestamp((started + ended) / 2 + shift.offset_s, ZoneInfo(shift.zone))
+    # datetime.now() must read the process's clock in the process's own zone (a zone other than
+    # shift.zone is reported above, once)
+    expected_local = dt.datetime.fromtimestamp((started + ended) / 2 + shift.offset_s,
+                                               dt.timezone(dt.timedelta(seconds=observed["gmtoff"])))
     try:
         local_off = (dt.datetime.fromisoformat(observed["local"]).replace(tzinfo=None)
                      - expected_local.replace(tzinfo=None)).total_seconds()
@@ -191,7 +201,7 @@ def verify(shift: ClockShift, observed: dict[str, Any] | None, started: float, e
     clock_right = abs(offset - shift.offset_s) <= half
     if clock_right and abs(local_off) > half + 1:  # reported to the second; a wrong clock is reported below
         problems.append(f"datetime.now() read {observed['local']}, expected about "
-                        f"{expected_local:%Y-%m-%dT%H:%M:%S} ({shift.zone})")
+                        f"{expected_local:%Y-%m-%dT%H:%M:%S} (UTC{observed['gmtoff'] / 3600:+g} h)")
     if not clock_right:
         if shift.offset_s and not observed.get("faketime_loaded"):
             cause = ("libfaketime is not loaded in the target's interpreter (not Linux/glibc, or LD_PRELOAD "
@@ -204,7 +214,8 @@ def verify(shift: ClockShift, observed: dict[str, Any] | None, started: float, e
         problems.append(f"the clock is {format_offset(offset)} from the real one, expected "
                         f"{format_offset(shift.offset_s)}: {cause}")
     if problems:
-        return ClockVerdict(False, "; ".join(problems) + f" — {facts}", environment=env_problem and len(problems) == 1)
+        return ClockVerdict(False, "; ".join(problems) + f" — {facts}", environment=env_problem and len(problems) == 1,
+                            zone_pinned=zone_problems == len(problems))
     return ClockVerdict(True, f"{shift.describe()} in effect — {facts}")
 
 

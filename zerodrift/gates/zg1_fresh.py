@@ -47,7 +47,10 @@ class FreshMigrationGate(Gate):
     comment from the current month) gives a diff row naming the object, at any hour.
     Each job reads its clock and zone after the upgrade; a target that overrode them
     (``env.py`` setting ``os.environ["TZ"]`` and calling ``time.tzset()``, or patching
-    time) makes "clock and time zone differ" FAIL, naming the override.
+    time) makes "clock and time zone differ" FAIL, naming the override; a target that only
+    pins its own time zone (``TZ`` + ``time.tzset()`` in ``env.py``, a deliberate setting)
+    leaves that check SKIPPED with the reason — never PASS, since independence from the
+    zone was not shown.
 
     PostgreSQL's own ``now()``/``current_date`` run on the server's clock, which no
     process shift reaches: the catalog scan (:mod:`zerodrift.catalog.clock_literals`)
@@ -192,6 +195,13 @@ class FreshMigrationGate(Gate):
         if failed and all(v.environment for _, v in failed):
             result.fail_with_error(f"could not shift the clock of the target's interpreter: {failed[0][1].detail}",
                                    environment=True)
+            return False
+        if failed and all(v.zone_pinned for _, v in failed):
+            # the target pins its own zone (a deliberate setting): the clock shift held, but
+            # independence from the zone is not shown, so the check is not PASS (nor a FAIL)
+            result.skip_check(name, "time zone independence not shown: the target pins its own time zone — "
+                              + "; ".join(f"{db.purpose}: {v.detail}" for db, v in failed)
+                              + f"\nthe clock shift itself was in effect ({clocks[1].describe()}); observed:\n" + detail)
             return False
         if failed:
             detail = "; ".join(f"{db.purpose}: {v.detail}" for db, v in failed) + "\n" + detail
