@@ -57,3 +57,8 @@ def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text, f"{old!r} not in {path}"
     path.write_text(text.replace(old, new))
+
+
+def latest_pack(out: Path) -> Path:
+    """The proof pack folder the ``LATEST`` pointer in ``out`` names (the newest run's pack)."""
+    return out / (out / "LATEST").read_text().strip()

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from tests.backends import make_backend
+from tests.backends import latest_pack, make_backend
 
 
 def _run(args, env):
@@ -44,6 +44,6 @@ def test_github_actions_annotations_summary_and_pr_head(admin_url, tmp_path):
     assert "untracked.txt" in errors[0]
     text = summary.read_text()
     assert "| ZG-0 Provenance and scope | FAIL |" in text
-    ledger = (tmp_path / "p" / "ledger.md").read_text()
+    ledger = (latest_pack(tmp_path / "p") / "ledger.md").read_text()
     assert "pull request head `" + "f" * 40 + "`" in ledger and "checked-out `" + "e" * 40 + "`" in ledger
-    assert json.loads((tmp_path / "p" / "ledger.json").read_text())["ci"]["pull_request_head_sha"] == "f" * 40
+    assert json.loads((latest_pack(tmp_path / "p") / "ledger.json").read_text())["ci"]["pull_request_head_sha"] == "f" * 40

@@ -100,7 +100,7 @@ def test_init_on_example_detects_its_setup_and_the_generated_config_proves_it(ad
     report = run(RunOptions(target=backend, admin_url=admin_url, output=tmp_path / "p2"))
     write_proof_pack(report)
     assert set(_statuses(report).values()) == {"PASS"}, {r.gate_id: r.summary for r in report.results}
-    assert (tmp_path / "p2" / "ledger.md").is_file()
+    assert (report.output_dir / "ledger.md").is_file() and report.output_dir.parent == (tmp_path / "p2").resolve()
 
 
 # -- (b) a differently laid-out backend -----------------------------------------

@@ -8,7 +8,7 @@ import os
 import psycopg
 from typer.testing import CliRunner
 
-from tests.backends import add_revision, commit_all, edit, make_backend
+from tests.backends import add_revision, commit_all, edit, latest_pack, make_backend
 from zerodrift.cli import app
 from zerodrift.runner import RunOptions, run
 
@@ -105,28 +105,40 @@ def test_verify_reports_outcome_partial_runs_and_changed_evidence(admin_url, tmp
     out = tmp_path / "p"
     cli.invoke(app, ["run", str(backend), "--admin-url", admin_url, "--out", str(out), "-g", "ZG-0", "-g", "ZG-1",
                      "--sign-key", str(tmp_path / "k")])
-    ledger, allowed = str(out / "ledger.md"), str(tmp_path / "allowed")
+    ledger, allowed = str(latest_pack(out) / "ledger.md"), str(tmp_path / "allowed")
     result = cli.invoke(app, ["verify", ledger, "--allowed-signers", allowed])
-    assert result.exit_code == 0 and "overall FAIL" in result.stdout and "PARTIAL" in result.stdout
+    assert result.exit_code == 0 and "verdict FAIL" in result.stdout and "PARTIAL" in result.stdout
     assert "commit was not checked" in result.stdout
     result = cli.invoke(app, ["verify", ledger, "--allowed-signers", allowed, "--require-pass"])
     assert result.exit_code == 1 and "--require-pass" in result.stdout
     result = cli.invoke(app, ["verify", ledger, "--allowed-signers", allowed, "--commit", "a"])
     assert result.exit_code == 1 and "not a commit SHA" in result.stdout
-    snap = out / "ZG-1" / "fresh.snapshot.json"
+    snap = latest_pack(out) / "ZG-1" / "fresh.snapshot.json"
     snap.write_bytes(snap.read_bytes().replace(b"tenants", b"tenantz", 1))
     result = cli.invoke(app, ["verify", ledger, "--allowed-signers", allowed])
     assert result.exit_code == 1 and "evidence files were changed after signing: ZG-1/fresh.snapshot.json" in result.stdout
 
 
-def test_rerun_replaces_the_previous_pack(admin_url, tmp_path):
+def test_rerun_keeps_the_previous_pack_and_gc_prunes_old_ones(admin_url, tmp_path):
     backend = make_backend(tmp_path / "repo")
     out = tmp_path / "p"
     cli.invoke(app, ["run", str(backend), "--admin-url", admin_url, "--out", str(out), "-g", "ZG-1"])
-    assert (out / "ZG-1" / "fresh.snapshot.json").exists()
+    first = latest_pack(out)
+    snapshot = (first / "ZG-1" / "fresh.snapshot.json").read_bytes()
+    ledger = (first / "ledger.md").read_bytes()
     (out / "notes.txt").write_text("mine")
-    cli.invoke(app, ["run", str(backend), "--out", str(out), "-g", "ZG-0"])
-    assert not (out / "ZG-1").exists() and (out / "ZG-0").exists() and (out / "notes.txt").exists()
+    result = cli.invoke(app, ["run", str(backend), "--out", str(out), "-g", "ZG-0"])  # same commit, a subset
+    second = latest_pack(out)
+    assert result.exit_code == 0 and second != first and second.parent == first.parent == out
+    # the earlier pack is untouched, byte for byte; the new one sits beside it
+    assert (first / "ZG-1" / "fresh.snapshot.json").read_bytes() == snapshot and (first / "ledger.md").read_bytes() == ledger
+    assert (second / "ZG-0").is_dir() and not (second / "ZG-1").exists() and (out / "notes.txt").exists()
+    assert not (out / "LATEST-FULL").exists()  # neither run selected every installed gate
+    # gc prunes old packs: a dry run removes nothing, --keep-last 1 removes the older, never the LATEST one
+    result = cli.invoke(app, ["gc", "--packs", str(out), "--keep-last", "1", "--dry-run"])
+    assert result.exit_code == 0 and str(first) in result.stdout and first.is_dir()
+    result = cli.invoke(app, ["gc", "--packs", str(tmp_path), "--keep-last", "0"])
+    assert result.exit_code == 0 and not first.exists() and second.is_dir() and (out / "notes.txt").exists()
 
 
 def test_gc_lists_and_removes_old_gate_folders(tmp_path):

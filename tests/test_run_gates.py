@@ -57,11 +57,11 @@ def test_example_backend_passes_and_leaves_nothing(admin_url, tmp_path):
         f"zd_{report.run_id}_{p}" for p in ("fresh", "fresh_b", "existing"))
     assert _leftover_databases(admin_url, report.run_id) == []
     # the proof pack holds the facts
-    data = json.loads((tmp_path / "proof" / "ledger.json").read_text())
+    data = json.loads((report.output_dir / "ledger.json").read_text())
     assert data["provenance"]["commit"] == report.provenance.commit
     assert data["target"]["head"] == ["0012_comments"]
     assert len(data["schema_fingerprint"]) == 64
-    ledger = (tmp_path / "proof" / "ledger.md").read_bytes()
+    ledger = (report.output_dir / "ledger.md").read_bytes()
     assert report.provenance.commit.encode() in ledger
     assert b"| ZG-1 Fresh migration determinism | PASS |" in ledger
     # an exit status is shown only where a process's status was observed: a SQL statement has none
@@ -70,7 +70,7 @@ def test_example_backend_passes_and_leaves_nothing(admin_url, tmp_path):
     assert len(sql_steps) == 2 and all(line.endswith("s, no exit status") for line in sql_steps), sql_steps
     assert re.search(r"^- \*\*git status\*\* — [0-9.]+ s, exit 0$", text, re.M)
     assert ledger.endswith(b"\n") and b"\r\n" not in ledger and b" \n" not in ledger
-    assert (tmp_path / "proof" / "ZG-1" / "fresh.snapshot.json").is_file()
+    assert (report.output_dir / "ZG-1" / "fresh.snapshot.json").is_file()
 
 
 def test_dirty_tree_fails_zg0_and_output_folder_does_not_count(admin_url, tmp_path):
@@ -197,5 +197,5 @@ def test_upgrade_path_drift_fails_zg2_with_a_diff_row(admin_url, tmp_path, varia
     assert check.status.value == "FAIL", check.detail
     rows = [line for line in check.detail.splitlines()]
     assert any(kind in line and obj in line for line in rows), check.detail
-    diff_file = tmp_path / "proof" / "ZG-2" / "fresh-vs-existing.diff.txt"
+    diff_file = report.output_dir / "ZG-2" / "fresh-vs-existing.diff.txt"
     assert obj.split(".")[0] in diff_file.read_text()

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.backends import add_revision, commit_all, edit, make_backend
+from tests.backends import add_revision, commit_all, edit, latest_pack, make_backend
 from zerodrift.server.provision import find_leftovers
 from zerodrift.urls import with_parts
 
@@ -49,7 +49,7 @@ def test_no_password_reaches_any_output(secret_admin, tmp_path):
     # the admin URL is shown, with its password masked (not merely absent)
     import json
 
-    shown = json.loads((out / "ledger.json").read_text())["server"]["url"]
+    shown = json.loads((latest_pack(out) / "ledger.json").read_text())["server"]["url"]
     assert shown.startswith("postgresql://zdtest_admin_") and ":***@" in shown, shown
 
 
@@ -69,7 +69,12 @@ def test_sigterm_mid_run_drops_its_databases(admin_url, tmp_path, delay):
     proc.send_signal(signal.SIGTERM)
     rest = proc.stderr.read()
     assert proc.wait(60) == 130, "".join(seen) + rest
-    assert "interrupted" in rest
+    # the interruption is the final line: interrupted gates are named as such, nothing (no FAIL or
+    # ERROR from a gate thread winding down) is printed after it
+    last = rest.rstrip("\n").splitlines()[-1]
+    assert last.startswith("interrupted") and "gates interrupted: " in last and "ZG-1" in last, rest
+    assert not any(word in line for line in rest.splitlines() for word in ("FAIL ", "ERROR ")), rest
+    assert not (tmp_path / "proof").exists()  # no pack claims anything about an interrupted run
     assert [lo for lo in find_leftovers(admin_url) if lo.pid == proc.pid] == [], f"left behind (had {mine})"
 
 

@@ -15,7 +15,7 @@ from xml.etree import ElementTree as ET
 import pytest
 from typer.testing import CliRunner
 
-from tests.backends import make_backend
+from tests.backends import latest_pack, make_backend
 from zerodrift.cli import app
 from zerodrift.ledger import attest
 from zerodrift.ledger.sign import MARKER, verify_ledger
@@ -40,7 +40,7 @@ def signed_pack(tmp_path_factory, admin_url):
     assert result.exit_code == 0, result.output
     import git
 
-    return {"dir": root / "proof", "allowed": root / "allowed_signers", "root": root,
+    return {"dir": latest_pack(root / "proof"), "allowed": root / "allowed_signers", "root": root,
             "commit": git.Repo(root / "repo").head.commit.hexsha}
 
 
@@ -184,7 +184,7 @@ def test_unsigned_run_says_so(admin_url, tmp_path, monkeypatch):
     result = runner.invoke(app, ["run", str(backend), "--out", str(tmp_path / "proof"), "-g", "ZG-0"])
     assert result.exit_code == 0, result.output
     assert "UNSIGNED" in result.output
-    ledger = tmp_path / "proof" / "ledger.md"
+    ledger = latest_pack(tmp_path / "proof") / "ledger.md"
     assert b"UNSIGNED" in ledger.read_bytes()
     (tmp_path / "allowed").write_text("")
     res = verify_ledger(ledger, allowed_signers=tmp_path / "allowed")
@@ -197,7 +197,7 @@ def test_key_from_environment_text(admin_url, tmp_path, monkeypatch):
     backend = make_backend(tmp_path / "repo")
     result = runner.invoke(app, ["run", str(backend), "--out", str(tmp_path / "proof"), "-g", "ZG-0"])
     assert result.exit_code == 0, result.output
-    assert MARKER.encode() in (tmp_path / "proof" / "ledger.md").read_bytes()
+    assert MARKER.encode() in (latest_pack(tmp_path / "proof") / "ledger.md").read_bytes()
 
 
 def test_database_text_cannot_forge_the_marker():
@@ -213,7 +213,9 @@ def _minimal_data():
     return {
         "provenance": {"commit": "a" * 40, "tree": "b" * 40, "branch": "main", "detached": False, "subject": "s",
                        "dirty": False, "dirty_paths": [], "shallow": False, "remotes": {}},
-        "overall": "PASS", "exit_code": 0, "ci": {}, "target": {"folder": "/x", "config": None, "head": []},
+        "overall": "PASS", "exit_code": 0, "required_gates": [],
+        "verdict": {"overall": "PASS", "reason": "all 1 selected gates passed", "headline": "PASS: all 1 selected gates passed",
+                    "skipped": {}, "required_missing": [], "attestation_result": "PASSED"}, "ci": {}, "target": {"folder": "/x", "config": None, "head": []},
         "schema_fingerprint": "", "server": {"kind": "", "version": ""}, "run_id": "r", "started_at": "t",
         "duration_s": 1.0, "zerodrift_version": "0", "kinds_compared": [],
         "gates": [{"id": "ZG-9", "title": "T", "status": "PASS", "summary": "s", "description": "", "error": "",

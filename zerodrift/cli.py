@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -69,10 +70,15 @@ def run(
     from_ref: list[str] = typer.Option([], "--from-ref", help="Add a ZG-2 upgrade path built with this git ref's own migrations (repeatable)."),
     output_format: OutputFormat = typer.Option(OutputFormat.none, "--format", "-f", help="Also print the ledger to stdout as json, junit or markdown."),
     sign_key: Optional[str] = typer.Option(None, "--sign-key", help="Ed25519 private key (OpenSSH) that signs the ledger (env ZERODRIFT_SIGNING_KEY: a path or the key itself; config signing.key)."),
+    require: list[str] = typer.Option([], "--require", help="This gate must PASS for exit 0 (repeatable; `all`: every installed gate); added to the config's required_gates."),
 ) -> None:
-    """Run the gates against TARGET and write the proof pack."""
+    """Run the gates against TARGET and write the proof pack.
+
+    The verdict is PASS (exit 0), INCOMPLETE (some gate SKIPPED: exit 0, or 1 when a
+    required gate was skipped or not run) or FAIL (exit 1; 3 for an environment error).
+    """
     from zerodrift.ledger.model import ledger_data
-    from zerodrift.ledger.render import render_json, render_junit, render_markdown, write_proof_pack
+    from zerodrift.ledger.render import render_json, render_junit, write_proof_pack
     from zerodrift.runner import RunOptions
     from zerodrift.runner import run as run_gates
 
@@ -86,9 +92,13 @@ def run(
         err.print("[yellow]note:[/yellow] no signing key (--sign-key, ZERODRIFT_SIGNING_KEY or signing.key): "
                   "the ledger is written UNSIGNED")
     options = RunOptions(target=target, config_file=config, admin_url=admin_url, output=out, python=python,
-                         gates=list(gate), keep=keep, from_refs=list(from_ref))
+                         gates=list(gate), keep=keep, from_refs=list(from_ref), require=list(require))
+
+    stopping = threading.Event()  # set once interrupted: nothing is printed after the final line
 
     def progress(message: str, result) -> None:
+        if stopping.is_set():
+            return
         if result is None:
             err.print(f"[dim]… {escape(message)}[/dim]")
         else:
@@ -101,8 +111,11 @@ def run(
     except ZerodriftError as exc:
         err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
         raise typer.Exit(exc.exit_code)
-    except KeyboardInterrupt:
-        err.print("[bold red]interrupted[/bold red]: this run's throwaway databases were dropped and its embedded server, if any, stopped")
+    except KeyboardInterrupt as exc:
+        stopping.set()
+        logging.disable(logging.CRITICAL)  # gate threads still winding down must not print after the final line
+        err.print(f"[bold red]interrupted[/bold red]: {escape(_interrupted_text(exc))}; no proof pack was written; "
+                  "this run's throwaway databases were dropped and its embedded server, if any, stopped")
         raise typer.Exit(130)
     written = write_proof_pack(report, signing_key=key)
     data = ledger_data(report)
@@ -116,9 +129,27 @@ def run(
     elif output_format is OutputFormat.junit:
         sys.stdout.buffer.write(render_junit(data))
     elif output_format is OutputFormat.markdown:
-        sys.stdout.buffer.write(render_markdown(data))
+        sys.stdout.buffer.write(written["markdown"].read_bytes())  # exactly the ledger.md written, signature included
     sys.stdout.flush()
     raise typer.Exit(report.exit_code)
+
+
+def _interrupted_text(exc: BaseException) -> str:
+    """What an interruption stopped, from the runner's RunInterrupted (gates interrupted,
+    finished, not started); gates interrupted are named as such, never as FAIL or ERROR."""
+    from zerodrift.runner import RunInterrupted
+
+    cause = str(exc.args[0]) if exc.args and str(exc.args[0]).startswith("signal") else "Ctrl-C"
+    if not isinstance(exc, RunInterrupted):
+        return f"by {cause} before any gate ran"
+    parts = [f"by {cause}"]
+    if exc.interrupted:
+        parts.append(f"gates interrupted: {', '.join(exc.interrupted)}")
+    if exc.finished:
+        parts.append("finished before: " + ", ".join(f"{gid} {status}" for gid, status in exc.finished.items()))
+    if exc.not_started:
+        parts.append(f"not started: {', '.join(exc.not_started)}")
+    return "; ".join(parts)
 
 
 def _signing_key(target: Path, config: Optional[Path], flag: Optional[str]):
@@ -144,6 +175,9 @@ def _summary(report) -> None:
         style = _STATUS_STYLE.get(r.status.value, "")
         table.add_row(escape(f"{r.gate_id} {r.title}"), f"[{style}]{r.status.value}[/{style}]", escape(r.summary))
     err.print(table)
+    verdict = report.verdict
+    style = {"PASS": "bold green", "INCOMPLETE": "bold yellow"}.get(verdict.overall, "bold red")
+    err.print(f"[{style}]{verdict.overall}[/{style}] (exit {verdict.exit_code}): {escape(verdict.reason)}")
 
 
 @app.command()
@@ -167,14 +201,19 @@ def gates() -> None:
 
 @app.command()
 def verify(
-    ledger: Path = typer.Argument(..., help="The signed ledger.md."),
+    ledger: Path = typer.Argument(..., help="The signed ledger.md, its pack folder, or a commit folder (its LATEST-FULL pack, else LATEST)."),
     allowed_signers: Optional[Path] = typer.Option(None, "--allowed-signers", help="OpenSSH allowed_signers file (env ZERODRIFT_ALLOWED_SIGNERS)."),
     principal: Optional[str] = typer.Option(None, "--principal", "-I", help="Principal the key must be allowed for."),
     commit: Optional[str] = typer.Option(None, "--commit", help="The commit the ledger must be for."),
     head: bool = typer.Option(False, "--head", help="The ledger must be for the current HEAD of the repository here."),
-    require_pass: bool = typer.Option(False, "--require-pass", help="Also fail unless the ledger records an overall PASS of a full run (every installed gate)."),
+    require_pass: bool = typer.Option(False, "--require-pass", help="Also fail unless ledger.json records the verdict PASS of a full run (every installed gate); INCOMPLETE and FAIL fail."),
 ) -> None:
-    """Verify a signed ledger offline: signature, allowed key, namespace, commit, ledger.json digest, attestation."""
+    """Verify a signed ledger offline: signature, allowed key, namespace, commit, every file it names, attestation.
+
+    Exit 0 when valid, 1 when not (a missing named file, a changed file, a bad
+    signature, or with --require-pass a verdict other than PASS), 2 for usage errors.
+    """
+    from zerodrift.ledger.layout import resolve_ledger
     from zerodrift.ledger.sign import git_head, verify_ledger
 
     signers = allowed_signers or (Path(os.environ["ZERODRIFT_ALLOWED_SIGNERS"]) if os.environ.get("ZERODRIFT_ALLOWED_SIGNERS") else None)
@@ -182,8 +221,9 @@ def verify(
         err.print("[bold red]error:[/bold red] give --allowed-signers FILE (lines like "
                   "'release@example.com namespaces=\"zerodrift-ledger\" ssh-ed25519 AAAA…'; `zerodrift keygen` prints one)")
         raise typer.Exit(EXIT_USAGE)
+    ledger = resolve_ledger(ledger)
     if not ledger.is_file():
-        err.print(f"[bold red]error:[/bold red] {ledger} does not exist")
+        err.print(f"[bold red]error:[/bold red] {escape(str(ledger))} does not exist")
         raise typer.Exit(EXIT_USAGE)
     try:
         wanted = git_head(Path.cwd()) if head else commit
@@ -198,13 +238,16 @@ def verify(
         _verify_attestation(ledger, attestation, result)
     if result.ok and require_pass and (result.overall != "PASS" or result.partial):
         result.ok = False
-        result.problems.append(f"the ledger records overall {result.overall or 'unknown'}"
+        result.problems.append(f"ledger.json records the verdict {result.overall or 'unknown'}"
                                + (" of a partial run (some gates not run)" if result.partial else "")
-                               + " and --require-pass was given")
+                               + (f" ({result.headline})" if result.headline else "")
+                               + " and --require-pass accepts only PASS of a full run")
     if result.ok:
         scope = " — a PARTIAL run (some gates not run)" if result.partial else ""
         typer.echo(f"OK: signature valid: {ledger} signed by {result.signer} ({result.fingerprint}), "
-                   f"commit {result.commit}; the ledger records overall {result.overall or 'unknown'}{scope}")
+                   f"commit {result.commit}; verdict {result.overall or 'unknown'}{scope}")
+        if result.headline:
+            typer.echo(f"  {result.headline}")
         if not wanted:
             typer.echo("  note: the commit was not checked (give --commit SHA or --head)")
         for note in result.notes:
@@ -212,6 +255,9 @@ def verify(
         raise typer.Exit(0)
     for problem in result.problems:
         typer.echo(f"INVALID: {problem}")
+    for note in result.notes:
+        if note.startswith("WARNING"):
+            typer.echo(f"  {note}")
     raise typer.Exit(1)
 
 
@@ -221,6 +267,7 @@ def _verify_attestation(ledger: Path, attestation: Path, result) -> None:
 
     from zerodrift.ledger import attest, sshsig
     from zerodrift.ledger.sign import split_signed
+    from zerodrift.verdict import ATTESTATION_RESULT
 
     try:
         parsed = sshsig.parse(split_signed(ledger.read_bytes())[1])
@@ -236,6 +283,10 @@ def _verify_attestation(ledger: Path, attestation: Path, result) -> None:
     elif digests.get("commit", {}).get("gitCommit") != result.commit:
         result.ok = False
         result.problems.append("attestation: its commit does not match the ledger's")
+    elif result.overall and stmt["predicate"].get("result") != ATTESTATION_RESULT.get(result.overall):
+        result.ok = False
+        result.problems.append(f"attestation: its test result {stmt['predicate'].get('result')} disagrees with the "
+                               f"verdict {result.overall} in ledger.json")
     else:
         result.notes.append(f"attestation.dsse.json verified (test result {stmt['predicate']['result']})")
 
@@ -246,12 +297,25 @@ def gc(
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be dropped, drop nothing."),
     older_than: float = typer.Option(24.0, "--older-than", help="Hours after which another host's run counts as abandoned."),
     kept: bool = typer.Option(False, "--kept", help="Also drop databases kept with `run --keep`."),
+    packs: Optional[Path] = typer.Option(None, "--packs", help="Also prune old proof packs below this folder (a commit folder such as proofs/<short sha>, or proofs/)."),
+    keep_last: int = typer.Option(5, "--keep-last", min=0, help="With --packs: packs kept per commit folder, newest first; the packs LATEST and LATEST-FULL name are always kept."),
 ) -> None:
-    """Find and drop what killed runs left behind: marked throwaway databases, embedded server folders."""
+    """Find and drop what killed runs left behind (marked throwaway databases, embedded server folders); with --packs, prune old proof packs."""
     from zerodrift.server.embedded import sweep_stale
     from zerodrift.server.provision import drop_leftovers, find_leftovers
     from zerodrift.urls import check_url, mask
 
+    if packs is not None:
+        from zerodrift.ledger.layout import prune_packs
+
+        if not packs.is_dir():
+            err.print(f"[bold red]error:[/bold red] --packs {escape(str(packs))} is not a folder")
+            raise typer.Exit(EXIT_USAGE)
+        removed = prune_packs(packs, keep_last, dry_run=dry_run)
+        for path in removed:
+            typer.echo(f"{path}\t{'would remove' if dry_run else 'removed'}")
+        err.print(f"{'would remove' if dry_run else 'removed'} {len(removed)} proof pack(s) below {escape(str(packs))} "
+                  f"(kept the newest {keep_last} per commit and the LATEST/LATEST-FULL packs)")
     url = admin_url or os.environ.get("ZERODRIFT_ADMIN_URL")
     if url:
         try:

@@ -92,6 +92,10 @@ class Config(_Model):
     roles: RolesConfig = Field(default_factory=RolesConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     signing: SigningConfig = Field(default_factory=SigningConfig)
+    required_gates: list[str] = Field(
+        default_factory=list,
+        description="Gates that must PASS for exit 0: an INCOMPLETE run in which one of them was SKIPPED or not run "
+                    "exits 1 (`all`: every installed gate; `--require GATE` adds to this list).")
     gates: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per-gate tables keyed by gate id, e.g. [gates.ZG-2].")
 
 

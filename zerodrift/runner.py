@@ -23,12 +23,13 @@ from pydantic import ValidationError
 from zerodrift import __version__
 from zerodrift.config import LoadedConfig, format_validation_error, load_config
 from zerodrift.context import ArtifactStore, GateContext
-from zerodrift.errors import (EXIT_ENVIRONMENT, EXIT_GATE_FAILED, EXIT_OK, EnvironmentProblem, UsageError)
-from zerodrift.gates.base import Gate, GateResult, Status
+from zerodrift.errors import EnvironmentProblem, UsageError
+from zerodrift.gates.base import Gate, GateResult
 from zerodrift.plugins import installed_gates
 from zerodrift.provenance import Provenance, ci_context, collect
 from zerodrift.server.provision import Provisioner, new_run_id
 from zerodrift.urls import mask
+from zerodrift.verdict import GateOutcome, Verdict, compute_verdict, resolve_required
 
 log = logging.getLogger("zerodrift")
 
@@ -50,6 +51,7 @@ class RunOptions:
     keep: bool = False
     from_refs: list[str] = field(default_factory=list)  #: extra ZG-2 upgrade paths (--from-ref)
     parallelism: int = DEFAULT_PARALLELISM
+    require: list[str] = field(default_factory=list)  #: --require GATE (or "all"), added to config required_gates
 
 
 @dataclass
@@ -82,6 +84,7 @@ class RunReport:
     gate_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     ci: dict[str, str] = field(default_factory=dict)  #: CI facts (GitHub Actions: SHAs, run URL)
     not_run: list[str] = field(default_factory=list)  #: installed gates this run did not select
+    required: list[str] = field(default_factory=list)  #: gates that must pass for exit 0 (resolved ids)
 
     @property
     def duration_s(self) -> float:
@@ -89,13 +92,14 @@ class RunReport:
         return (end - self.started_at).total_seconds()
 
     @property
+    def verdict(self) -> Verdict:
+        """The overall verdict (see :mod:`zerodrift.verdict`), the one every output reads."""
+        return compute_verdict([GateOutcome(r.gate_id, r.status.value, r.environment_error, r.summary)
+                                for r in self.results], not_run=self.not_run, required=self.required)
+
+    @property
     def exit_code(self) -> int:
-        statuses = [(r.status, r.environment_error) for r in self.results]
-        if any(s is Status.FAIL or (s is Status.ERROR and not env) for s, env in statuses):
-            return EXIT_GATE_FAILED
-        if any(s is Status.ERROR for s, _ in statuses):
-            return EXIT_ENVIRONMENT
-        return EXIT_OK
+        return self.verdict.exit_code
 
     @property
     def head(self) -> list[str]:
@@ -110,6 +114,19 @@ class RunReport:
             if r.gate_id == "ZG-1" and r.facts.get("schema_fingerprint"):
                 return r.facts["schema_fingerprint"]
         return ""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM while gates ran (raised after cleanup). ``interrupted`` names
+    the gates that were running (they are neither FAIL nor ERROR: they did not finish),
+    ``finished`` maps the gates that had finished to their status, ``not_started``
+    lists the rest. ``args`` are the original interruption's."""
+
+    def __init__(self, *args, interrupted: list[str], finished: dict[str, str], not_started: list[str]) -> None:
+        super().__init__(*args)
+        self.interrupted = interrupted
+        self.finished = finished
+        self.not_started = not_started
 
 
 def select_gates(available: dict[str, type[Gate]], wanted: list[str]) -> tuple[list[type[Gate]], list[str]]:
@@ -182,13 +199,23 @@ def _validate_gate_configs(loaded: LoadedConfig, gates: list[type[Gate]], availa
 
 
 def resolve_output_dir(options: RunOptions, loaded: LoadedConfig, prov: Provenance, run_id: str) -> Path:
-    """Proof pack folder: --out (relative to cwd) or output.dir (relative to the config root)."""
+    """This run's own proof pack folder (see :mod:`zerodrift.ledger.layout`).
+
+    --out (relative to the current folder) or output.dir (relative to the config root)
+    names the folder that holds the commit's packs; the pack goes into ``<run id>/``
+    below it, unless the template holds ``{run_id}`` and so names the pack folder itself.
+    Raises UsageError for a placeholder other than ``{short_sha}`` and ``{run_id}``.
+    """
+    from zerodrift.ledger.layout import pack_folder
+
     template = str(options.output) if options.output else loaded.config.output.dir
-    name = template.format(short_sha=prov.short_sha, run_id=run_id)
-    path = Path(name)
-    if options.output:
-        return path.resolve()
-    return loaded.path(name)
+    try:
+        name = template.format(short_sha=prov.short_sha, run_id=run_id)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise UsageError(f"output folder {template!r}: only the placeholders {{short_sha}} and {{run_id}} "
+                         f"are filled in ({type(exc).__name__}: {exc})") from exc
+    path = Path(name).resolve() if options.output else loaded.path(name)
+    return pack_folder(path, template, run_id)
 
 
 def output_base(options: RunOptions, loaded: LoadedConfig) -> Path:
@@ -219,6 +246,12 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
     available = installed_gates()
     gates, added = select_gates(available, options.gates)
     gate_configs = _validate_gate_configs(loaded, gates, available)
+    try:
+        required = resolve_required([*loaded.config.required_gates, *options.require], available)
+    except ValueError as exc:
+        where = "--require" if any(r not in loaded.config.required_gates for r in options.require) else \
+            f"{loaded.source or 'config'}: required_gates"
+        raise UsageError(f"{where}: {exc}") from exc
 
     phases: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -227,9 +260,15 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
     report = RunReport(run_id=run_id, started_at=started, loaded=loaded, provenance=prov,
                        included_as_dependency=added, phases=phases)
     report.output_dir = resolve_output_dir(options, loaded, prov, run_id)
+    from zerodrift.ledger.layout import is_pack
+
+    if is_pack(report.output_dir):
+        raise UsageError(f"{report.output_dir} already holds a proof pack and zerodrift never replaces one: "
+                         "keep {run_id} in output.dir/--out, or leave it out (each run then gets a <run id> folder)")
     report.ci = ci_context()
     report.gate_info = {g.id: {"title": g.title, "doc": (g.__doc__ or "").strip()} for g in gates}
     report.not_run = [gid for gid in available if gid not in {g.id for g in gates}]
+    report.required = required
 
     target = None
     if any("target" in g.needs for g in gates):
@@ -282,7 +321,8 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
             finally:
                 result.duration_s = time.perf_counter() - start
                 artifacts.gate_finished(gate_cls.id, result.status.value)
-            notify(f"{gate_cls.id} {result.status.value}", result)
+            if not artifacts.cancelled.is_set():  # after an interruption nothing more is reported
+                notify(f"{gate_cls.id} {result.status.value}", result)
             return result
 
         t0 = time.perf_counter()
@@ -300,11 +340,17 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
                     artifacts.wait_for_change(0.5)
             report.results = [futures[g.id].result() for g in gates]
             pool.shutdown(wait=True)
-        except BaseException:
+        except BaseException as exc:
             # interrupted: tell gates to stop waiting, do not wait for them; the cleanup below
             # drops the databases (ending their sessions) and stops the server
             artifacts.cancelled.set()
             pool.shutdown(wait=False, cancel_futures=True)
+            if isinstance(exc, KeyboardInterrupt):
+                finished = {gid: f.result().status.value for gid, f in futures.items()
+                            if f.done() and not f.cancelled() and f.exception() is None}
+                running = [gid for gid, f in futures.items() if gid not in finished and not f.cancelled()]
+                raise RunInterrupted(*exc.args, interrupted=running, finished=finished,
+                                     not_started=[g.id for g in gates if g.id not in finished and g.id not in running]) from exc
             raise
         phases["gates"] = time.perf_counter() - t0
     finally:

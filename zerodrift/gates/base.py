@@ -25,6 +25,15 @@ if TYPE_CHECKING:
 OUTPUT_TAIL_CHARS = 4000
 
 
+def truncated(text: str, keep_chars: int) -> str:
+    """The last ``keep_chars`` characters of ``text`` after a line saying how much was cut,
+    e.g. ``[… 1,048,576 bytes omitted …]`` (UTF-8 bytes of the part left out)."""
+    if len(text) <= keep_chars:
+        return text
+    cut = text[:len(text) - keep_chars]
+    return f"[… {len(cut.encode('utf-8')):,} bytes omitted …]\n" + text[-keep_chars:]
+
+
 class Status(str, enum.Enum):
     """Outcome of a gate or a check."""
 
@@ -62,7 +71,7 @@ class EvidenceStep:
 
     def __post_init__(self) -> None:
         if len(self.output) > OUTPUT_TAIL_CHARS:
-            self.output = "[…]\n" + self.output[-OUTPUT_TAIL_CHARS:]
+            self.output = truncated(self.output, OUTPUT_TAIL_CHARS)
 
 
 @dataclass
@@ -120,10 +129,16 @@ class GateResult:
         with self._lock:
             self.evidence.extend(steps)
 
-    def add_table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
-        """A small table for the ledger (e.g. a table × operation × role matrix)."""
+    def add_table(self, title: str, columns: list[str], rows: list[list[Any]], *, summary: str = "",
+                  blocks: list[dict[str, str]] | None = None, collapsed: bool = False) -> None:
+        """A table for the ledger (e.g. a table × operation × role matrix).
+
+        ``summary`` is a line shown above it (e.g. counts); ``blocks`` are texts shown
+        below it, each ``{"title", "text", "lang"}`` in its own collapsible section (a
+        unified diff: ``lang="diff"``); ``collapsed`` puts the table itself in one."""
         with self._lock:
-            self.tables.append({"title": title, "columns": columns, "rows": rows})
+            self.tables.append({"title": title, "columns": columns, "rows": rows, "summary": summary,
+                                "blocks": list(blocks or []), "collapsed": collapsed})
 
     def fail_with_error(self, message: str, *, environment: bool = False) -> None:
         """Mark the gate ERROR: it could not run; ``message`` says why."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from zerodrift.catalog.drift import Drift
+from zerodrift.catalog.drift import CLASS_ORDER, POSITION, Drift, DriftGroup, counts_text
+from zerodrift.gates.base import GateResult
 
 #: Drift rows shown inline in a check's detail; all of them are in the attached diff.
 INLINE_ROWS = 15
@@ -14,19 +15,61 @@ def short(value, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def drift_detail(failing: list[Drift], left_label: str, right_label: str, waived: int = 0) -> str:
-    """Check detail for drift rows: a first line that names the first row (it becomes the
-    gate-table summary), then up to :data:`INLINE_ROWS` rows with their drift class."""
-    first = failing[0]
-    lines = [f"{len(failing)} drift row(s) ({left_label} → {right_label})" + (f", {waived} waived" if waived else "")
-             + f"; first: {first.drift_class}: {first.row.kind} {first.row.object} {first.row.attribute}"]
-    for d in failing[:INLINE_ROWS]:
-        note = " (waiver expired)" if d.status == "EXPIRED" else ""
-        lines.append(f"{d.drift_class}: {d.row.kind} {d.row.object} {d.row.attribute}: "
-                     f"{short(d.row.left)} → {short(d.row.right)}{note}")
-    if len(failing) > INLINE_ROWS:
-        lines.append(f"… {len(failing) - INLINE_ROWS} more in the attached diff")
-    return "\n".join(lines)
+def drift_detail(failing: list[Drift], left_label: str, right_label: str, waived: int = 0,
+                 groups: list[DriftGroup] | None = None) -> str:
+    """One line for a drift check (it becomes the gate-table summary): the counts per
+    drift class, most serious first, and the most serious row. ``groups`` are the
+    reader-sized rows (:func:`~zerodrift.catalog.drift.group_drift`); without them
+    the raw rows are counted. The rows themselves are in the gate's drift table."""
+    counting = [g for g in (groups or []) if g.counts]
+    if counting:
+        first = counting[0]
+        where = f"{first.kind} {first.object}" + (f" {first.attribute}" if first.attribute else "")
+        head = f"{counts_text(counting)}; first: {first.drift_class}: {where}"
+    else:
+        first_row = failing[0]
+        head = f"first: {first_row.drift_class}: {first_row.row.kind} {first_row.row.object} {first_row.row.attribute}"
+    return (f"{len(failing)} drift row(s) ({left_label} → {right_label})" + (f", {waived} waived" if waived else "")
+            + f": {head} (table below)")
+
+
+#: Column-position groups shown openly; more go into a collapsed table of their own.
+OPEN_POSITION_ROWS = 10
+
+
+def add_drift_table(result: GateResult, left_label: str, right_label: str,
+                    paths: list[tuple[str, list[DriftGroup]]]) -> None:
+    """The drift table ZG-1 and ZG-2 share: the counts per class above it, one row per
+    group (most serious first), the unified diffs of changed definitions below it in
+    collapsible sections, and column-position rows in a collapsed table of their own
+    when there are more than :data:`OPEN_POSITION_ROWS`. ``paths`` pairs a label (an
+    upgrade path; empty for a single comparison) with its groups."""
+    multi = len(paths) > 1
+    rows, positions, blocks = [], [], []
+    every = [g for _, gs in paths for g in gs]
+    for label, groups in paths:
+        for g in groups:
+            status = g.status + (f": {g.waiver.reason} (until {g.waiver.expires})" if g.waiver else "")
+            left, right = g.left, g.right
+            if g.diff:
+                number = len(blocks) + 1
+                left, right = f"see diff {number}", right.replace("see diff", f"diff {number}")
+                blocks.append({"title": f"diff {number} — {g.drift_class}: {g.kind} {g.object} {g.attribute}"
+                               + (f" [{label}]" if multi else ""), "text": g.diff, "lang": "diff"})
+            row = ([label] if multi else []) + [g.drift_class, g.kind, g.object, g.attribute, left, right, status]
+            (positions if g.drift_class == POSITION else rows).append(row)
+    columns = (["Path"] if multi else []) + ["Drift class", "Kind", "Object", "Attribute", left_label.capitalize(),
+                                              right_label.capitalize(), "Status"]
+    raw = sum(len(g.members) for g in every)
+    summary = (f"{raw} diff row(s) ({left_label} → {right_label}); counting: {counts_text(every)}. Classes, most "
+               f"serious first: {', '.join(CLASS_ORDER)}")
+    collapse = len(positions) > OPEN_POSITION_ROWS
+    if not collapse:
+        rows += positions
+    result.add_table(f"Drift rows ({left_label} → {right_label})", columns, rows, summary=summary, blocks=blocks)
+    if collapse:
+        result.add_table(f"Column position drift ({len(positions)} tables; the two column orders, "
+                         "[n same] = columns in the same place on both sides)", columns, positions, collapsed=True)
 
 
 def revisions_text(revs) -> str:

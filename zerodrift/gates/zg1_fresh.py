@@ -8,13 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import Field
 
-from zerodrift.catalog.diff import format_rows
-from zerodrift.gates.base import Gate, GateConfig, GateResult
 from zerodrift.catalog.diff import diff_snapshots
-from zerodrift.catalog.drift import classify
+from zerodrift.catalog.drift import classify, format_drift, group_drift
+from zerodrift.gates.base import Gate, GateConfig, GateResult
 from zerodrift.catalog.clock_literals import Window, clock_literals
 from zerodrift.clock import FIRST_ZONE, SECOND_ZONE, ClockShift, format_offset, shift_seconds, verify
-from zerodrift.gates.common import INLINE_ROWS, drift_detail, revisions_text
+from zerodrift.gates.common import INLINE_ROWS, add_drift_table, drift_detail, revisions_text
 from zerodrift.hookspecs import hookimpl
 
 
@@ -156,13 +155,16 @@ class FreshMigrationGate(Gate):
         if len(snapshots) == 2:
             (db_a, snap_a), (db_b, snap_b) = snapshots
             rows = diff_snapshots(snap_a, snap_b)
+            drifts = classify(rows, snap_a, snap_b)
+            groups = group_drift(drifts, snap_a, snap_b, db_a.purpose, db_b.purpose)
             detail = (f"{db_a.purpose} and {db_b.purpose} share schema fingerprint sha256:{snap_a.fingerprint[:16]}…"
-                      if not rows else drift_detail(classify(rows, snap_a, snap_b), db_a.purpose, db_b.purpose))
+                      if not rows else drift_detail(drifts, db_a.purpose, db_b.purpose, groups=groups))
             result.check("fresh catalog snapshots equal", not rows, detail)
             result.facts["schema_fingerprint"] = snap_a.fingerprint
             result.facts["kinds_compared"] = list(snap_a.objects.keys())
             if rows:
-                result.attachments["fresh-vs-fresh_b.diff.txt"] = format_rows(rows).encode()
+                result.attachments["fresh-vs-fresh_b.diff.txt"] = format_drift(groups, db_a.purpose, db_b.purpose)
+                add_drift_table(result, db_a.purpose, db_b.purpose, [("", groups)])
             if not rows and clock_ok and not literal_count:
                 # shown only when the gate PASSes (GateResult.summary): each clause is one of its checks
                 result.headline = (f"2 fresh databases → {revisions_text(heads)}, same fingerprint "

@@ -10,12 +10,12 @@ from typing import Any
 import git
 from pydantic import Field, model_validator
 
-from zerodrift.catalog.diff import diff_snapshots, format_rows
-from zerodrift.catalog.drift import Waiver, apply_waivers, classify
+from zerodrift.catalog.diff import diff_snapshots
+from zerodrift.catalog.drift import Waiver, apply_waivers, classify, format_drift, group_drift
 from zerodrift.context import ArtifactUnavailable
 from zerodrift.errors import EnvironmentProblem, UsageError
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
-from zerodrift.gates.common import drift_detail, revisions_text, short
+from zerodrift.gates.common import add_drift_table, drift_detail, revisions_text
 from zerodrift.hookspecs import hookimpl
 
 class DataCheck(GateConfig):
@@ -94,6 +94,7 @@ class ExistingDatabaseGate(Gate):
     def run(self, ctx, result: GateResult) -> None:
         cfg: ExistingConfig = ctx.gate_config
         paths = cfg.all_paths()
+        self.drift_groups: list[tuple[str, list]] = []  #: (path label, drift groups) for the drift table
         if not paths:
             ctx.artifacts.publish("db.existing", None)
             result.skip("no upgrade path: set from_revision (or paths with from_ref) in [gates.ZG-2]")
@@ -120,11 +121,7 @@ class ExistingDatabaseGate(Gate):
             if id(waiver) not in used:
                 result.skip_check(f"waiver {waiver.label}", f"stale: it matches no drift row — remove it ({waiver.reason})")
         if all_rows:
-            result.add_table("Drift rows (fresh → existing)", ["Path", "Kind", "Object", "Attribute", "Drift class",
-                                                                "Fresh", "Existing", "Status"],
-                             [[label, d.row.kind, d.row.object, d.row.attribute, d.drift_class, short(d.row.left),
-                               short(d.row.right), d.status + (f": {d.waiver.reason} (until {d.waiver.expires})"
-                                                                if d.waiver else "")] for label, d in all_rows])
+            add_drift_table(result, "fresh", "existing", self.drift_groups)
 
     # -- one path ----------------------------------------------------------
     def _prove_path(self, ctx, result: GateResult, cfg: ExistingConfig, path: UpgradePath, purpose: str,
@@ -216,15 +213,18 @@ class ExistingDatabaseGate(Gate):
         report = apply_waivers(classify(rows, fresh, snap), cfg.waivers)
         failing = report.failing
         waived = [d for d in report.rows if d.status == "WAIVED"]
+        groups = group_drift(report.rows, fresh, snap, "fresh", purpose)
+        if rows:
+            self.drift_groups.append((path.label, groups))
         if not rows:
             detail = f"same schema fingerprint sha256:{snap.fingerprint[:16]}…"
         elif not failing:
             detail = f"{len(waived)} drift row(s), all waived"
         else:
-            detail = drift_detail(failing, "fresh", purpose, waived=len(waived))
+            detail = drift_detail(failing, "fresh", purpose, waived=len(waived), groups=groups)
         result.check(f"{prefix}catalog equals fresh database", not failing, detail)
         if rows:
-            result.attachments[f"fresh-vs-{purpose}.diff.txt"] = format_rows(rows).encode()
+            result.attachments[f"fresh-vs-{purpose}.diff.txt"] = format_drift(groups, "fresh", purpose)
         return report.rows
 
 

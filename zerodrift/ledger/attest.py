@@ -3,7 +3,9 @@
 Statement: in-toto Statement v1 (``https://in-toto.io/Statement/v1``) whose
 subjects are the commit (digest ``gitCommit``) and the signed ``ledger.md``
 (digest ``sha256``), with the test-result predicate
-(``https://in-toto.io/attestation/test-result/v0.1``). Envelope: DSSE v1; the
+(``https://in-toto.io/attestation/test-result/v0.1``); its ``result`` is the run's
+verdict (:mod:`zerodrift.verdict`): PASS → PASSED, INCOMPLETE → WARNED, FAIL →
+FAILED, and the configuration annotations name the verdict and the skipped gates. Envelope: DSSE v1; the
 signature is Ed25519 over PAE(payloadType, payload) =
 ``"DSSEv1" SP len(type) SP type SP len(body) SP body`` (DSSE protocol spec).
 """
@@ -19,6 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from zerodrift.ledger import sshsig
+from zerodrift.verdict import ATTESTATION_RESULT
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -34,6 +37,7 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 def statement(data: dict[str, Any], ledger_bytes: bytes) -> dict[str, Any]:
     """The in-toto Statement for a run (``data`` is the ledger dict)."""
     gates = data["gates"]
+    verdict = data["verdict"]
     failed = [g["id"] for g in gates if g["status"] in ("FAIL", "ERROR")]
     skipped = [g["id"] for g in gates if g["status"] == "SKIPPED"]
     subjects = [{"name": "ledger.md", "digest": {"sha256": hashlib.sha256(ledger_bytes).hexdigest()}}]
@@ -44,9 +48,11 @@ def statement(data: dict[str, Any], ledger_bytes: bytes) -> dict[str, Any]:
         "subject": subjects,
         "predicateType": PREDICATE_TYPE,
         "predicate": {
-            "result": "FAILED" if failed else ("WARNED" if skipped else "PASSED"),
-            "configuration": [{"name": "zerodrift", "annotations": {"version": data["zerodrift_version"],
-                                                                     "run_id": data["run_id"]}}],
+            "result": ATTESTATION_RESULT[verdict["overall"]],
+            "configuration": [{"name": "zerodrift", "annotations": {
+                "version": data["zerodrift_version"], "run_id": data["run_id"], "verdict": verdict["overall"],
+                "verdict_headline": verdict["headline"], "skipped": ",".join(skipped),
+                "not_run": ",".join(data.get("not_run", [])), "required_missing": ",".join(verdict["required_missing"])}}],
             "passedTests": [g["id"] for g in gates if g["status"] == "PASS"],
             "warnedTests": skipped,
             "failedTests": failed,

@@ -21,8 +21,13 @@ def _escape_property(text: str) -> str:
 
 
 def annotations(data: dict[str, Any]) -> list[str]:
-    """``::error`` lines for every FAIL or ERROR gate."""
+    """``::error`` lines for every FAIL or ERROR gate; a ``::warning`` line naming the
+    skipped gates when the verdict is INCOMPLETE (``::error`` when a required gate is missing)."""
     lines = []
+    verdict = data["verdict"]
+    if verdict["overall"] == "INCOMPLETE":
+        level = "error" if verdict["required_missing"] else "warning"
+        lines.append(f"::{level} title={_escape_property('zerodrift INCOMPLETE')}::{_escape_data(verdict['headline'])}")
     for g in data["gates"]:
         if g["status"] in ("FAIL", "ERROR"):
             title = _escape_property(f"{g['id']} {g['status']}: {g['title']}")
@@ -37,8 +42,9 @@ def summary_markdown(data: dict[str, Any], ledger_path: str) -> str:
     rows = "\n".join(f"| {g['id']} {escape_cell(g['title'])} | {g['status']} | {escape_cell(g['summary'])} |"
                      for g in data["gates"])
     commit = data["provenance"]["commit"] or "no commit"
-    return (f"### zerodrift: {data['overall']} for `{commit[:12]}`\n\n| Gate | Status | Evidence |\n| --- | --- | --- |\n"
-            f"{rows}\n\nLedger: `{ledger_path}`\n")
+    verdict = data["verdict"]
+    return (f"### zerodrift: {verdict['overall']} for `{commit[:12]}`\n\n{escape_cell(verdict['headline'])}\n\n"
+            f"| Gate | Status | Evidence |\n| --- | --- | --- |\n{rows}\n\nLedger: `{ledger_path}`\n")
 
 
 def emit(data: dict[str, Any], ledger_path: str, stream: TextIO, environ: dict[str, str] | None = None) -> bool:

@@ -1,7 +1,8 @@
 """The ledger's facts as one plain, JSON-ready dict.
 
 ``ledger.json`` is this dict; ``ledger.md`` is rendered from the same dict, so the
-two can never disagree. Secrets never enter it: URLs are masked before they get
+two can never disagree; the overall verdict comes from :mod:`zerodrift.verdict` only.
+Secrets never enter it: URLs are masked before they get
 here and evidence holds environment variable names only.
 """
 
@@ -18,6 +19,7 @@ SCHEMA_VERSION = 1
 def ledger_data(report: RunReport) -> dict[str, Any]:
     """Build the ledger dict from a finished run."""
     prov = report.provenance
+    verdict = report.verdict
     results = []
     for r in report.results:
         results.append({
@@ -51,8 +53,10 @@ def ledger_data(report: RunReport) -> dict[str, Any]:
         "started_at": report.started_at.astimezone().isoformat(timespec="seconds"),
         "finished_at": report.finished_at.astimezone().isoformat(timespec="seconds") if report.finished_at else None,
         "duration_s": round(report.duration_s, 3),
-        "exit_code": report.exit_code,
-        "overall": "PASS" if report.exit_code == 0 else "FAIL",
+        "exit_code": verdict.exit_code,
+        "overall": verdict.overall,
+        "verdict": verdict.to_dict(),
+        "required_gates": report.required,
         "provenance": {
             "repository": str(prov.repo_root) if prov.repo_root else None,
             "commit": prov.commit,

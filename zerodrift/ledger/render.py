@@ -17,19 +17,60 @@ from xml.etree import ElementTree as ET
 
 import jinja2
 
+from zerodrift.errors import UsageError
 from zerodrift.ledger.model import ledger_data
 from zerodrift.runner import RunReport
 
 _BACKTICKS = re.compile(r"`+")
+_EDGE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+
+
+def shown(value: Any) -> str:
+    """A value as a reader expects it, not as a Python repr: None → ``∅``, booleans
+    ``true``/``false`` (as PostgreSQL prints them), lists comma-separated, mappings as
+    JSON, everything else ``str()``."""
+    if value is None:
+        return "∅"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(shown(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return str(value)
 
 
 def escape_cell(value: Any) -> str:
-    """Text safe inside one Markdown table cell (and inline text)."""
-    text = "" if value is None else str(value)
-    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
-    text = text.replace("<!--", "&lt;!--").replace("<", "&lt;")
+    """Text safe inside one Markdown table cell (and inline text).
+
+    Backslashes, ``|``, backticks, ``*``, ``[``, ``]`` and a ``_`` at a word's edge are backslash-escaped
+    (CommonMark 0.31, "Backslash escapes"; GFM tables, pipes in cells); ``<`` becomes
+    ``&lt;`` so no HTML tag or comment starts; lines are joined with spaces. Values
+    go through :func:`shown` first (empty text for None)."""
+    text = "" if value is None else shown(value)
+    text = re.sub(r"([\\|`*\[\]])", r"\\\1", text)
+    text = _EDGE_UNDERSCORE.sub(r"\\_", text)  # snake_case stays readable: intraword _ is never emphasis
+    text = text.replace("<", "&lt;")
     text = " ".join(part.strip() for part in text.splitlines() if part.strip()) if "\n" in text or "\r" in text else text
     return text.strip()
+
+
+def code_span(value: Any) -> str:
+    """A code span holding ``value`` verbatim, safe in a table cell: the backtick fence
+    outgrows any backtick run inside, ``|`` is escaped (GFM tables: the escape applies
+    inside code spans too), newlines become spaces. Nothing else is escaped: a code span
+    shows ``<`` and ``&`` literally (CommonMark 0.31, "Code spans")."""
+    text = " ".join(shown(value).split()) if value is not None else ""
+    text = text.replace("|", "\\|")
+    longest = max((len(m.group(0)) for m in _BACKTICKS.finditer(text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def escape_html(value: Any) -> str:
+    """Text for an HTML element such as ``<summary>``: ``&``, ``<``, ``>`` as entities."""
+    return " ".join(shown(value).split()).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def escape_prose(value: Any) -> str:
@@ -39,13 +80,62 @@ def escape_prose(value: Any) -> str:
     return "\n\n".join(p.replace("<!--", "&lt;!--") for p in paragraphs if p)
 
 
-def fenced(value: Any, indent: str = "") -> str:
+def fenced(value: Any, indent: str = "", lang: str = "") -> str:
     """A fenced code block holding ``value`` verbatim; the fence outgrows any backtick run."""
     text = ("" if value is None else str(value)).replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
     longest = max((len(m.group(0)) for m in _BACKTICKS.finditer(text)), default=0)
     fence = "`" * max(3, longest + 1)
-    lines = [fence, *text.split("\n"), fence]
+    lines = [fence + lang, *text.split("\n"), fence]
     return "\n".join(indent + line if line else line for line in lines)
+
+
+#: Run in the pack folder: recomputes the schema fingerprint from ZG-1's attached snapshot
+#: (SHA-256 of the canonical JSON of its ``objects``; see zerodrift.catalog.snapshot).
+FINGERPRINT_COMMAND = ("python3 -c 'import hashlib,json,sys; o=json.load(open(sys.argv[1],encoding=\"utf-8\"))[\"objects\"]; "
+                       "print(hashlib.sha256((json.dumps(o,sort_keys=True,separators=(\",\",\":\"),ensure_ascii=False)+\"\\n\")"
+                       ".encode()).hexdigest())' ZG-1/fresh.snapshot.json")
+
+
+def _normalised_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("[… ")]
+
+
+def _shown_elsewhere(text: str, haystacks: list[str]) -> bool:
+    """True when every line of ``text`` (but the first) appears, in order, in one of
+    ``haystacks`` (an evidence step's output): then the ledger prints it once, there."""
+    lines = _normalised_lines(text)[1:]
+    if not lines:
+        return False
+    for hay in haystacks:
+        hay_lines = _normalised_lines(hay)
+        joined = "\n".join(hay_lines)
+        if "\n".join(lines) in joined or (len(lines) > 3 and "\n".join(lines[-3:]) in joined):
+            return True
+    return False
+
+
+def _for_markdown(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of the ledger dict with what only the Markdown needs: each gate's error
+    split into its first line and a body (the body left out when an evidence step
+    already shows it: no log is printed twice), and each check's detail for a cell
+    (the first line only when the rest is in the evidence or the error)."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for g in data["gates"]:
+        outputs = [s.get("output", "") for s in g.get("evidence", [])]
+        error = g.get("error", "") or ""
+        head, _, body = error.strip().partition("\n")
+        g["error_head"] = head
+        g["error_body"] = "" if not body.strip() or _shown_elsewhere(error, outputs) else body
+        for c in g.get("checks", []):
+            detail = c.get("detail", "") or ""
+            first = detail.strip().split("\n", 1)[0]
+            if "\n" in detail.strip() and _shown_elsewhere(detail, outputs + [error]):
+                c["detail_cell"] = f"{first} (full text in the evidence below)"
+            else:
+                c["detail_cell"] = detail
+    return data
 
 
 def _environment() -> jinja2.Environment:
@@ -60,6 +150,8 @@ def _environment() -> jinja2.Environment:
     env.filters["cell"] = escape_cell
     env.filters["prose"] = escape_prose
     env.filters["fenced"] = fenced
+    env.filters["code"] = code_span
+    env.filters["html"] = escape_html
     return env
 
 
@@ -85,7 +177,8 @@ def render_markdown(data: dict[str, Any], signing: dict[str, Any] | None = None)
     from zerodrift.ledger.sign import MARKER_PREFIX, UNSIGNED_NOTE
 
     signing = {"json_sha256": "", "signer": "", "unsigned_note": UNSIGNED_NOTE, "files": {}, **(signing or {})}
-    text = _environment().get_template("ledger.md.j2").render(d=data, signing=signing)
+    text = _environment().get_template("ledger.md.j2").render(d=_for_markdown(data), signing=signing,
+                                                               fingerprint_command=FINGERPRINT_COMMAND)
     text = text.replace(MARKER_PREFIX, "&lt;!-- zerodrift-signature")
     return normalise(text)
 
@@ -96,7 +189,10 @@ def render_json(data: dict[str, Any]) -> bytes:
 
 
 def render_junit(data: dict[str, Any]) -> bytes:
-    """junit.xml bytes: one test case per gate (JUnit XML as read by CI test-report views)."""
+    """junit.xml bytes: one test case per gate (JUnit XML as read by CI test-report views).
+
+    The suite's properties carry the overall verdict; a skipped gate is a ``<skipped>``
+    case, so test-report views show an INCOMPLETE run as not all green."""
     gates = data["gates"]
     suite = ET.Element("testsuite", {
         "name": "zerodrift", "tests": str(len(gates)),
@@ -105,8 +201,10 @@ def render_junit(data: dict[str, Any]) -> bytes:
         "skipped": str(sum(g["status"] == "SKIPPED" for g in gates)),
         "time": f"{data['duration_s']:.3f}",
     })
-    ET.SubElement(ET.SubElement(suite, "properties"), "property",
-                  {"name": "commit", "value": data["provenance"]["commit"] or ""})
+    props = ET.SubElement(suite, "properties")
+    ET.SubElement(props, "property", {"name": "commit", "value": data["provenance"]["commit"] or ""})
+    ET.SubElement(props, "property", {"name": "verdict", "value": data["verdict"]["overall"]})
+    ET.SubElement(props, "property", {"name": "verdict_headline", "value": data["verdict"]["headline"]})
     for g in gates:
         case = ET.SubElement(suite, "testcase", {"classname": "zerodrift.gates", "name": f"{g['id']} {g['title']}",
                                                  "time": f"{g['duration_s']:.3f}"})
@@ -127,23 +225,12 @@ def render_junit(data: dict[str, Any]) -> bytes:
 PACK_FILES = ("ledger.md", "ledger.json", "junit.xml", "attestation.dsse.json")
 
 
-def _clear_previous_pack(out: Path) -> None:
-    """Remove what an earlier run wrote into ``out`` (its pack files and ZG-*/ folders),
-    so a re-run never leaves a stale attestation or evidence beside a new ledger.
-    Nothing else in the folder is touched."""
-    import shutil
-
-    if not (out / "ledger.md").exists() and not (out / "ledger.json").exists():
-        return
-    for name in PACK_FILES:
-        (out / name).unlink(missing_ok=True)
-    for child in out.iterdir():
-        if child.is_dir() and (child / "evidence.log").exists():
-            shutil.rmtree(child)
-
-
 def write_proof_pack(report: RunReport, signing_key=None) -> dict[str, Path]:
     """Write the proof pack into ``report.output_dir``; returns the written paths by role.
+
+    The folder must not hold a pack yet (UsageError otherwise: no pack is ever replaced);
+    afterwards the ``LATEST`` pointer beside it (and ``LATEST-FULL`` for a run of every
+    installed gate) names it (:mod:`zerodrift.ledger.layout`).
 
     Layout: ledger.md (SSHSIG-signed with ``signing_key``, an Ed25519 private key,
     or marked UNSIGNED when None), ledger.json (its SHA-256 is written inside the
@@ -155,10 +242,14 @@ def write_proof_pack(report: RunReport, signing_key=None) -> dict[str, Path]:
     from zerodrift.ledger import attest, sshsig
     from zerodrift.ledger.sign import UNSIGNED_NOTE, sign_ledger
 
+    from zerodrift.ledger.layout import is_pack, write_pointer
+
     out = report.output_dir
     assert out is not None
+    if is_pack(out):  # a template without {run_id} reached an existing pack: never write over it
+        raise UsageError(f"{out} already holds a proof pack; zerodrift never replaces one. Put {{run_id}} in "
+                         "output.dir/--out, or leave it out so each run gets its own <run id> folder")
     out.mkdir(parents=True, exist_ok=True)
-    _clear_previous_pack(out)
     data = ledger_data(report)
     written: dict[str, Path] = {}
     for result in report.results:
@@ -193,4 +284,5 @@ def write_proof_pack(report: RunReport, signing_key=None) -> dict[str, Path]:
         env = attest.envelope(attest.statement(data, ledger), signing_key)
         (out / "attestation.dsse.json").write_bytes(render_json(env))
         written["attestation"] = out / "attestation.dsse.json"
+    write_pointer(out, full=not report.not_run)
     return written

@@ -26,7 +26,9 @@ UNSIGNED_NOTE = "UNSIGNED: no signing key was given (--sign-key, ZERODRIFT_SIGNI
 _COMMIT_RE = re.compile(r"^- Commit under test: `([0-9a-f]{40})`$", re.M)
 _JSON_RE = re.compile(r"^- ledger\.json SHA-256: `([0-9a-f]{64})`$", re.M)
 _FILE_RE = re.compile(r"^- `(.+?)` sha256 `([0-9a-f]{64})`$", re.M)
-_OVERALL_RE = re.compile(r"^- Overall: \*\*(\w+)\*\* \(exit (\d+)\)$", re.M)
+_ATTESTATION_RE = re.compile(r"^- Attestation: `attestation\.dsse\.json`", re.M)
+#: Files of a pack that the signed ledger names in its own lines, not in the digest list.
+_SELF_NAMED = {"ledger.md", "ledger.json", "attestation.dsse.json"}
 
 
 def load_signing_key(path_or_key: str | None, passphrase: str | None = None):
@@ -69,8 +71,10 @@ class Verification:
     commit: str = ""
     signer: str = ""
     fingerprint: str = ""
-    overall: str = ""  #: PASS or FAIL as the signed ledger records it
-    partial: bool = False  #: the run did not select every installed gate
+    overall: str = ""  #: PASS, INCOMPLETE or FAIL as the signed ledger.json records it
+    headline: str = ""  #: the verdict's one-line reason, from ledger.json
+    partial: bool = False  #: the run did not select every installed gate (ledger.json ``not_run``)
+    attestation_expected: bool = False  #: the signed ledger names an attestation.dsse.json
 
 
 def split_signed(data: bytes) -> tuple[bytes, str]:
@@ -104,8 +108,8 @@ def verify_ledger(path: Path, *, allowed_signers: Path, principal: str | None = 
     Checks, each with its own message: layout (one marker, only the signature after
     it), the usual accidents (CRLF, missing final newline, trailing spaces — each
     detected by re-trying the signature on repaired bytes), namespace, signature,
-    key allowed for the principal and namespace, the commit the ledger names, and the
-    digest of the sibling ``ledger.json``.
+    key allowed for the principal and namespace, the commit the ledger names, and
+    (``check_json``) every file the ledger names: see :func:`_check_pack_files`.
     """
     out = Verification()
     data = path.read_bytes()
@@ -150,37 +154,78 @@ def verify_ledger(path: Path, *, allowed_signers: Path, principal: str | None = 
             out.problems.append("the ledger names no commit")
         elif not out.commit.startswith(commit.lower()) and commit.lower() != out.commit:
             out.problems.append(f"wrong commit: the ledger is for {out.commit}, expected {commit}")
-    overall = _OVERALL_RE.search(text)
-    out.overall = overall.group(1) if overall else ""
-    out.partial = "**not run:" in text
+    out.attestation_expected = bool(_ATTESTATION_RE.search(text))
     if check_json:
-        import hashlib
-
-        digest = _JSON_RE.search(text)
-        sibling = path.with_name("ledger.json")
-        if digest and sibling.is_file():
-            actual = hashlib.sha256(sibling.read_bytes()).hexdigest()
-            if actual != digest.group(1):
-                out.problems.append(f"ledger.json was changed: its SHA-256 is {actual}, the signed ledger says {digest.group(1)}")
-            else:
-                out.notes.append("ledger.json matches the digest in the signed ledger")
-        elif digest:
-            out.notes.append("WARNING: ledger.json is not beside the ledger: its digest was not checked")
-        files = _FILE_RE.findall(text)
-        changed, missing = [], []
-        for name, expected in files:
-            f = path.parent / name
-            if not f.is_file():
-                missing.append(name)
-            elif hashlib.sha256(f.read_bytes()).hexdigest() != expected:
-                changed.append(name)
-        if changed:
-            out.problems.append(f"evidence files were changed after signing: {', '.join(changed)}")
-        elif files:
-            out.notes.append(f"{len(files) - len(missing)} evidence files match their signed digests"
-                             + (f"; WARNING: not present, not checked: {', '.join(missing[:5])}" if missing else ""))
+        _check_pack_files(path, text, out)
     out.ok = not out.problems
     return out
+
+
+def _check_pack_files(path: Path, text: str, out: Verification) -> None:
+    """Check every file the signed ledger names, read the verdict from ledger.json.
+
+    A named file that is missing is a problem (ledger.json, an evidence file, the
+    attestation of a signed run): a pack without its evidence proves nothing. Files in
+    the pack that the ledger does not name are listed as a warning. The verdict is read
+    from ledger.json once its digest matches, never from the Markdown, and recomputed
+    from its gate statuses (:func:`zerodrift.verdict.verdict_from_ledger`): a record
+    whose verdict disagrees with its own gates is a problem.
+    """
+    import hashlib
+    import json
+
+    from zerodrift.verdict import verdict_from_ledger
+
+    folder = path.parent
+    digest = _JSON_RE.search(text)
+    sibling = folder / "ledger.json"
+    if not digest:
+        out.problems.append("the signed ledger names no ledger.json digest: its verdict cannot be read")
+    elif not sibling.is_file():
+        out.problems.append(f"ledger.json is missing from {folder}: the signed ledger names it "
+                            f"(SHA-256 {digest.group(1)}); copy the whole proof pack")
+    else:
+        raw = sibling.read_bytes()
+        actual = hashlib.sha256(raw).hexdigest()
+        if actual != digest.group(1):
+            out.problems.append(f"ledger.json was changed: its SHA-256 is {actual}, the signed ledger says {digest.group(1)}")
+        else:
+            out.notes.append("ledger.json matches the digest in the signed ledger")
+            try:
+                data = json.loads(raw)
+                out.overall = str(data["verdict"]["overall"])
+                out.headline = str(data["verdict"].get("headline", ""))
+                out.partial = bool(data.get("not_run"))
+                recomputed = verdict_from_ledger(data).overall
+            except (ValueError, KeyError, TypeError) as exc:
+                out.problems.append(f"ledger.json holds no readable verdict ({type(exc).__name__}: {exc}); "
+                                    "it was written by an older zerodrift, rerun the gates")
+            else:
+                if recomputed != out.overall:
+                    out.problems.append(f"ledger.json records overall {out.overall} but its gates give {recomputed}")
+    files = _FILE_RE.findall(text)
+    changed, missing = [], []
+    for name, expected in files:
+        f = folder / name
+        if not f.is_file():
+            missing.append(name)
+        elif hashlib.sha256(f.read_bytes()).hexdigest() != expected:
+            changed.append(name)
+    if changed:
+        out.problems.append(f"evidence files were changed after signing: {', '.join(changed)}")
+    if missing:
+        out.problems.append(f"{len(missing)} evidence file(s) the signed ledger names are missing: "
+                            f"{', '.join(missing[:10])}{' …' if len(missing) > 10 else ''}; copy the whole proof pack")
+    if files and not changed and not missing:
+        out.notes.append(f"{len(files)} evidence files match their signed digests")
+    if out.attestation_expected and not (folder / "attestation.dsse.json").is_file():
+        out.problems.append("attestation.dsse.json is missing: the signed ledger records a signed run with an attestation")
+    named = {name for name, _ in files} | _SELF_NAMED
+    unnamed = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                     if p.is_file() and p.relative_to(folder).as_posix() not in named)
+    if unnamed:
+        out.notes.append(f"WARNING: {len(unnamed)} file(s) in the pack are not named by the signed ledger "
+                         f"(not covered by the signature): {', '.join(unnamed[:10])}{' …' if len(unnamed) > 10 else ''}")
 
 
 def _principal_matches(pattern: str, principal: str) -> bool:
