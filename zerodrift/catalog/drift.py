@@ -162,6 +162,8 @@ def apply_waivers(drift: list[Drift], waivers: list[Waiver], today: date | None 
 
 #: A value longer than this (one line) is not shown in a table cell: a unified diff is.
 CELL_WIDTH = 80
+#: Kinds whose objects own columns and ``relation/name`` objects (constraints, indexes, …).
+_RELATION_KINDS = ("tables", "views", "matviews")
 _NAME_PART = re.compile(r'"(?:[^"]|"")*"|[^."]+')
 #: Where a long one-line SQL text is split into diff lines: after commas, and before the
 #: clause keywords the server's deparsers print (so the diff points at the changed clause).
@@ -209,6 +211,8 @@ def split_identity(identity: str) -> list[str]:
 
 
 def _one_line(value) -> str:
+    if value is None:
+        return "∅"
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
     return " ".join(text.split())
 
@@ -268,7 +272,9 @@ def group_drift(drifts: list[Drift], left, right, left_label: str = "left", righ
     """Reader-sized rows for ``drifts`` (classified and waiver-marked rows of a diff of the
     snapshots ``left`` and ``right``), in :data:`CLASS_ORDER`, then kind and object.
 
-    Column-position rows of one table become one group whose cells are the two column
+    A table, view or matview on one side only is one group together with its columns,
+    constraints, indexes, triggers, rules and policies. Column-position rows of one table
+    become one group whose cells are the two column
     orders (runs of columns in the same place on both sides shown as ``[n same]``); the
     two rows of a rename become one group (``old → new``); a value too long for a cell
     gets a unified diff. Raises nothing.
@@ -276,8 +282,21 @@ def group_drift(drifts: list[Drift], left, right, left_label: str = "left", righ
     groups: list[DriftGroup] = []
     by_table: dict[str, list[Drift]] = {}
     seen_renames: set[tuple[str, str]] = set()
+    # a table (or view) missing on one side: its columns, constraints, indexes, … join its row
+    whole = {(d.row.object, d.drift_class): DriftGroup(d.drift_class, d.row.kind, d.row.object, d.row.attribute,
+                                                       str(d.row.left), str(d.row.right), [d])
+             for d in drifts if d.drift_class in (MISSING, EXTRA) and d.row.kind in _RELATION_KINDS}
+    groups.extend(whole.values())
     for d in drifts:
         r = d.row
+        if (r.object, d.drift_class) in whole and r.kind in _RELATION_KINDS:
+            continue
+        if d.drift_class in (MISSING, EXTRA):
+            owner = (".".join(split_identity(r.object)[:-1]) if r.kind == "columns"
+                     else r.object.rpartition("/")[0] if "/" in r.object else "")
+            if (owner, d.drift_class) in whole:
+                whole[(owner, d.drift_class)].members.append(d)
+                continue
         if d.drift_class == POSITION and r.kind == "columns":
             by_table.setdefault(".".join(split_identity(r.object)[:-1]), []).append(d)
         elif d.drift_class == RENAMED and d.partner is not None:
@@ -304,14 +323,22 @@ def group_drift(drifts: list[Drift], left, right, left_label: str = "left", righ
         groups.append(DriftGroup(POSITION, "columns", table, f"order ({len(members)} columns moved)",
                                  _order_text(lorder, head, tail), _order_text(rorder, head, tail), members,
                                  orders=(lorder, rorder)))
+    for g in whole.values():
+        if len(g.members) > 1:
+            parts: dict[str, int] = {}
+            for m in g.members[1:]:
+                parts[m.row.kind] = parts.get(m.row.kind, 0) + 1
+            side = "right" if g.drift_class == MISSING else "left"
+            setattr(g, side, f"{getattr(g, side)} (with its {', '.join(f'{n} {k}' for k, n in parts.items())})")
     rank = {c: i for i, c in enumerate(CLASS_ORDER)}
     groups.sort(key=lambda g: (rank.get(g.drift_class, len(rank)), g.kind, g.object, g.attribute))
     return groups
 
 
 def class_counts(groups: list[DriftGroup]) -> dict[str, int]:
-    """Counting groups per class (a rename counts once; column-position drift counts
-    columns), in :data:`CLASS_ORDER`, only the classes present. Waived groups are left out."""
+    """Counting groups per class (a rename counts once, a missing table once with its
+    columns and indexes; column-position drift counts columns), in :data:`CLASS_ORDER`,
+    only the classes present. Waived groups are left out."""
     counts: dict[str, int] = {}
     for c in CLASS_ORDER:
         n = sum(len(g.members) if c == POSITION else 1 for g in groups if g.drift_class == c and g.counts)

@@ -46,8 +46,8 @@ def escape_cell(value: Any) -> str:
     Backslashes, ``|``, backticks, ``*``, ``[``, ``]`` and a ``_`` at a word's edge are backslash-escaped
     (CommonMark 0.31, "Backslash escapes"; GFM tables, pipes in cells); ``<`` becomes
     ``&lt;`` so no HTML tag or comment starts; lines are joined with spaces. Values
-    go through :func:`shown` first (empty text for None)."""
-    text = "" if value is None else shown(value)
+    go through :func:`shown` first (None, SQL NULL, is ``∅``)."""
+    text = shown(value)
     text = re.sub(r"([\\|`*\[\]])", r"\\\1", text)
     text = _EDGE_UNDERSCORE.sub(r"\\_", text)  # snake_case stays readable: intraword _ is never emphasis
     text = text.replace("<", "&lt;")
