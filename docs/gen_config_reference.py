@@ -118,8 +118,18 @@ def render() -> str:
         out.append(f"| `{env}` | `{section}.{key}` |")
     out += ["", "`ZERODRIFT_SIGNING_KEY` (a path, or the key text itself) and `ZERODRIFT_SIGNING_KEY_PASSPHRASE` "
             "take the place of `signing.key` (`--sign-key` beats both).", ""]
+    top = [(name, field) for name, field in Config.model_fields.items()
+           if name != "gates" and not (inspect.isclass(field.annotation) and issubclass(field.annotation, BaseModel))]
+    if top:
+        out += ["## Top-level keys", "", "In `zerodrift.toml` they come before the first `[table]` (TOML puts a key "
+                "after a table header into that table); in `pyproject.toml` they go in `[tool.zerodrift]`.", "",
+                "| Key | Type | Default | Description |", "| --- | --- | --- | --- |"]
+        for name, field in top:
+            out.append(f"| `{name}` | {cell(type_name(field.annotation))} | {cell(default_text(field))} | "
+                       f"{cell(field.description or '')} |")
+        out.append("")
     for name, field in Config.model_fields.items():
-        if name == "gates":
+        if name == "gates" or (name, field) in top:
             continue
         model = field.annotation
         out += [f"## `[{name}]`", "", first_paragraph(model.__doc__), ""]

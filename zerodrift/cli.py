@@ -1,7 +1,9 @@
 """Command line: parsing, output streams and exit codes only.
 
-Exit codes (DESIGN.md, "CLI conventions"): 0 all gates pass; 1 a gate failed;
-2 usage or config error; 3 environment error. Machine output goes to stdout,
+Exit codes (DESIGN.md, "CLI conventions"; the verdict rules are in
+:mod:`zerodrift.verdict`): 0 PASS, or INCOMPLETE with no required gate missing;
+1 FAIL, or INCOMPLETE with a required gate skipped or not run; 2 usage or config
+error; 3 environment error. Machine output goes to stdout,
 progress and the summary to stderr; rich styling only on a terminal, and
 ``NO_COLOR`` is honoured.
 """
@@ -63,7 +65,7 @@ def run(
     target: Path = typer.Argument(Path("."), help="The backend's folder (holds alembic.ini or zerodrift.toml)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Config file (default: zerodrift.toml or pyproject.toml found from TARGET upward)."),
     admin_url: Optional[str] = typer.Option(None, "--admin-url", help="Admin URL of an external PostgreSQL (env ZERODRIFT_ADMIN_URL); default: an embedded server."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Proof pack folder (default: proofs/<short sha> under the config root)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder of the commit's proof packs; this run's pack goes into a new <run id> folder below it (default: output.dir, proofs/{short_sha} under the config root)."),
     python: Optional[str] = typer.Option(None, "--python", help="Target interpreter (env ZERODRIFT_PYTHON)."),
     gate: list[str] = typer.Option([], "--gate", "-g", help="Run only this gate (repeatable); its dependencies are added."),
     keep: bool = typer.Option(False, "--keep", help="Keep the throwaway databases (listed in the ledger; `zerodrift gc --kept` drops them)."),

@@ -75,7 +75,7 @@ class RolesConfig(_Model):
 class OutputConfig(_Model):
     """Where the proof pack goes."""
 
-    dir: str = Field("proofs/{short_sha}", description="Proof pack folder, relative to the config root; {short_sha} and {run_id} are filled in.")
+    dir: str = Field("proofs/{short_sha}", description="Folder of the commit's proof packs, relative to the config root ({short_sha} and {run_id} are filled in). Each run writes its pack into a new <run id> folder below it, never over an earlier pack, and writes the pointer files LATEST (and LATEST-FULL for a run of every installed gate) beside it; a template holding {run_id} names the pack folder itself.")
 
 
 class SigningConfig(_Model):
@@ -209,7 +209,9 @@ def format_validation_error(where: str, exc: ValidationError, prefix: str = "") 
         key = ".".join(str(part) for part in err["loc"])
         key = ".".join(part for part in (prefix, key) if part) or "(top level)"
         got = err.get("input")
-        if err["type"] == "extra_forbidden":
+        if err["type"] == "extra_forbidden" and key.endswith(".required_gates"):
+            lines.append(f"  {key}: required_gates is a top-level key: move it above the first [table] of the file")
+        elif err["type"] == "extra_forbidden":
             lines.append(f"  {key}: unknown key (check the spelling; see docs/config-reference.md)")
         elif isinstance(got, (dict, list)) or err["type"] == "value_error":
             msg = err["msg"].removeprefix("Value error, ")
