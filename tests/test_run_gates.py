@@ -71,6 +71,14 @@ def test_example_backend_passes_and_leaves_nothing(admin_url, tmp_path):
     assert re.search(r"^- \*\*git status\*\* — [0-9.]+ s, exit 0$", text, re.M)
     assert ledger.endswith(b"\n") and b"\r\n" not in ledger and b" \n" not in ledger
     assert (report.output_dir / "ZG-1" / "fresh.snapshot.json").is_file()
+    # the ledger's one-line command recomputes the fingerprint from the attached snapshot
+    import subprocess
+
+    from zerodrift.ledger.render import FINGERPRINT_COMMAND
+
+    assert FINGERPRINT_COMMAND.encode() in ledger
+    recomputed = subprocess.run(FINGERPRINT_COMMAND, shell=True, cwd=report.output_dir, capture_output=True, text=True)
+    assert recomputed.stdout.strip() == data["schema_fingerprint"], recomputed.stderr
 
 
 def test_dirty_tree_fails_zg0_and_output_folder_does_not_count(admin_url, tmp_path):

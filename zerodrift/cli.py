@@ -141,7 +141,12 @@ def _interrupted_text(exc: BaseException) -> str:
     finished, not started); gates interrupted are named as such, never as FAIL or ERROR."""
     from zerodrift.runner import RunInterrupted
 
-    cause = str(exc.args[0]) if exc.args and str(exc.args[0]).startswith("signal") else "Ctrl-C"
+    cause = "Ctrl-C (SIGINT)"
+    if exc.args and str(exc.args[0]).startswith("signal "):
+        try:
+            cause = signal.Signals(int(str(exc.args[0]).split()[1])).name
+        except (ValueError, IndexError):
+            cause = str(exc.args[0])
     if not isinstance(exc, RunInterrupted):
         return f"by {cause} before any gate ran"
     parts = [f"by {cause}"]

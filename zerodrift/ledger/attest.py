@@ -5,8 +5,8 @@ subjects are the commit (digest ``gitCommit``) and the signed ``ledger.md``
 (digest ``sha256``), with the test-result predicate
 (``https://in-toto.io/attestation/test-result/v0.1``); its ``result`` is the run's
 verdict (:mod:`zerodrift.verdict`): PASS → PASSED, INCOMPLETE → WARNED, FAIL →
-FAILED, and the configuration annotations name the verdict and the skipped gates. Envelope: DSSE v1; the
-signature is Ed25519 over PAE(payloadType, payload) =
+FAILED, and the configuration annotations name the verdict and the skipped gates.
+Envelope: DSSE v1; the signature is Ed25519 over PAE(payloadType, payload) =
 ``"DSSEv1" SP len(type) SP type SP len(body) SP body`` (DSSE protocol spec).
 """
 
