@@ -40,11 +40,16 @@ def test_release_path_catches_an_old_revision_edited_in_place(admin_url, tmp_pat
     assert today.status.value == "PASS", today.detail  # today's files cannot see it
     release = _check(zg2, "[ref v1] catalog equals fresh database")
     assert release.status.value == "FAIL"
-    assert "name differs: constraints public.attribution_allocations/ck_allocations_nonnegative" in release.detail
-    assert "default changed: columns public.attribution_allocations.model_version default" in release.detail
+    # one line: the counts per class, most serious first, and the most serious row
+    assert release.detail.startswith("3 drift row(s) (fresh → existing_2): 1 default changed, 1 name differs; "
+                                     "first: default changed: columns public.attribution_allocations.model_version default")
     assert set(zg2.facts["fingerprints"]) == {"revision 0004_merge_branches", "ref v1"}
     table = zg2.tables[0]
-    assert {row[4] for row in table["rows"]} == {"name differs", "default changed"}
+    assert table["summary"].startswith("3 diff row(s) (fresh → existing); counting: 1 default changed, 1 name differs")
+    # the rename is one row (fresh name → existing name), not a missing + extra pair
+    assert [(row[0], row[1], row[3]) for row in table["rows"]] == [
+        ("ref v1", "default changed", "public.attribution_allocations.model_version"),
+        ("ref v1", "name differs", "public.attribution_allocations/ck_allocations_allocated_nonneg → ck_allocations_nonnegative")]
 
 
 WAIVERS = '''
@@ -85,7 +90,9 @@ def test_waivers_accept_known_drift_until_they_expire(admin_url, tmp_path):
     backend = _edited_history(tmp_path / "b", WAIVERS.format(expires="2020-01-31"))
     _, zg2 = _zg2(backend, admin_url)
     assert zg2.status.value == "FAIL"
-    assert "(waiver expired)" in _check(zg2, "[ref v1] catalog equals fresh database").detail
+    assert "3 drift row(s) (fresh → existing_2), 3 with an expired waiver: " in _check(
+        zg2, "[ref v1] catalog equals fresh database").detail
+    assert {row[7].split(":")[0] for row in zg2.tables[0]["rows"]} == {"EXPIRED"}
 
 
 def test_missing_ref_is_an_environment_error_saying_how_to_fetch(admin_url, tmp_path):

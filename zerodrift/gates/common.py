@@ -29,8 +29,9 @@ def drift_detail(failing: list[Drift], left_label: str, right_label: str, waived
     else:
         first_row = failing[0]
         head = f"first: {first_row.drift_class}: {first_row.row.kind} {first_row.row.object} {first_row.row.attribute}"
+    expired = sum(1 for d in failing if d.status == "EXPIRED")
     return (f"{len(failing)} drift row(s) ({left_label} → {right_label})" + (f", {waived} waived" if waived else "")
-            + f": {head} (table below)")
+            + (f", {expired} with an expired waiver" if expired else "") + f": {head} (table below)")
 
 
 #: Column-position groups shown openly; more go into a collapsed table of their own.
@@ -43,8 +44,8 @@ def add_drift_table(result: GateResult, left_label: str, right_label: str,
     group (most serious first), the unified diffs of changed definitions below it in
     collapsible sections, and column-position rows in a collapsed table of their own
     when there are more than :data:`OPEN_POSITION_ROWS`. ``paths`` pairs a label (an
-    upgrade path; empty for a single comparison) with its groups."""
-    multi = len(paths) > 1
+    upgrade path, shown in a Path column; empty for a single comparison) with its groups."""
+    multi = any(label for label, _ in paths)
     rows, positions, blocks = [], [], []
     every = [g for _, gs in paths for g in gs]
     for label, groups in paths:
