@@ -43,12 +43,13 @@ def shown(value: Any) -> str:
 def escape_cell(value: Any) -> str:
     """Text safe inside one Markdown table cell (and inline text).
 
-    Backslashes, ``|``, backticks, ``*``, ``[``, ``]`` and a ``_`` at a word's edge are backslash-escaped
-    (CommonMark 0.31, "Backslash escapes"; GFM tables, pipes in cells); ``<`` becomes
+    Backslashes, ``|``, backticks, ``*``, a ``_`` at a word's edge and the ``(`` of ``](``
+    are backslash-escaped (CommonMark 0.31, "Backslash escapes"; GFM tables, pipes in
+    cells), so no emphasis, code span or inline link starts; ``<`` becomes
     ``&lt;`` so no HTML tag or comment starts; lines are joined with spaces. Values
     go through :func:`shown` first (None, SQL NULL, is ``∅``)."""
     text = shown(value)
-    text = re.sub(r"([\\|`*\[\]])", r"\\\1", text)
+    text = re.sub(r"([\\|`*])", r"\\\1", text).replace("](", "]\\(")  # no inline link can start
     text = _EDGE_UNDERSCORE.sub(r"\\_", text)  # snake_case stays readable: intraword _ is never emphasis
     text = text.replace("<", "&lt;")
     text = " ".join(part.strip() for part in text.splitlines() if part.strip()) if "\n" in text or "\r" in text else text
