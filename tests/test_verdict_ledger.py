@@ -157,13 +157,37 @@ def test_verify_fails_for_each_missing_named_file_and_warns_of_unnamed_ones(inco
     res = verify_ledger(copy / "ledger.md", allowed_signers=allowed)
     assert res.ok and any(n.startswith("WARNING: 1 file(s) in the pack are not named") and "ZG-0/notes.txt" in n
                           for n in res.notes), res.notes
-    # a ledger.json whose recorded verdict disagrees with its own gates is refused, even when the
-    # digest were right: checked on the parsed record
-    from zerodrift.verdict import verdict_from_ledger
+    # an attestation, validly signed, that claims another result than ledger.json is refused
+    from zerodrift.ledger import attest
+    from zerodrift.ledger.sign import load_signing_key
 
-    data = json.loads((incomplete["pack"] / "ledger.json").read_text())
-    data["gates"][-1]["status"] = "PASS"
-    assert verdict_from_ledger(data).overall == "PASS" != data["verdict"]["overall"]
+    copy = tmp_path / "claims_pass"
+    shutil.copytree(incomplete["pack"], copy)
+    env = json.loads((copy / "attestation.dsse.json").read_text())
+    statement = json.loads(base64.b64decode(env["payload"]))
+    statement["predicate"]["result"] = "PASSED"
+    key = load_signing_key(str(incomplete["root"] / "keys" / "id"))
+    (copy / "attestation.dsse.json").write_text(json.dumps(attest.envelope(statement, key)))
+    check = runner.invoke(app, ["verify", str(copy), "--allowed-signers", str(allowed)])
+    assert check.exit_code == 1 and "its test result PASSED disagrees with the verdict INCOMPLETE" in check.stdout
+    # a ledger.json whose recorded verdict disagrees with its own gates is refused, even under a
+    # valid signature over its digest: verify recomputes the verdict from the gate statuses
+    import hashlib
+
+    from zerodrift.ledger.sign import sign_ledger, split_signed
+
+    copy = tmp_path / "inconsistent"
+    shutil.copytree(incomplete["pack"], copy)
+    old_json = (copy / "ledger.json").read_bytes()
+    data = json.loads(old_json)
+    data["gates"][-1]["status"] = "PASS"  # ZG-5 claims PASS, the recorded verdict stays INCOMPLETE
+    new_json = json.dumps(data).encode()
+    (copy / "ledger.json").write_bytes(new_json)
+    signed, _ = split_signed((copy / "ledger.md").read_bytes())
+    body = signed[:-1].replace(hashlib.sha256(old_json).hexdigest().encode(), hashlib.sha256(new_json).hexdigest().encode())
+    (copy / "ledger.md").write_bytes(sign_ledger(body, key))
+    res = verify_ledger(copy / "ledger.md", allowed_signers=allowed)
+    assert not res.ok and "ledger.json records overall INCOMPLETE but its gates give PASS" in res.problems, res.problems
 
 
 # -- drift at scale (synthetic snapshots, no database) ----------------------------------
@@ -307,3 +331,33 @@ def test_fingerprint_recompute_command_reproduces_the_fingerprint(tmp_path):
     (tmp_path / "ZG-1" / "fresh.snapshot.json").write_bytes(left.to_canonical_json())
     out = subprocess.run(FINGERPRINT_COMMAND, shell=True, cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == left.fingerprint
+
+
+def test_pack_layout_pointers_and_pruning(tmp_path):
+    from zerodrift.ledger.layout import find_packs, prune_packs, resolve_ledger, write_pointer
+
+    commit = tmp_path / "proofs" / "abc"
+
+    def pack(name: str, started: str, full: bool) -> Path:
+        folder = commit / name
+        (folder / "ZG-0").mkdir(parents=True)
+        (folder / "ledger.md").write_text("x\n")
+        (folder / "ledger.json").write_text(json.dumps({"started_at": started}))
+        write_pointer(folder, full=full)
+        return folder
+
+    full = pack("r1", "2026-01-01T10:00:00+00:00", True)
+    subset = pack("r2", "2026-01-02T10:00:00+00:00", False)
+    assert (commit / "LATEST").read_text() == "r2\n" and (commit / "LATEST-FULL").read_text() == "r1\n"
+    assert resolve_ledger(commit) == full / "ledger.md"  # verify follows the newest full run
+    assert resolve_ledger(subset) == subset / "ledger.md"
+    # a pack written before packs had their own folder holds the new ones: never pruned whole
+    (commit / "ledger.md").write_text("old layout\n")
+    older = [pack(f"o{i}", f"2025-0{i + 1}-01T00:00:00+00:00", False) for i in range(3)]
+    write_pointer(subset, full=False)
+    assert [p.path.name for p in find_packs(tmp_path / "proofs")[commit]] == ["r2", "r1", "o2", "o1", "o0"]
+    assert prune_packs(tmp_path / "proofs", 1, dry_run=True) == [p for p in reversed(older)]
+    assert all(p.is_dir() for p in older)
+    assert prune_packs(tmp_path / "proofs", 0) == [p for p in reversed(older)]  # r1, r2 are pointed at
+    assert full.is_dir() and subset.is_dir() and (commit / "ledger.md").is_file()
+    assert resolve_ledger(commit) == full / "ledger.md"  # the pointer wins over the old flat pack

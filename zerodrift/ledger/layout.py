@@ -79,9 +79,7 @@ def resolve_ledger(path: Path) -> Path:
     """The ``ledger.md`` a user means: the file itself, a pack folder's ledger, or the
     pack ``LATEST-FULL`` (else ``LATEST``) names in a commit folder. Returns ``path``
     unchanged when nothing matches (the caller reports it missing)."""
-    if path.is_dir():
-        if (path / "ledger.md").is_file():
-            return path / "ledger.md"
+    if path.is_dir():  # pointers first: a commit folder may also hold a pack of the older flat layout
         for name in (POINTER_FULL, POINTER_LATEST):
             pack = read_pointer(path, name)
             if pack is not None:
