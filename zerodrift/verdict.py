@@ -151,7 +151,7 @@ def compute_verdict(gates: Iterable[GateOutcome], *, not_run: Iterable[str] = ()
     else:
         overall, code = PASS, EXIT_OK
     return Verdict(overall=overall, exit_code=code, passed=passed,
-                   failed=[g for g in failed], errored=env_errors, skipped=skipped, not_run=not_run,
+                   failed=failed, errored=env_errors, skipped=skipped, not_run=not_run,
                    required=required, required_missing=required_missing)
 
 
