@@ -197,9 +197,10 @@ def _check_pack_files(path: Path, text: str, out: Verification) -> None:
                 out.headline = str(data["verdict"].get("headline", ""))
                 out.partial = bool(data.get("not_run"))
                 recomputed = verdict_from_ledger(data).overall
-            except (ValueError, KeyError, TypeError) as exc:
-                out.problems.append(f"ledger.json holds no readable verdict ({type(exc).__name__}: {exc}); "
-                                    "it was written by an older zerodrift, rerun the gates")
+            except (ValueError, KeyError, TypeError) as exc:  # signed, so written so: an older zerodrift
+                out.overall = ""
+                out.notes.append(f"WARNING: ledger.json holds no verdict ({type(exc).__name__}: {exc}); it was "
+                                 "written by an older zerodrift: --require-pass refuses it, rerun the gates")
             else:
                 if recomputed != out.overall:
                     out.problems.append(f"ledger.json records overall {out.overall} but its gates give {recomputed}")
