@@ -361,3 +361,16 @@ def test_pack_layout_pointers_and_pruning(tmp_path):
     assert prune_packs(tmp_path / "proofs", 0) == [p for p in reversed(older)]  # r1, r2 are pointed at
     assert full.is_dir() and subset.is_dir() and (commit / "ledger.md").is_file()
     assert resolve_ledger(commit) == full / "ledger.md"  # the pointer wins over the old flat pack
+
+
+def test_returned_values_are_written_as_postgresql_prints_them_not_as_python_reprs():
+    import datetime
+    import decimal
+    import uuid
+
+    from zerodrift.gates.common import sql_value
+
+    values = [None, True, 0, "it's", datetime.datetime(2024, 1, 2, 3, 4), decimal.Decimal("1.50"), uuid.UUID(int=1)]
+    assert [sql_value(v) for v in values] == ["NULL", "true", "0", "'it''s'", "'2024-01-02 03:04:00'", "1.50",
+                                              "'00000000-0000-0000-0000-000000000001'"]
+    assert not any("(" in sql_value(v) for v in values)  # no Decimal('1.50'), datetime.datetime(…)

@@ -73,5 +73,21 @@ def add_drift_table(result: GateResult, left_label: str, right_label: str,
                          "[n same] = columns in the same place on both sides)", columns, positions, collapsed=True)
 
 
+def sql_value(value) -> str:
+    """A value a query returned, written as PostgreSQL prints a literal, not as a Python
+    repr: NULL, true/false, numbers as is, text and everything else (dates, UUIDs,
+    decimals) quoted with ``'`` (inner quotes doubled, SQL Syntax: "String Constants")."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if type(value).__name__ == "Decimal":
+        return str(value)
+    text = str(value)  # dates and times print as PostgreSQL does (ISO 8601, space before the time)
+    return "'" + text.replace("'", "''") + "'"
+
+
 def revisions_text(revs) -> str:
     return ", ".join(revs) if revs else "(none)"

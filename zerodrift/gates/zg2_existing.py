@@ -15,7 +15,7 @@ from zerodrift.catalog.drift import Waiver, apply_waivers, classify, format_drif
 from zerodrift.context import ArtifactUnavailable
 from zerodrift.errors import EnvironmentProblem, UsageError
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
-from zerodrift.gates.common import add_drift_table, drift_detail, revisions_text
+from zerodrift.gates.common import add_drift_table, drift_detail, revisions_text, sql_value
 from zerodrift.hookspecs import hookimpl
 
 class DataCheck(GateConfig):
@@ -195,7 +195,7 @@ class ExistingDatabaseGate(Gate):
             value = outcome.scalar()
             ok = outcome.ok and _equal(value, check.expect)
             result.check(f"{prefix}data: {check.name}", ok,
-                         f"returned {value!r}, expected {check.expect!r}" if outcome.ok else f"{outcome.sqlstate}: {outcome.error}")
+                         f"returned {sql_value(value)}, expected {sql_value(check.expect)}" if outcome.ok else f"{outcome.sqlstate}: {outcome.error}")
 
         snap = ctx.snapshot(result, db, purpose)
         result.attachments[f"{purpose}.snapshot.json"] = snap.to_canonical_json()
