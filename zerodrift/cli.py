@@ -80,7 +80,7 @@ def run(
     required gate was skipped or not run) or FAIL (exit 1; 3 for an environment error).
     """
     from zerodrift.ledger.model import ledger_data
-    from zerodrift.ledger.render import render_json, render_junit, write_proof_pack
+    from zerodrift.ledger.render import write_proof_pack
     from zerodrift.runner import RunOptions
     from zerodrift.runner import run as run_gates
 
@@ -126,12 +126,9 @@ def run(
     github.emit(data, str(written["markdown"]), sys.stderr)
     _summary(report)
     err.print(escape(f"proof pack: {report.output_dir}  (ledger: {written['markdown']})"))
-    if output_format is OutputFormat.json:
-        sys.stdout.buffer.write(render_json(data))
-    elif output_format is OutputFormat.junit:
-        sys.stdout.buffer.write(render_junit(data))
-    elif output_format is OutputFormat.markdown:
-        sys.stdout.buffer.write(written["markdown"].read_bytes())  # exactly the ledger.md written, signature included
+    printed = {OutputFormat.json: "json", OutputFormat.junit: "junit", OutputFormat.markdown: "markdown"}
+    if output_format in printed:  # exactly the file written (the ledger with its signature)
+        sys.stdout.buffer.write(written[printed[output_format]].read_bytes())
     sys.stdout.flush()
     raise typer.Exit(report.exit_code)
 
