@@ -20,7 +20,8 @@ def test_json_on_stdout_progress_on_stderr_no_colour(admin_url, tmp_path):
     proc = _run(["run", str(backend), "--admin-url", admin_url, "--out", str(tmp_path / "p"), "-g", "ZG-0",
                  "--format", "json"], {"NO_COLOR": "1"})
     assert proc.returncode == 0, proc.stderr
-    data = json.loads(proc.stdout)  # stdout is exactly the JSON document
+    data = json.loads(proc.stdout)  # stdout is exactly the JSON document, the one in the pack
+    assert proc.stdout == (latest_pack(tmp_path / "p") / "ledger.json").read_text()
     assert data["gates"][0]["id"] == "ZG-0" and data["exit_code"] == 0
     assert "\x1b[" not in proc.stderr and "ZG-0" in proc.stderr
     proc = _run(["run", str(backend), "--admin-url", admin_url, "--out", str(tmp_path / "p2"), "-g", "ZG-0",
