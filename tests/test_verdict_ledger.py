@@ -204,7 +204,7 @@ VIEW = ("SELECT e.id, e.tenant_id, e.channel, e.model_version, e.allocated_cents
 
 
 def synthetic_pair() -> tuple[CatalogSnapshot, CatalogSnapshot]:
-    """A fresh (left) and an upgraded (right) snapshot differing by 307 rows across every class."""
+    """A fresh (left) and an upgraded (right) snapshot differing by 315 rows across every class."""
     cols = [f"c{j}" for j in range(10)]
     left = {"tables": {}, "columns": {}, "constraints": {}, "indexes": {}, "functions": {}, "views": {}}
     right = json.loads(json.dumps(left))
@@ -224,6 +224,12 @@ def synthetic_pair() -> tuple[CatalogSnapshot, CatalogSnapshot]:
     for i in range(5):
         left["constraints"][f"public.t{i}/ck_old_{i}"] = {"definition": f"CHECK ((c{i} > 0))"}
         right["constraints"][f"public.t{i}/ck_new_{i}"] = {"definition": f"CHECK ((c{i} > 0))"}
+    # a table renamed (same attributes and columns): one row with its columns and its index
+    left["tables"]["public.arch_2026"] = right["tables"]["public.arch_2029"] = {"owner": "app"}
+    left["columns"].update(_columns("arch_2026", cols[:2]))
+    right["columns"].update(_columns("arch_2029", cols[:2]))
+    left["indexes"]["public.arch_2026/ix_arch_2026"] = {"definition": "CREATE INDEX ix_arch_2026 ON public.arch_2026 (c0)"}
+    right["indexes"]["public.arch_2029/ix_arch_2029"] = {"definition": "CREATE INDEX ix_arch_2029 ON public.arch_2029 (c0)"}
     for i in range(4):
         left["functions"][f"public.f{i}()"] = {"definition": FUNCTION.format(i=i, n=1)}
         right["functions"][f"public.f{i}()"] = {"definition": FUNCTION.format(i=i, n=2)}
@@ -236,11 +242,11 @@ def test_synthetic_drift_of_hundreds_of_rows_is_grouped_counted_and_diffed():
     left, right = synthetic_pair()
     assert diff_snapshots(left, left) == [] and group_drift([], left, left) == []  # positive control
     rows = diff_snapshots(left, right)
-    assert len(rows) == 307
+    assert len(rows) == 315
     drifts = apply_waivers(classify(rows, left, right), []).rows
     groups = group_drift(drifts, left, right, "fresh", "existing")
     assert counts_text(groups) == ("3 missing object, 2 extra object, 5 definition changed, 6 default changed, "
-                                   "5 name differs, 2 owner/privilege differs, 270 column position differs (30 tables)")
+                                   "6 name differs, 2 owner/privilege differs, 270 column position differs (30 tables)")
     ranks = [CLASS_ORDER.index(g.drift_class) for g in groups]
     assert ranks == sorted(ranks)  # most serious first
     positions = [g for g in groups if g.drift_class == POSITION]
@@ -249,7 +255,9 @@ def test_synthetic_drift_of_hundreds_of_rows_is_grouped_counted_and_diffed():
     assert positions[0].right == "[1 same], c9, c1, c2, c3, c4, c5, c6, c7, c8"
     renames = [g for g in groups if g.drift_class == RENAMED]
     assert [(g.object, len(g.members)) for g in renames][0] == ("public.t0/ck_old_0 → ck_new_0", 2)
-    assert not any("ck_" in g.object for g in groups if g.drift_class != RENAMED)
+    assert not any("ck_" in g.object or "arch_" in g.object for g in groups if g.drift_class != RENAMED)
+    table = next(g for g in renames if g.kind == "tables")
+    assert table.object == "public.arch_2026 → public.arch_2029" and len(table.members) == 8
     missing = [g for g in groups if g.drift_class == "missing object"]
     assert [(g.object, g.right, len(g.members)) for g in missing][0] == (
         "public.t40", "absent (with its 2 columns, 1 indexes)", 4)
@@ -260,12 +268,12 @@ def test_synthetic_drift_of_hundreds_of_rows_is_grouped_counted_and_diffed():
     assert function.diff.startswith("--- fresh: functions public.f0() definition\n+++ existing:")
     assert "\n-  SELECT 1\n+  SELECT 2\n" in function.diff
     text = format_drift(groups, "fresh", "existing").decode()
-    assert text.startswith("# drift fresh → existing: 307 diff row(s); counting: 3 missing object")
+    assert text.startswith("# drift fresh → existing: 315 diff row(s); counting: 3 missing object")
     table_lines = [line for line in text.splitlines() if line.startswith(CLASS_ORDER)]
-    assert len(table_lines) == 307  # every diff row, each with its class first
+    assert len(table_lines) == 315  # every diff row, each with its class first
     assert "fresh: c0, c1, c2, c3, c4, c5, c6, c7, c8, c9" in text  # whole orders in the file
     detail = drift_detail([d for d in drifts if d.counts], "fresh", "existing", groups=groups)
-    assert detail.startswith("307 drift row(s) (fresh → existing): 3 missing object, 2 extra object,")
+    assert detail.startswith("315 drift row(s) (fresh → existing): 3 missing object, 2 extra object,")
     assert "\n" not in detail
 
 
@@ -304,7 +312,7 @@ def test_ledger_first_screen_holds_verdict_and_gate_table_at_any_size(tmp_path):
     for gid, status in (("ZG-0", "PASS"), ("ZG-1", "FAIL"), ("ZG-2", "ERROR"), ("ZG-5", "SKIPPED")):
         assert any(line.startswith(f"| {gid} ") and f"| {status} |" in line for line in head), (gid, head)
     zg1_row = next(line for line in head if line.startswith("| ZG-1 "))
-    assert "307 drift row(s) (fresh → fresh_b): 3 missing object, 2 extra object, 5 definition changed" in zg1_row
+    assert "315 drift row(s) (fresh → fresh_b): 3 missing object, 2 extra object, 5 definition changed" in zg1_row
     # the section starts with the counts, the table is most-serious-first, position rows and diffs collapse
     section = text[text.index("## ZG-1 (FAIL)"):text.index("## ZG-2 (ERROR)")]
     assert section.index("counting: 3 missing object") < section.index("| missing object |")
@@ -319,7 +327,7 @@ def test_ledger_first_screen_holds_verdict_and_gate_table_at_any_size(tmp_path):
     assert "| &lt;tenant> \\`id\\` None |" in text
     assert "| ∅ |" in text and "| a, b |" in text and "| true |" in text and "['a'" not in text
     (tmp_path / "ledger.md").write_text(text)
-    print(f"\nsynthetic 307-row drift ledger: {len(text.encode()):,} bytes, {len(text.splitlines())} lines")
+    print(f"\nsynthetic 315-row drift ledger: {len(text.encode()):,} bytes, {len(text.splitlines())} lines")
 
 
 def test_fingerprint_recompute_command_reproduces_the_fingerprint(tmp_path):

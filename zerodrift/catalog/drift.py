@@ -110,8 +110,31 @@ def _definition(snapshot, kind: str, identity: str) -> str | None:
     return text
 
 
+def _owner(row: DiffRow) -> str:
+    """The relation a column (``schema.relation.column``) or a ``schema.relation/name``
+    object belongs to; empty for other objects."""
+    if row.kind == "columns":
+        return ".".join(split_identity(row.object)[:-1])
+    return row.object.rpartition("/")[0] if "/" in row.object else ""
+
+
+def _relation_signature(snapshot, kind: str, identity: str) -> str:
+    """A relation's attributes and its columns (name and attributes, in order) as one
+    JSON text: equal for the same relation under two names."""
+    columns = sorted((attrs.get("position") or 0, split_identity(ident)[-1], attrs)
+                     for ident, attrs in snapshot.objects.get("columns", {}).items()
+                     if ".".join(split_identity(ident)[:-1]) == identity)
+    return json.dumps([snapshot.objects.get(kind, {}).get(identity), [[n, a] for _, n, a in columns]],
+                      sort_keys=True, default=str)
+
+
 def classify(rows: list[DiffRow], left, right) -> list[Drift]:
-    """Give every row a drift class; ``left``/``right`` are the snapshots diffed."""
+    """Give every row a drift class; ``left``/``right`` are the snapshots diffed.
+
+    ``name differs`` pairs a missing and an extra constraint or index of the same table
+    with the same definition, and a missing and an extra table, view, matview or
+    sequence of the same schema with the same attributes and columns (the rows of its
+    columns, constraints and indexes then are ``name differs`` too, without a partner)."""
     out: list[Drift] = []
     renamed: set[tuple[str, str]] = set()
     partners: dict[tuple[str, str], DiffRow] = {}
@@ -126,9 +149,24 @@ def classify(rows: list[DiffRow], left, right) -> list[Drift]:
                     renamed.update({(kind, m.object), (kind, e.object)})
                     partners[(kind, m.object)], partners[(kind, e.object)] = e, m
                     break
+    # a relation under another name with the same attributes and the same columns (a table
+    # named after the clock, a rename in place); its columns, constraints and indexes go with it
+    renamed_relations: set[str] = set()
+    for kind in _RENAMABLE_RELATIONS:
+        missing = [r for r in rows if r.kind == kind and r.attribute == "(object)" and r.left == "present"]
+        extra = [r for r in rows if r.kind == kind and r.attribute == "(object)" and r.right == "present"]
+        for m in missing:
+            for e in extra:
+                if (e.kind, e.object) in renamed or split_identity(m.object)[:-1] != split_identity(e.object)[:-1]:
+                    continue
+                if _relation_signature(left, kind, m.object) == _relation_signature(right, kind, e.object):
+                    renamed.update({(kind, m.object), (kind, e.object)})
+                    partners[(kind, m.object)], partners[(kind, e.object)] = e, m
+                    renamed_relations.update({m.object, e.object})
+                    break
     for r in rows:
         attr = r.attribute.split(".", 1)[0]
-        if (r.kind, r.object) in renamed:
+        if (r.kind, r.object) in renamed or (r.attribute == "(object)" and _owner(r) in renamed_relations):
             cls = RENAMED
         elif r.attribute == "(object)":
             cls = MISSING if r.left == "present" else EXTRA
@@ -164,6 +202,8 @@ def apply_waivers(drift: list[Drift], waivers: list[Waiver], today: date | None 
 CELL_WIDTH = 80
 #: Kinds whose objects own columns and ``relation/name`` objects (constraints, indexes, …).
 _RELATION_KINDS = ("tables", "views", "matviews")
+#: Kinds whose objects are paired as renamed when only the name differs.
+_RENAMABLE_RELATIONS = ("tables", "views", "matviews", "sequences")
 _NAME_PART = re.compile(r'"(?:[^"]|"")*"|[^."]+')
 #: Where a long one-line SQL text is split into diff lines: after commas, and before the
 #: clause keywords the server's deparsers print (so the diff points at the changed clause).
@@ -299,12 +339,17 @@ def group_drift(drifts: list[Drift], left, right, left_label: str = "left", righ
                 continue
         if d.drift_class == POSITION and r.kind == "columns":
             by_table.setdefault(".".join(split_identity(r.object)[:-1]), []).append(d)
+        elif d.drift_class == RENAMED and d.partner is None and r.attribute == "(object)" and _owner(r):
+            continue  # a column, constraint or index of a renamed relation: in that relation's row
         elif d.drift_class == RENAMED and d.partner is not None:
             if (r.kind, r.object) in seen_renames:
                 continue
             old, new = (r, d.partner) if r.left == "present" else (d.partner, r)
             seen_renames.update({(r.kind, old.object), (r.kind, new.object)})
             members = [m for m in drifts if m.row in (old, new)]
+            if r.kind in _RENAMABLE_RELATIONS:
+                members += [m for m in drifts if m.drift_class == RENAMED and m.partner is None
+                            and _owner(m.row) in (old.object, new.object)]
             table, _, old_name = old.object.rpartition("/")
             new_name = new.object.rpartition("/")[2]
             groups.append(DriftGroup(RENAMED, r.kind, f"{table}/{old_name} → {new_name}" if table else
