@@ -25,7 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from zerodrift import __version__
-from zerodrift.errors import EXIT_USAGE, ZerodriftError
+from zerodrift.errors import EXIT_USAGE, UsageError, ZerodriftError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Zero-drift release gates for Alembic + PostgreSQL backends, with a proof pack.")
@@ -86,11 +86,13 @@ def run(
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        key = _signing_key(target, config, sign_key)
+        # only checked now (exists, is an Ed25519 key, has its passphrase); loaded once every
+        # process running the target's code has ended
+        key_source = _signing_key_source(target, config, sign_key)
     except ZerodriftError as exc:
         err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
         raise typer.Exit(exc.exit_code)
-    if key is None:
+    if key_source is None:
         err.print("[yellow]note:[/yellow] no signing key (--sign-key, ZERODRIFT_SIGNING_KEY or signing.key): "
                   "the ledger is written UNSIGNED")
     options = RunOptions(target=target, config_file=config, admin_url=admin_url, output=out, python=python,
@@ -119,6 +121,15 @@ def run(
         err.print(f"[bold red]interrupted[/bold red]: {escape(_interrupted_text(exc))}; no proof pack was written; "
                   "this run's throwaway databases were dropped and its embedded server, if any, stopped")
         raise typer.Exit(130)
+    # the gates are done and cleaned up: no process of the target's is left, the key may load
+    key, key_error = None, None
+    if key_source is not None:
+        from zerodrift.ledger.sign import load_signing_key
+
+        try:
+            key = load_signing_key(*key_source)
+        except ZerodriftError as exc:
+            key_error = exc
     written = write_proof_pack(report, signing_key=key)
     data = ledger_data(report)
     from zerodrift.ledger import github
@@ -130,6 +141,10 @@ def run(
     if output_format in printed:  # exactly the file written (the ledger with its signature)
         sys.stdout.buffer.write(written[printed[output_format]].read_bytes())
     sys.stdout.flush()
+    if key_error is not None:
+        err.print(f"[bold red]error:[/bold red] {escape(str(key_error))}; the pack was written UNSIGNED "
+                  f"(sign it with `zerodrift sign {escape(str(report.output_dir))}` once the key loads)")
+        raise typer.Exit(key_error.exit_code)
     raise typer.Exit(report.exit_code)
 
 
@@ -156,18 +171,50 @@ def _interrupted_text(exc: BaseException) -> str:
     return "; ".join(parts)
 
 
-def _signing_key(target: Path, config: Optional[Path], flag: Optional[str]):
-    """The signing key from the flag, ZERODRIFT_SIGNING_KEY, or the config's signing.key (None if none)."""
+def _signing_key_source(target: Optional[Path], config: Optional[Path], flag: Optional[str]):
+    """(key path or text, passphrase) from the flag, ZERODRIFT_SIGNING_KEY or the config's
+    signing.key, checked without decrypting (:func:`zerodrift.ledger.sign.inspect_signing_key`);
+    None when no key is given. Raises UsageError (one line) for a key that cannot work."""
+    from zerodrift.childenv import secret
     from zerodrift.config import load_config
-    from zerodrift.ledger.sign import load_signing_key
+    from zerodrift.ledger.sign import inspect_signing_key
 
-    passphrase = os.environ.get("ZERODRIFT_SIGNING_KEY_PASSPHRASE")
-    source = flag or os.environ.get("ZERODRIFT_SIGNING_KEY")
-    if not source:
+    passphrase = secret("ZERODRIFT_SIGNING_KEY_PASSPHRASE")
+    source = flag or secret("ZERODRIFT_SIGNING_KEY")
+    if not source and target is not None:
         loaded = load_config(target, config_file=config)
         if loaded.config.signing.key:
             source = str(loaded.path(loaded.config.signing.key))
-    return load_signing_key(source, passphrase)
+    if not source:
+        return None
+    inspect_signing_key(source, passphrase)
+    return source, passphrase
+
+
+@app.command()
+def sign(
+    pack: Path = typer.Argument(..., help="An UNSIGNED proof pack written by `zerodrift run`: its folder, or the commit folder whose LATEST-FULL (else LATEST) pointer names it."),
+    sign_key: Optional[str] = typer.Option(None, "--sign-key", help="Ed25519 private key (OpenSSH) (env ZERODRIFT_SIGNING_KEY: a path or the key itself; passphrase in ZERODRIFT_SIGNING_KEY_PASSPHRASE)."),
+) -> None:
+    """Sign an existing UNSIGNED proof pack and write its attestation, after checking every digest it records.
+
+    Exit 0 signed; 1 refused (a file changed, missing or added after the run, or already
+    signed; the message names the file); 2 no key, or the key cannot be loaded.
+    """
+    from zerodrift.ledger.sign import load_signing_key, sign_pack
+
+    try:
+        source = _signing_key_source(None, None, sign_key)
+        if source is None:
+            raise UsageError("no signing key: give --sign-key PATH or set ZERODRIFT_SIGNING_KEY (a path or the key text)")
+        key = load_signing_key(*source)
+        from zerodrift.ledger.layout import resolve_ledger
+
+        written = sign_pack(resolve_ledger(pack).parent if pack.is_dir() else pack, key)
+    except ZerodriftError as exc:
+        err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
+        raise typer.Exit(exc.exit_code)
+    err.print(escape(f"signed: {written['markdown']} and {written['attestation']}"))
 
 
 def _summary(report) -> None:
@@ -320,7 +367,9 @@ def gc(
             typer.echo(f"{path}\t{'would remove' if dry_run else 'removed'}")
         err.print(f"{'would remove' if dry_run else 'removed'} {len(removed)} proof pack(s) below {escape(str(packs))} "
                   f"(kept the newest {keep_last} per commit and the LATEST/LATEST-FULL packs)")
-    url = admin_url or os.environ.get("ZERODRIFT_ADMIN_URL")
+    from zerodrift.childenv import secret
+
+    url = admin_url or secret("ZERODRIFT_ADMIN_URL")
     if url:
         try:
             check_url(url, "admin URL")
@@ -425,7 +474,17 @@ def doctor(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. Takes zerodrift's secrets out of the environment first
+    and makes this process non-dumpable, so the target's processes cannot read them from
+    ``/proc/<zerodrift's pid>/environ`` or its memory (see :mod:`zerodrift.childenv`)."""
+    from zerodrift.childenv import forbid_core_dumps_and_tracing, take_secrets
+
+    # the signing key, its passphrase and the admin URL move into memory now: nothing this
+    # process starts later (the target's code above all) inherits them. (In-process callers
+    # of ``app``, e.g. tests, keep them in os.environ; target processes never get them
+    # either way: their environment is an allowlist without these names.)
+    take_secrets()
+    forbid_core_dumps_and_tracing()
     try:
         app()
     except ZerodriftError as exc:  # pragma: no cover - commands handle their own

@@ -17,7 +17,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from zerodrift.errors import UsageError
 
@@ -51,7 +51,25 @@ class TargetConfig(_Model):
     )
     url_scheme: str = Field("postgresql", description="Scheme of the URLs handed to the target, e.g. postgresql+psycopg or postgresql+asyncpg.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables for the target's subprocesses (names shown in evidence, values never).")
+    pass_env: list[str] = Field(
+        default_factory=list,
+        description="Variables of zerodrift's own environment the target's subprocesses also receive (names or shell patterns such as "
+                    "AWS_*). Without them a target process gets only PATH, HOME, USER, LOGNAME, LANG, LANGUAGE, LC_*, TZ, TMPDIR, TEMP, "
+                    "TMP, VIRTUAL_ENV, LD_LIBRARY_PATH, PYTHONPATH, target.env and the URL variables: no CI token, no ZERODRIFT_* variable. "
+                    "ZERODRIFT_SIGNING_KEY, ZERODRIFT_SIGNING_KEY_PASSPHRASE and ZERODRIFT_ADMIN_URL are never passed.",
+    )
     job_timeout: float = Field(600.0, gt=0, description="Seconds one alembic job or probe may take before it is killed.")
+
+    @field_validator("pass_env")
+    @classmethod
+    def _no_secrets(cls, value: list[str]) -> list[str]:
+        from zerodrift.childenv import SECRET_NAMES
+
+        for entry in value:
+            if entry in SECRET_NAMES:  # patterns may match them: those three are left out anyway
+                raise ValueError(f"{entry!r} is never passed to the target's code (zerodrift's signing key, its "
+                                 "passphrase and the admin URL stay with zerodrift): remove the entry")
+        return value
 
 
 class ServerConfig(_Model):
@@ -65,7 +83,7 @@ class ServerConfig(_Model):
 class RolesConfig(_Model):
     """Migration and runtime roles (DESIGN.md, "Vocabulary")."""
 
-    migration: str = Field("", description="Role the migrations run as; empty: the admin user.")
+    migration: str = Field("", description="Role the migrations run as; empty: a login role created for the run (zd_<run id>_migrator, superuser, generated password, dropped at the end) whose sessions act as the admin user, so the target never receives the admin URL.")
     runtime: str = Field("", description="The application's non-superuser login role, e.g. app_user.")
     ensure: list[str] = Field(default_factory=list, description="Roles that must exist before the first migration; missing ones are created (never dropped if they existed).")
     login: list[str] = Field(default_factory=list, description="Roles among `ensure` created with LOGIN (the runtime role always is).")
@@ -162,9 +180,14 @@ def load_config(
 
     ``overrides`` maps (section, key) to a value given on the command line; a None
     value means "not given". Raises UsageError naming the file, the key and what is
-    expected when validation fails, or when ``target_dir`` is not a folder.
+    expected when validation fails, or when ``target_dir`` is not a folder. ``environ``
+    defaults to ``os.environ`` plus the secrets the CLI took out of it at start
+    (:func:`zerodrift.childenv.config_environ`).
     """
-    environ = os.environ if environ is None else environ
+    if environ is None:
+        from zerodrift.childenv import config_environ
+
+        environ = config_environ()
     target_dir = Path(target_dir)
     if not target_dir.is_dir():
         raise UsageError(f"target {target_dir} is not a folder: name the backend's folder (the one with alembic.ini or zerodrift.toml)")

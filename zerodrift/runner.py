@@ -81,6 +81,8 @@ class RunReport:
     roles_created: list[str] = field(default_factory=list)
     roles_dropped: list[str] = field(default_factory=list)
     roles_note: str = ""
+    #: who the migrations ran as: name, superuser, created_for_run (see Provisioner.create_migration_role)
+    migration_role: dict[str, Any] = field(default_factory=dict)
     gate_info: dict[str, dict[str, Any]] = field(default_factory=dict)
     ci: dict[str, str] = field(default_factory=dict)  #: CI facts (GitHub Actions: SHAs, run URL)
     not_run: list[str] = field(default_factory=list)  #: installed gates this run did not select
@@ -301,6 +303,12 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
             if wanted_roles:
                 created, _ = provisioner.ensure_roles(wanted_roles, set(roles.login) | ({roles.runtime} if roles.runtime else set()))
                 report.roles_created = created
+            if target is not None:
+                report.migration_role = _migration_role(provisioner, roles.migration)
+                if report.migration_role.get("created_for_run"):
+                    report.roles_created = report.roles_created + [report.migration_role["name"]]
+                    target.default_role = report.migration_role["name"]
+                target.credentials = provisioner.passwords
             phases["roles"] = time.perf_counter() - t0
         artifacts = ArtifactStore({art: g.id for g in gates for art in g.provides})
 
@@ -356,6 +364,13 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
     finally:
         t0 = time.perf_counter()
         if provisioner is not None:
+            try:  # first: no other run uses it, and it must not outlive the run even with --keep
+                note = provisioner.retire_migration_role()
+                if report.migration_role.get("created_for_run") and not note:
+                    report.roles_dropped.append(report.migration_role["name"])
+                report.roles_note = note
+            except Exception as exc:
+                report.roles_note = f"could not drop the run's migration role: {exc}"
             if options.keep:
                 try:
                     report.kept_databases = provisioner.mark_kept()
@@ -368,7 +383,9 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
                     log.warning("could not drop throwaway databases: %s", exc)
                 if server is not None and server.kind == "external" and not options.keep:
                     try:
-                        report.roles_dropped, report.roles_note = provisioner.drop_created_roles()
+                        dropped, note = provisioner.drop_created_roles()
+                        report.roles_dropped += dropped
+                        report.roles_note = "; ".join(n for n in (report.roles_note, note) if n)
                     except Exception as exc:
                         report.roles_note = f"could not drop created roles: {exc}"
         if server is not None:
@@ -376,6 +393,20 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
         phases["cleanup"] = time.perf_counter() - t0
         report.finished_at = datetime.now(timezone.utc)
     return report
+
+
+def _migration_role(provisioner: Provisioner, configured: str) -> dict[str, Any]:
+    """Who the migrations run as: the configured ``roles.migration``, or a login role created
+    for this run (:meth:`Provisioner.create_migration_role`). Returns the ledger's facts:
+    name, superuser, created_for_run."""
+    if configured:
+        import psycopg
+
+        with psycopg.connect(provisioner.admin_url, connect_timeout=10) as conn:
+            row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (configured,)).fetchone()
+        return {"name": configured, "superuser": bool(row and row[0]), "created_for_run": False}
+    name, superuser = provisioner.create_migration_role()
+    return {"name": name, "superuser": superuser, "created_for_run": True}
 
 
 def make_server(loaded: LoadedConfig):

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zerodrift.childenv import base_environment
 from zerodrift.clock import ClockShift
 from zerodrift.config import LoadedConfig
 from zerodrift.errors import EnvironmentProblem, UsageError
@@ -77,6 +78,10 @@ class TargetRunner:
             python = str(loaded.path(python))  # a relative path is relative to the config root
         self.python = self._resolve_python(python)
         self.timeout = cfg.job_timeout
+        #: role -> password this run generated for it (the runner fills it from the provisioner)
+        self.credentials: dict[str, str] = {}
+        #: the role a target process connects as when none is asked for (the run's migration role)
+        self.default_role: str | None = None
         self._check_imports()
 
     def _check_imports(self) -> None:
@@ -89,7 +94,8 @@ class TargetRunner:
             try:
                 answer = subprocess.run([self.python, "-c", "import importlib.util; print('alembic-found' if "
                                          "importlib.util.find_spec('alembic') else 'alembic-missing')"],
-                                        capture_output=True, text=True, timeout=60)
+                                        capture_output=True, text=True, timeout=60,
+                                        env=base_environment(self.loaded.config.target.pass_env))
                 missing = answer.stdout.strip() != "alembic-found"
                 if answer.stdout.strip() not in ("alembic-found", "alembic-missing"):
                     raise EnvironmentProblem(f"target interpreter {self.python} does not behave like Python "
@@ -145,11 +151,16 @@ class TargetRunner:
                     password: str | None = "") -> tuple[dict[str, str], list[str]]:
         """The subprocess environment and the names zerodrift set in it.
 
-        With ``db``, every variable of ``target.migration_url_env`` (or
-        ``runtime_url_env`` when ``runtime``) holds the database's URL for ``role``.
+        Built from an allowlist, never from zerodrift's whole environment
+        (:func:`zerodrift.childenv.base_environment`: PATH, HOME, locale, … plus
+        ``target.pass_env``), then ``PYTHONPATH``, ``target.env`` and, with ``db``, every
+        variable of ``target.migration_url_env`` (or ``runtime_url_env`` when ``runtime``)
+        holding the database's URL for ``role`` (default: :attr:`default_role`, the run's
+        migration role). The URL's password is the one zerodrift generated for that role
+        (:attr:`credentials`), ``password`` when given, else none — never the admin's.
         """
         cfg = self.loaded.config.target
-        env = dict(os.environ)
+        env = base_environment(cfg.pass_env)
         names: list[str] = []
         # configured entries first, then the backend's folder (alembic.ini's), importable as
         # when one runs python there (probes run as scripts, so it is not on sys.path)
@@ -163,12 +174,23 @@ class TargetRunner:
             env[key] = value
             names.append(key)
         if db is not None:
-            url = db.url(user=role, password=password, scheme=cfg.url_scheme)
+            url = self.url_for(db, role=role, password=password, scheme=cfg.url_scheme)
             for var in (cfg.runtime_url_env if runtime else cfg.migration_url_env):
                 env[var] = url
                 names.append(var)
         env["PYTHONUNBUFFERED"] = "1"
         return env, names
+
+    def url_for(self, db: Database, *, role: str | None = None, password: str | None = "",
+                scheme: str | None = None) -> str:
+        """URL of ``db`` for a target process: as ``role`` (default :attr:`default_role`;
+        with neither, the admin's user name), with the role's generated password from
+        :attr:`credentials` (or ``password`` when given). The admin's password is never in it."""
+        user = role or self.default_role or user_of(db.admin_url)
+        secret = password if password else self.credentials.get(user)
+        # password=None drops whatever password the admin URL carried (with_parts keeps it
+        # only for the admin's own user and password="")
+        return db.url(user=user, password=secret or None, scheme=scheme)
 
     # -- alembic ---------------------------------------------------------
     def alembic_job(self, db: Database, ops: list[dict[str, Any]], *, role: str | None = None,
@@ -193,7 +215,7 @@ class TargetRunner:
             env.update(added)
             # values are shown: they are zerodrift's own settings (zone, offset, library path), never secrets
             names = names + [f"{k}={v}" for k, v in added.items()]
-        return AlembicSession(self, db, role or user_of(db.admin_url), env, names)
+        return AlembicSession(self, db, role or self.default_role or user_of(db.admin_url), env, names)
 
     def _describe(self, ops: list[dict[str, Any]]) -> str:
         return " && ".join(_OP_COMMAND.get(o["op"], f"alembic {o['op']} {o.get('revision', '')}".strip()) for o in ops)
@@ -269,7 +291,7 @@ class ProbeSession:
         step = EvidenceStep(
             title=title or f"probe {self.probe_name}",
             command=f"python {self.probe_name} {json.dumps(shown, sort_keys=True)}",
-            role=self.role or (user_of(self.db.admin_url) if self.db else ""),
+            role=self.role or ((self.runner.default_role or user_of(self.db.admin_url)) if self.db else ""),
             database=self.db.name if self.db else "", duration_s=time.perf_counter() - started,
             exit_status=exit_status,
             output=(json.dumps({k: v for k, v in payload.items() if k != "traceback"}, indent=1, sort_keys=True)

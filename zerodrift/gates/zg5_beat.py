@@ -85,7 +85,9 @@ class BeatGate(Gate):
                          "; ".join(f"entry {n}: task {t!r} is not registered (a worker would answer "
                                    "'Received unregistered task')" for n, t in sorted(unregistered.items())))
 
-            broker = cfg.broker_url or "sqla+" + fresh.url(scheme=cfg.sqla_driver)
+            # the default broker connects as the run's migration role (it creates kombu's tables),
+            # with that role's generated password: never the admin's URL
+            broker = cfg.broker_url or "sqla+" + target.url_for(fresh, scheme=cfg.sqla_driver)
             queues = sorted({e["queue"] for e in entries.values()})
             drain_request = {"app": cfg.celery_app, "mode": "drain", "broker": broker, "queues": queues,
                              "expect": sorted({e["task"] for e in entries.values()}), "timeout_s": 10.0}

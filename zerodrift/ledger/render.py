@@ -236,14 +236,13 @@ def write_proof_pack(report: RunReport, signing_key=None) -> dict[str, Path]:
     Layout: ledger.md (SSHSIG-signed with ``signing_key``, an Ed25519 private key,
     or marked UNSIGNED when None), ledger.json (its SHA-256 is written inside the
     signed ledger), junit.xml, attestation.dsse.json (signed runs only), and one
-    folder per gate with its attachments and an ``evidence.log``.
+    folder per gate with its attachments and an ``evidence.log``. The pack is written
+    UNSIGNED first; with a key, :func:`zerodrift.ledger.sign.sign_pack` then signs it.
     """
     import hashlib
 
-    from zerodrift.ledger import attest, sshsig
-    from zerodrift.ledger.sign import UNSIGNED_NOTE, sign_ledger
-
     from zerodrift.ledger.layout import is_pack, write_pointer
+    from zerodrift.ledger.sign import UNSIGNED_NOTE, sign_pack
 
     out = report.output_dir
     assert out is not None
@@ -275,15 +274,10 @@ def write_proof_pack(report: RunReport, signing_key=None) -> dict[str, Path]:
         files[path.relative_to(out).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
     signing = {"json_sha256": hashlib.sha256(json_bytes).hexdigest(), "signer": "", "unsigned_note": UNSIGNED_NOTE,
                "files": files}
-    if signing_key is not None:
-        signing["signer"] = sshsig.fingerprint(sshsig.public_key_blob(signing_key.public_key()))
-    body = render_markdown(data, signing)
-    ledger = sign_ledger(body, signing_key) if signing_key is not None else body
-    (out / "ledger.md").write_bytes(ledger)
+    # rendered from exactly what ledger.json holds, so `zerodrift sign` can check and re-render it
+    (out / "ledger.md").write_bytes(render_markdown(json.loads(json_bytes), signing))
     written["markdown"] = out / "ledger.md"
-    if signing_key is not None:
-        env = attest.envelope(attest.statement(data, ledger), signing_key)
-        (out / "attestation.dsse.json").write_bytes(render_json(env))
-        written["attestation"] = out / "attestation.dsse.json"
+    if signing_key is not None:  # one signing path: the one `zerodrift sign` takes for an unsigned pack
+        written.update(sign_pack(out, signing_key))
     write_pointer(out, full=not report.not_run)
     return written

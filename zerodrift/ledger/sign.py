@@ -10,13 +10,16 @@ in database-derived text, so exactly one marker line may exist.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import os
 import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zerodrift.errors import UsageError
+from zerodrift.errors import EXIT_GATE_FAILED, UsageError, ZerodriftError
 from zerodrift.ledger import sshsig
 
 NAMESPACE = "zerodrift-ledger"
@@ -31,25 +34,78 @@ _ATTESTATION_RE = re.compile(r"^- Attestation: `attestation\.dsse\.json`", re.M)
 _SELF_NAMED = {"ledger.md", "ledger.json", "attestation.dsse.json"}
 
 
+_KEY_HINT = "create one with `zerodrift keygen PATH` or `ssh-keygen -t ed25519`"
+
+
+def _key_bytes(path_or_key: str) -> tuple[bytes, str]:
+    """(key bytes, how to name the key in messages) from a path or the key text itself."""
+    text = path_or_key.strip()
+    if "PRIVATE KEY-----" in text:
+        return (text + "\n").encode(), "the signing key given as text (ZERODRIFT_SIGNING_KEY)"
+    path = Path(os.path.expanduser(text))
+    if not path.is_file():
+        raise UsageError(f"signing key {path} does not exist ({_KEY_HINT})")
+    try:
+        return path.read_bytes(), f"signing key {path}"
+    except OSError as exc:
+        raise UsageError(f"signing key {path} cannot be read: {exc.strerror}") from exc
+
+
+def inspect_signing_key(path_or_key: str | None, passphrase: str | None = None) -> None:
+    """Check, without decrypting anything, what can be known of a key before a run: it
+    exists, is an OpenSSH or PEM private key, is Ed25519 (the public half of an OpenSSH key
+    is stored in clear, PROTOCOL.key), and has a passphrase when it is encrypted. Raises
+    UsageError with a one-line message; returns None when nothing is wrong (or no key)."""
+    if not path_or_key:
+        return
+    data, what = _key_bytes(path_or_key)
+    if b"OPENSSH PRIVATE KEY" in data:
+        try:
+            body = b"".join(line.strip() for line in data.splitlines() if line.strip() and not line.startswith(b"-----"))
+            blob = base64.b64decode(body)
+            magic = b"openssh-key-v1\0"
+            if not blob.startswith(magic):
+                raise ValueError("bad magic")
+            r = sshsig._Reader(blob[len(magic):])
+            cipher = r.string()
+            r.string()  # kdf name
+            r.string()  # kdf options
+            r.uint32()  # number of keys
+            key_type = sshsig._Reader(r.string()).string().decode()
+        except (ValueError, sshsig.SignatureError, UnicodeDecodeError):
+            raise UsageError(f"{what} is not a readable OpenSSH private key ({_KEY_HINT})") from None
+        if key_type != sshsig.KEY_TYPE:
+            raise UsageError(f"{what} is a {key_type} key; zerodrift signs with Ed25519 keys ({_KEY_HINT})")
+        if cipher != b"none" and not passphrase:
+            raise UsageError(f"{what} is encrypted and no passphrase was given: put it in ZERODRIFT_SIGNING_KEY_PASSPHRASE")
+    elif b"PRIVATE KEY-----" in data:
+        if b"ENCRYPTED" in data.split(b"\n", 1)[0] + data[:200] and not passphrase:
+            raise UsageError(f"{what} is encrypted and no passphrase was given: put it in ZERODRIFT_SIGNING_KEY_PASSPHRASE")
+    else:
+        raise UsageError(f"{what} is not a private key (expected an OpenSSH or PEM Ed25519 private key; {_KEY_HINT})")
+
+
 def load_signing_key(path_or_key: str | None, passphrase: str | None = None):
     """The Ed25519 key from a path, or from the key text itself (CI secrets); None when not given.
 
-    Raises UsageError when the file is missing or the key cannot be loaded.
+    An encrypted key (``ssh-keygen -N``) is decrypted with ``passphrase`` (bcrypt KDF,
+    OpenSSH PROTOCOL.key; the ``bcrypt`` package is a dependency for it). Raises
+    UsageError with a one-line message for every failure: missing or unreadable file,
+    not a key, not Ed25519, missing or wrong passphrase.
     """
     if not path_or_key:
         return None
-    text = path_or_key.strip()
-    if "PRIVATE KEY-----" in text:
-        data = (text + "\n").encode()
-    else:
-        path = Path(os.path.expanduser(text))
-        if not path.is_file():
-            raise UsageError(f"signing key {path} does not exist (create one with `zerodrift keygen {path}`)")
-        data = path.read_bytes()
+    inspect_signing_key(path_or_key, passphrase)
+    data, what = _key_bytes(path_or_key)
     try:
         return sshsig.load_private_key(data, passphrase.encode() if passphrase else None)
     except sshsig.SignatureError as exc:
-        raise UsageError(f"{exc} (a passphrase goes in ZERODRIFT_SIGNING_KEY_PASSPHRASE)") from exc
+        detail = str(exc).removeprefix("cannot load the signing key: ").splitlines()[0] if str(exc) else "unreadable"
+        if passphrase and ("checksum" in detail.lower() or "decrypt" in detail.lower() or "bad" in detail.lower()):
+            raise UsageError(f"{what} cannot be decrypted: wrong passphrase in ZERODRIFT_SIGNING_KEY_PASSPHRASE") from None
+        if "password" in detail.lower() and not passphrase:
+            raise UsageError(f"{what} is encrypted and no passphrase was given: put it in ZERODRIFT_SIGNING_KEY_PASSPHRASE") from None
+        raise UsageError(f"{what} cannot be loaded: {detail}") from None
 
 
 def sign_ledger(body: bytes, key) -> bytes:
@@ -266,3 +322,87 @@ def git_head(path: Path, ref: str = "HEAD") -> str:
                               text=True, check=True).stdout.strip()
     except (subprocess.CalledProcessError, OSError) as exc:
         raise UsageError(f"cannot resolve {ref!r} to a commit in the git repository at {path}") from exc
+
+
+class PackRefused(ZerodriftError):
+    """An unsigned proof pack that :func:`sign_pack` will not sign: a file changed, is
+    missing or was added after the run, or the pack is already signed (exit 1)."""
+
+    exit_code = EXIT_GATE_FAILED
+
+
+def sign_pack(out: Path, key) -> dict[str, Path]:
+    """Sign the UNSIGNED proof pack in ``out`` with ``key`` (an Ed25519 private key) and
+    write its DSSE attestation; returns the written paths (``markdown``, ``attestation``).
+
+    Before anything is signed, every digest the unsigned ``ledger.md`` records is checked:
+    ``ledger.json``'s and each listed file's (junit.xml, evidence logs, snapshots); no file
+    may be missing or added, and ``ledger.md`` itself must be exactly what ``ledger.json``
+    renders to (the digests live in ``ledger.md``, so an edit of it would otherwise go
+    unseen). The signed ledger is then rendered from ``ledger.json`` with the signer named,
+    the same bytes ``zerodrift run --sign-key`` writes. Raises PackRefused naming the file
+    that does not match, and nothing is written then.
+    """
+    from zerodrift.ledger import attest
+    from zerodrift.ledger.render import render_json, render_markdown
+
+    ledger = out / "ledger.md"
+    if not ledger.is_file():
+        raise PackRefused(f"{ledger} does not exist: give the folder of a proof pack written by `zerodrift run`")
+    unsigned = ledger.read_bytes()
+    if any(line.startswith(MARKER_PREFIX.encode()) for line in unsigned.split(b"\n")):
+        raise PackRefused(f"{ledger} is already signed (check it with `zerodrift verify`); it is not signed twice")
+    if (out / "attestation.dsse.json").exists():
+        raise PackRefused(f"{out / 'attestation.dsse.json'} exists beside an unsigned ledger: it was added after the run")
+    text = unsigned.decode("utf-8", errors="replace")
+    recorded = _JSON_RE.search(text)
+    if not recorded:
+        raise PackRefused(f"{ledger} records no ledger.json digest: it was not written by `zerodrift run`, or was edited")
+    json_path = out / "ledger.json"
+    if not json_path.is_file():
+        raise PackRefused(f"{json_path} is missing")
+    json_bytes = json_path.read_bytes()
+    actual = hashlib.sha256(json_bytes).hexdigest()
+    if actual != recorded.group(1):
+        raise PackRefused(f"{json_path} was changed after the run: its SHA-256 is {actual}, ledger.md records {recorded.group(1)}")
+    files = dict(_FILE_RE.findall(text))
+    root = out.resolve()
+    for name, expected in sorted(files.items()):
+        path = (out / name).resolve()
+        if root not in path.parents:
+            raise PackRefused(f"{ledger} lists {name!r}, which is outside the pack")
+        if not path.is_file():
+            raise PackRefused(f"{out / name} is missing (ledger.md records its SHA-256)")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != expected:
+            raise PackRefused(f"{out / name} was changed after the run: its SHA-256 is {digest}, ledger.md records {expected}")
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    extra = sorted(on_disk - set(files) - {"ledger.md", "ledger.json"})
+    if extra:
+        raise PackRefused(f"{out / extra[0]} is not listed in ledger.md: it was added after the run"
+                          + (f" ({len(extra) - 1} more)" if len(extra) > 1 else ""))
+    try:
+        data = json.loads(json_bytes)
+    except ValueError as exc:
+        raise PackRefused(f"{json_path} is not valid JSON: {exc}") from None
+    signing = {"json_sha256": actual, "signer": "", "unsigned_note": UNSIGNED_NOTE, "files": files}
+    if render_markdown(data, signing) != unsigned:
+        from zerodrift import __version__
+
+        written_by = data.get("zerodrift_version", "unknown")
+        why = (f" (or it was written by zerodrift {written_by} and this is {__version__}: sign with the same version)"
+               if written_by != __version__ else "")
+        raise PackRefused(f"{ledger} was changed after the run: it is not what ledger.json renders to{why}")
+    signing["signer"] = sshsig.fingerprint(sshsig.public_key_blob(key.public_key()))
+    signed = sign_ledger(render_markdown(data, signing), key)
+    envelope = render_json(attest.envelope(attest.statement(data, signed), key))
+    _replace(ledger, signed)
+    _replace(out / "attestation.dsse.json", envelope)
+    return {"markdown": ledger, "attestation": out / "attestation.dsse.json"}
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename (no half-written file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

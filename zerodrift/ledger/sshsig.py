@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -76,7 +76,7 @@ def load_private_key(data: bytes, passphrase: bytes | None = None) -> Ed25519Pri
             key = serialization.load_ssh_private_key(data, password=passphrase)
         else:
             key = serialization.load_pem_private_key(data, password=passphrase)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise SignatureError(f"cannot load the signing key: {exc}") from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise SignatureError(f"the signing key is {type(key).__name__}; zerodrift signs with Ed25519 keys "

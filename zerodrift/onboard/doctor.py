@@ -105,7 +105,11 @@ def run_doctor(target: Path, *, config_file: Path | None = None, admin_url: str 
     soon as it is known. Never raises for a problem of the setup: every problem is a
     finding. Nothing is created on the server.
     """
-    env = dict(os.environ if environ is None else environ)
+    if environ is None:
+        from zerodrift.childenv import config_environ
+
+        environ = config_environ()  # the secrets the CLI took out of os.environ at start included
+    env = dict(environ)
     doc = _Doctor(emit)
     loaded = _check_config(doc, Path(target), config_file, admin_url, python, env)
     if loaded is None:
@@ -189,8 +193,10 @@ def _check_alembic(doc: _Doctor, loaded: LoadedConfig) -> None:
 
 # -- interpreter -------------------------------------------------------------
 def _target_env(loaded: LoadedConfig) -> dict[str, str]:
+    from zerodrift.childenv import base_environment
+
     cfg = loaded.config.target
-    env = dict(os.environ)
+    env = base_environment(cfg.pass_env)  # the allowlist the run uses: no secret, no CI token
     paths = [str(loaded.path(p)) for p in cfg.pythonpath]
     if paths:
         env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
