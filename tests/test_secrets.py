@@ -311,3 +311,15 @@ def test_pass_env_naming_a_secret_is_a_config_error(tmp_path):
          'url_scheme = "postgresql"\npass_env = ["ZERODRIFT_SIGNING_KEY"]\n')
     result = runner.invoke(app, ["run", str(backend), "-g", "ZG-0"])
     assert result.exit_code == 2 and "target.pass_env" in result.output and "never passed" in result.output, result.output
+
+
+def test_documented_workflow_signs_in_a_job_that_does_not_run_the_branch():
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "github-actions.md").read_text()
+    workflow = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    run_job, sign_job = workflow.split("\n  sign:", 1)
+    assert "zerodrift run" in run_job and "secrets." not in run_job and "--sign-key" not in run_job
+    assert "zerodrift sign" in sign_job and "secrets.ZERODRIFT_SIGNING_KEY" in sign_job
+    # the signing job never checks out or runs the branch's code, and runs for trusted events only
+    assert "actions/checkout" not in sign_job and "zerodrift run" not in sign_job and "pip install -r" not in sign_job
+    assert "needs: proof-pack" in sign_job and "github.event_name == 'push'" in sign_job
+    assert "environment: ledger-signing" in sign_job
