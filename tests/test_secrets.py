@@ -169,6 +169,10 @@ def test_the_leak_run_signs_verifies_and_tells_who_migrated(leak_run):
     for value in leak_run["secrets"].values():
         assert value not in pack_text
     assert leak_run["admin_password"] not in pack_text
+    from zerodrift.urls import password_of
+
+    generated = {password_of(v) for s in leak_run["seen"] for k, v in s["environ"].items() if k.endswith("DATABASE_URL")}
+    assert generated - {""} and not any(p in pack_text for p in generated - {""}), "a generated password is in the pack"
     assert "dropped again: " in ledger and "_migrator" in ledger.split("dropped again: ")[1].splitlines()[0]
 
 

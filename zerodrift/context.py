@@ -159,7 +159,8 @@ class GateContext:
 
     @property
     def migration_role(self) -> str | None:
-        """Role the migrations run as (None: the admin user)."""
+        """The configured ``roles.migration``, or None: the run's own migration role
+        (``zd_<run id>_migrator``, :attr:`zerodrift.target.TargetRunner.default_role`) is used."""
         return self.config.roles.migration or None
 
     def require(self, result: GateResult, key: str, why: str = "") -> Any:

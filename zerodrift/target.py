@@ -3,9 +3,11 @@
 Alembic runs through its Python API in one process per *job* (a list of
 operations, e.g. upgrade + current), because every interpreter start costs about
 half a second; small probes that zerodrift ships (``zerodrift/probes/*.py``) run
-the same way and answer in JSON. Each subprocess gets the configured environment:
-the URL variables the target reads pointed at the right throwaway database and
-role, plus ``PYTHONPATH`` entries from config. Evidence shows variable *names*
+the same way and answer in JSON. Each subprocess gets an allowlisted environment
+(:func:`zerodrift.childenv.base_environment`: never zerodrift's secrets, CI tokens or
+anything ``target.pass_env`` does not list), the URL variables the target reads pointed
+at the right throwaway database and role with a password generated for this run (never
+the admin's), plus ``PYTHONPATH`` entries from config. Evidence shows variable *names*
 only and URLs with the password masked (DESIGN.md, "Running the target's code").
 """
 

@@ -333,7 +333,7 @@ def _check_roles(doc: _Doctor, loaded: LoadedConfig, server: Any) -> None:
     roles = loaded.config.roles
     wanted = list(dict.fromkeys(roles.ensure + ([roles.runtime] if roles.runtime else [])))
     if not roles.runtime:
-        doc.add(WARN, "roles", "roles.runtime is not set: ZG-4 is SKIPPED and probes run as the admin user",
+        doc.add(WARN, "roles", "roles.runtime is not set: ZG-4 is SKIPPED and probes run as the run's migration role",
                 "set roles.runtime to the app's non-superuser login role (e.g. app_user)")
     stray = [r for r in roles.login if r not in wanted]
     if stray:

@@ -222,6 +222,7 @@ class Provisioner:
         kept: list[str] = []
         with self._connect() as conn:
             if not conn.execute("SELECT pg_try_advisory_lock(%s)", (PRESENCE_LOCK_KEY,)).fetchone()[0]:
+                self._forget_passwords(conn, self.created_roles)
                 return [], f"kept {', '.join(self.created_roles)}: another zerodrift run on this server may use them"
             try:
                 for name in reversed(self.created_roles):
@@ -232,9 +233,20 @@ class Provisioner:
                         kept.append(name)
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (PRESENCE_LOCK_KEY,))
+            self._forget_passwords(conn, kept)
         with self._lock:
             self.created_roles = [r for r in self.created_roles if r not in dropped]
         return dropped, (f"kept {', '.join(kept)}: still referenced elsewhere" if kept else "")
+
+    def _forget_passwords(self, conn: psycopg.Connection, roles: list[str]) -> None:
+        """``PASSWORD NULL`` for kept roles that got a generated password from this run: the
+        target's code saw it, so it must not outlive the run."""
+        for name in roles:
+            if self.passwords.pop(name, None) is not None:
+                try:
+                    conn.execute(sql.SQL("ALTER ROLE {} PASSWORD NULL").format(sql.Identifier(name)))
+                except psycopg.Error:
+                    pass  # dropped meanwhile
 
     @property
     def marker(self) -> str:
