@@ -28,7 +28,7 @@ from zerodrift.childenv import base_environment
 from zerodrift.cli import app
 from zerodrift.ledger import sshsig
 from zerodrift.ledger.layout import resolve_ledger
-from zerodrift.urls import with_parts
+from zerodrift.urls import password_of, user_of, with_parts
 
 runner = CliRunner()
 ZERODRIFT = str(Path(sys.executable).with_name("zerodrift"))
@@ -71,7 +71,7 @@ def _encrypted_key(path: Path, passphrase: str) -> str:
     return f'release@example.com namespaces="zerodrift-ledger" {" ".join(public)}'
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def leak_run(tmp_path_factory, admin_url):
     """One signed run of the recording variant, as a separate `zerodrift` process whose
     environment holds the key text, its passphrase, an admin URL with a distinctive password
@@ -121,7 +121,7 @@ def leak_run(tmp_path_factory, admin_url):
             "admin_password": admin_password, "passed": env["ZD_LEAKTEST_PASSED_VAR"]}
 
 
-def test_no_secret_reaches_the_targets_code(leak_run):
+def test_no_secret_reaches_the_targets_code_and_the_run_still_signs(leak_run):
     proc, seen = leak_run["proc"], leak_run["seen"]
     assert proc.returncode == 0, proc.stderr[-3000:]
     # every place of the target's code recorded, in every kind of process (alembic job, probes, beat)
@@ -145,7 +145,6 @@ def test_no_secret_reaches_the_targets_code(leak_run):
     # every URL the target got names a role: the run's own migration role with the password generated
     # for it, or the runtime role (with a generated password when this run created it; an existing
     # role is never altered, so its URL carries none)
-    from zerodrift.urls import password_of, user_of
 
     urls = {v for s in seen for k, v in s["environ"].items() if k in ("MIGRATION_DATABASE_URL", "DATABASE_URL")}
     assert all(user_of(u) for u in urls), urls
@@ -153,8 +152,7 @@ def test_no_secret_reaches_the_targets_code(leak_run):
     assert migrator and all(len(password_of(u)) >= 32 for u in migrator), migrator
     assert {user_of(u) for u in urls} - {user_of(migrator[0])} == {"app_user"}, urls
 
-
-def test_the_leak_run_signs_verifies_and_tells_who_migrated(leak_run):
+    # the same run (one run: the test stays cheap) still signs, verifies and tells who migrated
     root = leak_run["root"]
     pack = resolve_ledger(root / "pack").parent
     result = runner.invoke(app, ["verify", str(pack / "ledger.md"), "--allowed-signers",
@@ -169,8 +167,6 @@ def test_the_leak_run_signs_verifies_and_tells_who_migrated(leak_run):
     for value in leak_run["secrets"].values():
         assert value not in pack_text
     assert leak_run["admin_password"] not in pack_text
-    from zerodrift.urls import password_of
-
     generated = {password_of(v) for s in leak_run["seen"] for k, v in s["environ"].items() if k.endswith("DATABASE_URL")}
     assert generated - {""} and not any(p in pack_text for p in generated - {""}), "a generated password is in the pack"
     assert "dropped again: " in ledger and "_migrator" in ledger.split("dropped again: ")[1].splitlines()[0]
