@@ -142,6 +142,8 @@ def test_no_secret_reaches_the_targets_code_and_the_run_still_signs(leak_run):
         # positive controls: the recorder sees the environment it was given, and its parent's
         assert s["environ"]["ZD_LEAKTEST_PASSED_VAR"] == leak_run["passed"]
         assert "PATH" in s["environ"] and f"ZD_LEAKTEST_PASSED_VAR={leak_run['passed']}" in s["parent_environ"]
+    # no target process wrote bytecode into the checkout under test (a second run's ZG-0 would call it dirty)
+    assert not list((leak_run["root"] / "repo").rglob("__pycache__")), "a run left __pycache__ in the checkout"
     # every URL the target got names a role: the run's own migration role with the password generated
     # for it, or the runtime role (with a generated password when this run created it; an existing
     # role is never altered, so its URL carries none)

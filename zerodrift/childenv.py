@@ -12,6 +12,9 @@ under test (migrations, ``env.py``, the Celery app, the refresh path):
    (:data:`ALLOWED_NAMES`, :data:`ALLOWED_PREFIXES`) plus the names the config lists in
    ``target.pass_env``; everything else of zerodrift's environment — CI tokens
    (``GITHUB_TOKEN``, ``ACTIONS_*``), cloud credentials, ``ZERODRIFT_*`` — stays out.
+   It also sets ``PYTHONDONTWRITEBYTECODE=1``: a run must not leave ``__pycache__``
+   folders in the checkout it proves, or the next run's ZG-0 would find the tree dirty
+   (Python's "-B" option; bytecode already compiled elsewhere is still read).
 """
 
 from __future__ import annotations
@@ -70,7 +73,8 @@ def base_environment(pass_env: list[str] | tuple[str, ...] = (), environ=None) -
     (default ``os.environ``) named in :data:`ALLOWED_NAMES`, starting with
     :data:`ALLOWED_PREFIXES`, or matching a ``pass_env`` entry (a name or a shell-style
     pattern such as ``AWS_*``, fnmatch rules). :data:`SECRET_NAMES` are never included,
-    whatever ``pass_env`` says."""
+    whatever ``pass_env`` says. ``PYTHONDONTWRITEBYTECODE`` is always ``1`` (see the
+    module's docstring)."""
     env = os.environ if environ is None else environ
     out: dict[str, str] = {}
     for name, value in env.items():
@@ -79,6 +83,7 @@ def base_environment(pass_env: list[str] | tuple[str, ...] = (), environ=None) -
         if (name in ALLOWED_NAMES or name.startswith(ALLOWED_PREFIXES)
                 or any(fnmatch.fnmatchcase(name, pattern) for pattern in pass_env)):
             out[name] = value
+    out["PYTHONDONTWRITEBYTECODE"] = "1"
     return out
 
 
