@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -319,9 +320,25 @@ def test_wrong_password_is_an_environment_error():
     assert "password authentication failed" in proc.stderr and "Not-The-Password-123" not in proc.stderr
 
 
-def test_roles_created_on_a_shared_server_are_dropped_unless_another_run_is_active(admin_url, tmp_path):
+@pytest.fixture
+def private_admin_url() -> Iterator[str]:
+    """The admin URL of a server no other test uses: whether "another zerodrift run is active"
+    is a server-wide fact, and the suite's parallel workers run on the shared server."""
+    from zerodrift.server.embedded import EmbeddedServer
+
+    server = EmbeddedServer()
+    server.start()
+    try:
+        yield server.admin_url
+    finally:
+        server.stop()
+
+
+def test_roles_created_on_a_shared_server_are_dropped_unless_another_run_is_active(private_admin_url, tmp_path):
     from zerodrift.server.provision import PRESENCE_LOCK_KEY
     from zerodrift.runner import RunOptions, run
+
+    admin_url = private_admin_url
 
     role = f"zdtest_role_{uuid.uuid4().hex[:8]}"
     backend = make_backend(tmp_path / "repo", commit=False)

@@ -300,7 +300,9 @@ def test_allowlist_keeps_what_the_interpreter_needs_and_nothing_else():
     env = {"PATH": "/bin", "HOME": "/h", "LANG": "C.UTF-8", "LC_ALL": "C", "TMPDIR": "/t", "VIRTUAL_ENV": "/v",
            "GITHUB_TOKEN": "g", "ACTIONS_RUNTIME_TOKEN": "a", "ZERODRIFT_SIGNING_KEY": "k", "ZERODRIFT_ADMIN_URL": "u",
            "ZERODRIFT_PYTHON": "p", "AWS_SECRET_ACCESS_KEY": "s", "AWS_REGION": "r", "PGPASSWORD": "pw"}
-    assert set(base_environment([], env)) == {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV"}
+    # inherited: the allowlist; set by zerodrift itself: no bytecode written into the checkout
+    assert set(base_environment([], env)) == {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV",
+                                              "PYTHONDONTWRITEBYTECODE"}
     # listed names and patterns pass; the three secrets never do, even through a pattern
     passed = base_environment(["AWS_REGION", "GITHUB_TOKEN", "ZERODRIFT_*"], env)
     assert {"AWS_REGION", "GITHUB_TOKEN", "ZERODRIFT_PYTHON"} <= set(passed)
