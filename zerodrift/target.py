@@ -224,11 +224,20 @@ class TargetRunner:
 
     # -- probes ----------------------------------------------------------
     def start_held_probe(self, probe: str, request: dict[str, Any], *, db: Database | None = None,
-                         role: str | None = None, runtime: bool = True) -> tuple[HeldProbe, list[str]]:
+                         role: str | None = None, runtime: bool = True,
+                         extra_env: dict[str, str] | None = None) -> tuple[HeldProbe, list[str]]:
         """Start ``probes/<probe>`` with a first request; it answers, then waits for more until released.
-        Returns (probe, env names)."""
+        ``extra_env`` is set last (over ``target.env``), its values shown in the names (zerodrift's
+        own settings such as ``PYTHONHASHSEED``, never secrets). Returns (probe, env names).
+        Raises EnvironmentProblem when the target interpreter cannot be started."""
         env, names = self.environment(db, role=role, runtime=runtime)
-        return HeldProbe(self.python, probe, request, env, self.cwd), names
+        if extra_env:
+            env.update(extra_env)
+            names = names + [f"{k}={v}" for k, v in extra_env.items()]
+        try:
+            return HeldProbe(self.python, probe, request, env, self.cwd), names
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot start the target interpreter {self.python}: {exc}") from exc
 
     def probe(self, probe: str, request: dict[str, Any], *, db: Database | None = None, role: str | None = None,
               runtime: bool = True, title: str = "") -> tuple[EvidenceStep, dict[str, Any] | None]:

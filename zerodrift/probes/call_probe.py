@@ -4,12 +4,19 @@ Executed by the *target's* interpreter. Request on stdin (first line, JSON)::
 
     {"path": "app.refresh:refresh_view", "args": ["mv_x"], "kwargs": {}}
 
+With ``"resolve_only": true`` the probe only imports the module and looks the callable
+up (what a worker does when it starts), without calling it.
+
 The callable may be a plain function or a coroutine function (run with
 one event loop kept for the process's life). When SQLAlchemy is importable, every statement the callable sends
 through any SQLAlchemy engine is recorded (``before_cursor_execute`` on the Engine
 class, which also covers async engines). Answer: one line
-``ZERODRIFT-RESULT {"ok", "value", "duration_s", "statements", "error"}`` per request
-line. The process stays alive — its pooled connections open — until stdin closes, so
+``ZERODRIFT-RESULT {"ok", "value", "duration_s", "statements", "error", "missing", "pid",
+"hash_probe"}`` per request line: ``missing`` is true when the configured callable does not
+exist (its module is not found, or an attribute is absent) — a configuration fault, unlike
+an exception raised by the target's code; ``pid`` is the process id and ``hash_probe`` the
+value of ``hash("zerodrift")``, which differs between processes started with different
+``PYTHONHASHSEED`` (Python docs, "PYTHONHASHSEED"). The process stays alive — its pooled connections open — until stdin closes, so
 the caller can inspect the sessions a call left behind, then ask for the next call.
 """
 
@@ -19,6 +26,7 @@ import asyncio
 import importlib
 import inspect
 import json
+import os
 import sys
 import time
 import traceback
@@ -36,25 +44,53 @@ def _loop():
     return _LOOP[0]
 
 
+class Missing(Exception):
+    """The configured ``module:callable`` does not exist."""
+
+
+def resolve(path):
+    """The object ``path`` (``module:attr.attr``) names; Missing when the module or an
+    attribute does not exist (an exception raised while the module runs propagates)."""
+    module_name, colon, attr = path.partition(":")
+    if not colon or not module_name or not attr:
+        raise Missing(f"{path!r} is not module:callable")
+    try:
+        obj = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise Missing(f"no module named {exc.name!r}") from exc
+        raise  # a module the target's code imports is missing: the target's fault
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as exc:
+            raise Missing(f"{type(obj).__name__} {getattr(obj, '__name__', '')!r} has no attribute {part!r}") from exc
+    return obj
+
+
 def call(request, statements, observed):
     statements.clear()
     start = time.perf_counter()
     try:
-        module_name, _, attr = request["path"].partition(":")
-        obj = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-        value = obj(*request.get("args", []), **request.get("kwargs", {}))
-        if inspect.isawaitable(value):
-            async def _await(awaitable):
-                return await awaitable
+        obj = resolve(request["path"])
+        if request.get("resolve_only"):
+            value = None
+        else:
+            value = obj(*request.get("args", []), **request.get("kwargs", {}))
+            if inspect.isawaitable(value):
+                async def _await(awaitable):
+                    return await awaitable
 
-            # one loop for all calls: an async engine's pooled connections belong to it
-            value = _loop().run_until_complete(_await(value))
+                # one loop for all calls: an async engine's pooled connections belong to it
+                value = _loop().run_until_complete(_await(value))
         answer = {"ok": True, "value": value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)}
+    except Missing as exc:
+        answer = {"ok": False, "missing": True, "error": str(exc)}
     except BaseException as exc:  # report any failure of the target's code
         answer = {"ok": False, "error": "".join(traceback.format_exception_only(type(exc), exc)).strip(),
                   "traceback": traceback.format_exc(limit=8)}
+    answer["pid"] = os.getpid()
+    answer["hash_probe"] = hash("zerodrift")
     answer["duration_s"] = time.perf_counter() - start
     answer["statements_observed"] = observed
     answer["statements"] = [{"at_s": round(s["t"] - start, 4), "sql": s["sql"], "params": s["params"]} for s in statements]
