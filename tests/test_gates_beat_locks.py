@@ -5,6 +5,8 @@ Each broken variant must fail the right gate with the cause named.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.backends import commit_all, edit, make_backend
@@ -35,8 +37,16 @@ def test_beat_and_serialization_pass_on_the_example(admin_url, tmp_path):
     assert beat.duration_s < 15
     for name in ("refresh-matviews-every-5-min", "pii-audit-scanner", "enforce-data-retention"):
         assert f"Sending due task {name}" in beat.output
-    assert "found in pg_locks" in _check(zg6, "refresh path takes an advisory lock").detail or \
-        "seen in pg_locks" in _check(zg6, "refresh path takes an advisory lock").detail
+    assert "seen in pg_locks" in _check(zg6, "refresh path takes an advisory lock").detail
+    # five separately started processes, each with its own PYTHONHASHSEED (so its own hash())
+    table = next(t for t in zg6.tables if t["title"] == "processes")
+    assert [r[0] for r in table["rows"]] == ["A", "B", "C", "D", "E"]
+    for column in (1, 2, 3):  # PYTHONHASHSEED, pid, hash('zerodrift')
+        assert len({r[column] for r in table["rows"]}) == 5, table["rows"]
+    same = _check(zg6, "lock key is the same in every process")
+    assert same.status.value == "PASS" and "process A" in same.detail and "process B" in same.detail
+    held = _check(zg6, "skips while the lock is held").detail
+    assert "process C" in held and "process D" in held and held.count("skipped_already_running") == 2
 
 
 def test_unregistered_task_fails_zg5(admin_url, tmp_path):
@@ -102,6 +112,54 @@ def test_broken_refresh_path_fails_zg6(admin_url, tmp_path, variant):
     assert zg6.status.value == "FAIL", zg6.summary
     check = _check(zg6, check_name)
     assert check.status.value == "FAIL" and cause in check.detail, check.detail
+
+
+#: lock keys that differ between worker processes: each looks stable inside one process
+PER_PROCESS_KEYS = {
+    "hash()": "def _lock_key(name):\n    return hash(LOCK_NAMESPACE + name)\n",
+    "process id": "import os\n\n\ndef _lock_key(name):\n    return os.getpid()\n",
+    "random": "import random\n\n_SALT = random.getrandbits(62)\n\n\ndef _lock_key(name):\n    return _SALT\n",
+}
+
+
+@pytest.mark.parametrize("variant", sorted(PER_PROCESS_KEYS))
+def test_lock_key_that_differs_per_process_fails_zg6(admin_url, tmp_path, variant):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    refresh = backend / "app" / "refresh.py"
+    edit(refresh, "hashtextextended(:key, 0)", "CAST(:key AS bigint)")
+    edit(refresh, '{"key": LOCK_NAMESPACE + name}', '{"key": _lock_key(name)}')
+    refresh.write_text(refresh.read_text() + "\n\n" + PER_PROCESS_KEYS[variant])
+    zg6 = _gate(_run(backend, admin_url, ["ZG-6"]), "ZG-6")
+    assert zg6.status.value == "FAIL", zg6.summary
+    same = _check(zg6, "lock key is the same in every process")
+    assert same.status.value == "FAIL" and "lock key differs between processes" in same.detail, same.detail
+    # both keys are named, each with its process
+    keys = re.findall(r"\[(-?\d+)\] in process ([A-E])", same.detail)
+    assert [p for _, p in keys[:2]] == ["A", "B"] and keys[0][0] != keys[1][0], same.detail
+    # the call while B holds its lock takes a lock of its own instead of skipping
+    held = _check(zg6, "skips while the lock is held")
+    assert held.status.value == "FAIL" and "took its own advisory lock" in held.detail, held.detail
+    # the positive control still runs: the path works, it just does not exclude other processes
+    assert _check(zg6, "succeeds once the lock is free").status.value == "PASS"
+
+
+def test_missing_callable_is_an_error_of_zg6(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    edit(backend / "zerodrift.toml", 'callable = "app.refresh:refresh_view"', 'callable = "app.refresh:refresh_views"')
+    zg6 = _gate(_run(backend, admin_url, ["ZG-6"]), "ZG-6")
+    assert zg6.status.value == "ERROR", zg6.summary
+    assert "app.refresh:refresh_views does not exist" in zg6.error and "refresh_views" in zg6.error
+    assert "check callable (module:attribute) in [gates.ZG-6]" in zg6.error
+
+
+def test_refresh_module_that_cannot_import_its_dependency_fails_zg6(admin_url, tmp_path):
+    # the configured module exists but needs a package the target lacks: a finding, not a config error
+    backend = make_backend(tmp_path / "repo", commit=False)
+    edit(backend / "app" / "refresh.py", "from sqlalchemy import text\n", "from sqlalchemy import text\nimport redis_lock_helpers\n")
+    zg6 = _gate(_run(backend, admin_url, ["ZG-6"]), "ZG-6")
+    assert zg6.status.value == "FAIL", (zg6.summary, zg6.error)
+    check = _check(zg6, "the refresh path's module imports")
+    assert check.status.value == "FAIL" and "No module named 'redis_lock_helpers'" in check.detail, check.detail
 
 
 def test_async_refresh_path_is_run(admin_url, tmp_path):
