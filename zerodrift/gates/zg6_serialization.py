@@ -34,7 +34,7 @@ class SerializationConfig(GateConfig):
     lock_key: list[int] = Field(default_factory=list, description="Fallback: the advisory lock key ([bigint] or [int4, int4]) when it cannot be found.")
     freeze_relation: str = Field("", description="Relation the path refreshes, locked to hold the path mid-way while its lock is read; default: the first argument.")
     prompt_s: float = Field(5.0, gt=0, description="Seconds within which the path must return 'skipped' while the lock is held.")
-    timeout: float = Field(60.0, gt=0, description="Seconds one call may take otherwise.")
+    timeout: float = Field(60.0, gt=0, description="Seconds one process start, or one call not held to prompt_s, may take.")
 
 
 def key_from_lock(classid: int, objid: int, objsubid: int) -> list[int]:
@@ -275,7 +275,7 @@ class SerializationGate(Gate):
                 own = key_from_lock(data[1], data[2], data[3])
                 keys[label] = own
                 detail = (f"took its own advisory lock {own} (backend pid {data[0]}) while {holder} held {key}, "
-                          "and went on to refresh")
+                          "instead of skipping")
             elif kind == "bare":
                 detail = f"reached {regclass} (backend pid {data}) without an advisory lock while {holder} held {key}"
             elif kind == "died":
@@ -306,7 +306,7 @@ class SerializationGate(Gate):
         self.result.check("lock key is the same in every process", True,
                           f"{where}" + ("; hash('zerodrift') differed between them, so a key derived from hash() "
                                         "would have differed too" if len(hashes) > 1 else
-                                        "; hash() was the same in these processes: a hash()-derived key is not excluded"))
+                                        "; hash() was the same in these processes, so a key derived from it would not have shown"))
 
     def _success_after_release(self, proc: _Process) -> None:
         cfg = self.cfg
