@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import git
+import psycopg
 from pydantic import Field, model_validator
 
 from zerodrift.catalog.diff import diff_snapshots
+from zerodrift.catalog.sequences import owned_sequences
 from zerodrift.catalog.drift import Waiver, apply_waivers, classify, format_drift, group_drift
-from zerodrift.context import ArtifactUnavailable
+from zerodrift.context import ArtifactUnavailable, psql_table
 from zerodrift.errors import EnvironmentProblem, UsageError
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
 from zerodrift.gates.common import add_drift_table, drift_detail, revisions_text, sql_value
 from zerodrift.hookspecs import hookimpl
+from zerodrift.urls import user_of
 
 class DataCheck(GateConfig):
     name: str = Field(description="What the check asserts, shown in the ledger.")
@@ -88,7 +92,9 @@ class ExistingDatabaseGate(Gate):
     config_model = ExistingConfig
     requires = ("snapshot.fresh",)
     starts_after = ()  # builds its own database alongside ZG-1; needs the fresh snapshot only at the end
-    provides = ("db.existing", "snapshot.existing")
+    #: ``dbs.existing``: ``[(path label, Database or None)]``, every path's database once the gate is done
+    #: (None: that path did not reach head), so other gates can prove their facts on each upgraded database
+    provides = ("db.existing", "snapshot.existing", "dbs.existing")
     needs = ("server", "target")
 
     def run(self, ctx, result: GateResult) -> None:
@@ -97,9 +103,11 @@ class ExistingDatabaseGate(Gate):
         self.drift_groups: list[tuple[str, list]] = []  #: (path label, drift groups) for the drift table
         if not paths:
             ctx.artifacts.publish("db.existing", None)
+            ctx.artifacts.publish("dbs.existing", [])
             result.skip("no upgrade path: set from_revision (or paths with from_ref) in [gates.ZG-2]")
             return
         all_rows = []
+        self.upgraded: list[tuple[str, object]] = []  #: (path label, database at head or None)
         for index, path in enumerate(paths):
             purpose = "existing" if index == 0 else f"existing_{index + 1}"
             prefix = "" if len(paths) == 1 else f"[{path.label}] "
@@ -112,6 +120,9 @@ class ExistingDatabaseGate(Gate):
                 all_rows.extend((path.label, d) for d in rows)
             elif index == 0:
                 ctx.artifacts.publish("db.existing", None)
+            if len(self.upgraded) == index:
+                self.upgraded.append((path.label, None))
+        ctx.artifacts.publish("dbs.existing", self.upgraded)
         compared = [c for c in result.checks if c.name.endswith("catalog equals fresh database")]
         schema = ("schema = fresh" if compared and all(c.status.value == "PASS" for c in compared)
                   else "schema NOT compared with the fresh database")
@@ -156,18 +167,20 @@ class ExistingDatabaseGate(Gate):
                 at_rev = first.ok and sorted(first.values[-1] or []) == sorted(old_heads or [])
                 label = f"{prefix}build with the migrations of {path.from_ref}"
                 if not result.check(label, at_rev, f"{path.from_ref} ({sha[:12]}) head {revisions_text(old_heads)}"
-                                    if at_rev else first.error or f"current is {revisions_text(first.values[-1])}"):
-                    if not first.ok:
-                        result.fail_with_error(f"{prefix}building the database with {path.from_ref}'s migrations failed: {first.error}")
+                                    if at_rev else _job_failure(first, db) if not first.ok
+                                    else f"current is {revisions_text(first.values[-1])}"):
+                    if first.process_failed:
+                        result.fail_with_error(f"{prefix}building the database with {path.from_ref}'s migrations "
+                                               f"could not run: {first.error}")
                     return None
         else:
             first = session.job([{"op": "upgrade", "revision": path.from_revision}, {"op": "current"}])
             result.add_steps(first.steps)
             at_rev = first.ok and first.values[-1] == [path.from_revision]
             if not result.check(f"{prefix}upgrade to {path.from_revision}", at_rev,
-                                f"current is {revisions_text(first.values[-1])}" if first.ok else first.error):
-                if not first.ok:
-                    result.fail_with_error(f"{prefix}upgrade to {path.from_revision} failed on {db.name}: {first.error}")
+                                f"current is {revisions_text(first.values[-1])}" if first.ok else _job_failure(first, db)):
+                if first.process_failed:
+                    result.fail_with_error(f"{prefix}upgrade to {path.from_revision} could not run on {db.name}: {first.error}")
                 return None
 
         if seed.strip():
@@ -182,12 +195,15 @@ class ExistingDatabaseGate(Gate):
         result.add_steps(second.steps)
         heads = second.values[0] if second.values else None
         if not result.check(f"{prefix}upgrade to head", second.ok,
-                            f"→ {revisions_text(heads)}" if second.ok else second.error):
-            result.fail_with_error(f"{prefix}upgrade to head failed on {db.name}: {second.error}")
+                            f"→ {revisions_text(heads)}" if second.ok else _job_failure(second, db)):
+            if second.process_failed:  # zerodrift could not run the job; a migration that raised is the FAIL above
+                result.fail_with_error(f"{prefix}upgrade to head could not run on {db.name}: {second.error}")
             return None
         current = second.values[-1]
-        result.check(f"{prefix}current equals head", sorted(current) == sorted(heads),
-                     f"alembic current: {revisions_text(current)}; heads: {revisions_text(heads)}")
+        if result.check(f"{prefix}current equals head", sorted(current) == sorted(heads),
+                        f"alembic current: {revisions_text(current)}; heads: {revisions_text(heads)}"):
+            self.upgraded.append((path.label, db))
+        check_sequences(ctx, result, db, prefix)
 
         default_checks = cfg.data_checks if (path.from_revision == cfg.from_revision and publish) else []
         for check in (path.data_checks if path.data_checks is not None else default_checks):
@@ -206,8 +222,9 @@ class ExistingDatabaseGate(Gate):
         result.facts.setdefault("fingerprints", {})[path.label] = snap.fingerprint
         try:
             fresh = ctx.artifacts.require("snapshot.fresh")
-        except ArtifactUnavailable as exc:
-            result.skip_check(f"{prefix}catalog equals fresh database", f"no fresh snapshot to compare with: {exc}")
+        except ArtifactUnavailable as exc:  # no comparison made: never a PASS
+            result.fail_with_error(f"{prefix}the upgraded database could not be compared with a fresh one: "
+                                   f"no fresh snapshot ({exc})")
             return None
         rows = diff_snapshots(fresh, snap)
         report = apply_waivers(classify(rows, fresh, snap), cfg.waivers)
@@ -258,6 +275,43 @@ class _worktree:
         except git.GitCommandError:
             shutil.rmtree(self.path, ignore_errors=True)
             self.repo.git.worktree("prune")
+
+
+def _job_failure(job, db) -> str:
+    """A failed alembic job's error (it names the revision and PostgreSQL's error) and the database."""
+    return f"{job.error} (database {db.name})"
+
+
+def check_sequences(ctx, result: GateResult, db, prefix: str) -> None:
+    """The check "sequences ahead of their columns" on an upgraded database: every
+    sequence owned by a column (serial, identity; :mod:`zerodrift.catalog.sequences`)
+    returns a value above the column's ``max`` next, or the next insert that takes the
+    default fails with a duplicate key. Records the evidence step."""
+    started = time.perf_counter()
+    try:
+        with psycopg.connect(db.url(), connect_timeout=10) as conn:
+            states = owned_sequences(conn)
+    except psycopg.Error as exc:
+        result.check(f"{prefix}sequences ahead of their columns", False,
+                     f"could not read the sequences of {db.name}: {exc.diag.sqlstate}: {exc.diag.message_primary}")
+        return
+    rows = [(s.table, s.column, s.sequence, s.last_value, s.is_called, s.next_value, f"{s.bound} {s.extreme}",
+             "BEHIND" if s.behind else "ok") for s in states]
+    result.add_step(EvidenceStep(
+        title=f"{prefix}sequences owned by columns ({db.name})", command="SELECT last_value, is_called FROM <sequence>, "
+        "max(<column>) FROM <table> for every sequence owned by a column (pg_depend deptype 'a' or 'i')",
+        role=user_of(db.admin_url), database=db.name, duration_s=time.perf_counter() - started,
+        output=psql_table(["table", "column", "sequence", "last_value", "is_called", "next", "data", "state"], rows)))
+    if not states:
+        result.skip_check(f"{prefix}sequences ahead of their columns", "no sequence is owned by a column (serial, identity)")
+        return
+    behind = [s for s in states if s.behind]
+    result.check(f"{prefix}sequences ahead of their columns", not behind,
+                 f"{len(states)} sequence(s) owned by columns, each ahead of its column's data" if not behind else
+                 "; ".join(f"{s.table}.{s.column}: sequence {s.sequence} last_value {s.last_value} "
+                           f"(is_called {str(s.is_called).lower()}, next {s.next_value}) but {s.bound}({s.column}) = "
+                           f"{s.extreme}" for s in behind)
+                 + " — the next insert that takes the default fails with a duplicate key (a setval is missing)")
 
 
 def _equal(value: Any, expected: Any) -> bool:
