@@ -37,10 +37,24 @@ def test_views_and_writes_pass_on_the_example(admin_url, tmp_path):
     assert len(refreshed) == 6 and all("REFRESH CONCURRENTLY succeeded" in c.detail for c in refreshed)
     zg7 = _gate(report, "ZG-7")
     matrix = zg7.tables[0]
-    assert matrix["columns"] == ["Table", "Operation", "app_user", "postgres"]
+    assert matrix["columns"] == ["Database", "Table", "Operation", "app_user", "postgres"]
+    # written on the fresh and on the upgraded database (fixture_sql is re-runnable there)
+    assert {r[0] for r in matrix["rows"]} == {"fresh", "existing (revision 0004_merge_branches)"}
     # app_user may not DELETE: shown, but not counted as proof
-    row = next(r for r in matrix["rows"] if r[:2] == ["attribution_events", "DELETE"])
-    assert row[2] == "not counted" and row[3] == "blocked by guard"
+    for row in (r for r in matrix["rows"] if r[1:3] == ["attribution_events", "DELETE"]):
+        assert row[3] == "not counted" and row[4] == "blocked by guard"
+    guard = next(c for c in zg7.checks if c.name == "existing (revision 0004_merge_branches): attribution_events: "
+                 "guard trigger enabled")
+    assert guard.status.value == "PASS" and guard.detail.startswith(
+        "trg_block_worker_mutation_attribution_events (fn_block_worker_ingestion_mutation()): its function raised")
+    insert = next(c for c in zg7.checks if c.name == "fresh: attribution_events: INSERT blocked for workers")
+    assert "its rows are there" in insert.detail
+    # the control ran first, in its own session, and its row was read back
+    control = next(e for e in zg7.evidence if e.title.startswith("control writes as app_user"))
+    assert "app.execution_context" not in control.output and "INSERT 0 1 (1 rows returned, 1 visible afterwards)" in control.output
+    zg2 = _gate(report, "ZG-2")
+    sequences = next(c for c in zg2.checks if c.name == "sequences ahead of their columns")
+    assert sequences.status.value == "PASS" and sequences.detail.startswith("1 sequence(s)")
 
 
 def test_registry_entry_without_view_fails_zg3(admin_url, tmp_path):
@@ -115,6 +129,96 @@ def test_missing_guard_trigger_fails_zg7(admin_url, tmp_path):
     assert not any(n.startswith("attribution_events") for n in names)
     insert = next(c for c in _failed(zg7) if c.name == "attribution_allocations: INSERT blocked for workers")
     assert "guard did not fire" in insert.detail
+
+
+def test_guards_that_pass_only_beside_a_worker_session_fail_zg7(admin_url, tmp_path):
+    """Allocations: a guard reading current_setting() without missing_ok breaks every session that never
+    set the setting (app_user gets it from ALTER ROLE … IN DATABASE … SET, as a real login does; postgres
+    does not). Events: the guard is disabled and the only enabled trigger is unrelated."""
+    backend = make_backend(tmp_path / "repo", commit=False)
+    add_revision(backend, "0013_strict_guard", "0012_comments", '''
+        op.execute("""
+        CREATE FUNCTION fn_strict_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF current_setting('app.execution_context') = 'worker' THEN
+                RAISE EXCEPTION 'ingestion tables are read-only in worker context' USING ERRCODE = 'ZW001';
+            END IF;
+            RETURN COALESCE(NEW, OLD);
+        END $$""")
+        op.execute("DROP TRIGGER trg_block_worker_mutation_attribution_allocations ON attribution_allocations")
+        op.execute("CREATE TRIGGER trg_strict_guard BEFORE INSERT OR UPDATE OR DELETE ON attribution_allocations "
+                   "FOR EACH ROW EXECUTE FUNCTION fn_strict_guard()")
+        op.execute("DO $$ BEGIN EXECUTE format('ALTER ROLE app_user IN DATABASE %I SET app.execution_context = %L', "
+                   "current_database(), 'api'); END $$")
+        op.execute("CREATE FUNCTION fn_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN COALESCE(NEW, OLD); END $$")
+        op.execute("CREATE TRIGGER trg_audit BEFORE INSERT OR UPDATE OR DELETE ON attribution_events "
+                   "FOR EACH ROW EXECUTE FUNCTION fn_audit()")
+        op.execute("ALTER TABLE attribution_events DISABLE TRIGGER trg_block_worker_mutation_attribution_events")
+    ''')
+    zg7 = _gate(_run(backend, admin_url, ["ZG-7"]), "ZG-7")
+    assert zg7.status.value == "FAIL", zg7.error
+    checks = {c.name: c for c in zg7.checks}
+    insert = checks["attribution_allocations: INSERT blocked for workers"]
+    assert insert.status.value == "FAIL"
+    assert "as postgres: control write also fails" in insert.detail and "without worker context" in insert.detail
+    assert 'unrecognized configuration parameter "app.execution_context"' in insert.detail
+    assert "app_user" not in insert.detail  # its login default defines the setting: its control wrote
+    row = next(r for r in zg7.tables[0]["rows"] if r[1:3] == ["attribution_allocations", "INSERT"])
+    assert row[3:] == ["blocked by guard", "FAIL"]
+    # the guard is the trigger whose function raised the guard's error
+    assert checks["attribution_allocations: guard trigger enabled"].status.value == "PASS"
+    assert checks["attribution_allocations: guard trigger enabled"].detail.startswith("trg_strict_guard (fn_strict_guard())")
+    guard = checks["attribution_events: guard trigger enabled"]
+    assert guard.status.value == "FAIL"
+    assert "no worker write to attribution_events raised the guard's error" in guard.detail
+    assert "trg_audit (fn_audit(), enabled)" in guard.detail and "not firing: tgenabled D" in guard.detail
+    assert "guard did not fire" in checks["attribution_events: INSERT blocked for workers"].detail
+
+
+def test_control_write_whose_row_a_trigger_discards_fails_zg7(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    add_revision(backend, "0013_discard_rows", "0012_comments", '''
+        # the application's inserts vanish (the fixture, written as the admin, stays)
+        op.execute("CREATE FUNCTION fn_discard() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                   "IF current_user = 'app_user' THEN RETURN NULL; END IF; RETURN NEW; END $$")
+        op.execute("CREATE TRIGGER trg_zz_discard BEFORE INSERT ON attribution_events "
+                   "FOR EACH ROW EXECUTE FUNCTION fn_discard()")
+    ''')
+    edit(backend / "zerodrift.toml", 'expected_message = "read-only in worker context"',
+         'expected_message = "read-only in worker context"\nguard_triggers = { attribution_allocations = "trg_gone" }')
+    zg7 = _gate(_run(backend, admin_url, ["ZG-7"]), "ZG-7")
+    assert zg7.status.value == "FAIL"
+    checks = {c.name: c for c in zg7.checks}
+    insert = checks["attribution_events: INSERT blocked for workers"]
+    assert insert.status.value == "FAIL"
+    assert "as app_user: write reported success but the row is not there" in insert.detail
+    assert "0 rows returned" in insert.detail
+    assert checks["attribution_events: UPDATE blocked for workers"].status.value == "PASS"
+    guard = checks["attribution_allocations: guard trigger enabled"]
+    assert guard.status.value == "FAIL" and "the configured guard trigger trg_gone is not on attribution_allocations" in guard.detail
+
+
+def test_sequence_behind_its_rows_fails_zg2_and_the_upgraded_database_fails_zg7(admin_url, tmp_path):
+    """The seed writes an allocation with an explicit id and no setval: fresh installs work, every
+    insert on the upgraded database collides with that row."""
+    backend = make_backend(tmp_path / "repo", commit=False)
+    with (backend / "seed.sql").open("a") as fh:
+        fh.write("INSERT INTO attribution_allocations (id, tenant_id, event_id, channel, allocated_cents) OVERRIDING SYSTEM VALUE\n"
+                 "VALUES (2, '11111111-1111-1111-1111-111111111111', '33333333-3333-3333-3333-333333333333', 'email', 1);\n")
+    report = _run(backend, admin_url, ["ZG-2", "ZG-7"])
+    zg2 = _gate(report, "ZG-2")
+    assert zg2.status.value == "FAIL"
+    sequences = next(c for c in zg2.checks if c.name == "sequences ahead of their columns")
+    assert sequences.status.value == "FAIL"
+    assert ("attribution_allocations.id: sequence attribution_allocations_id_seq last_value 1 "
+            "(is_called true, next 2) but max(id) = 2") in sequences.detail
+    zg7 = _gate(report, "ZG-7")
+    assert zg7.status.value == "FAIL"
+    failed = {c.name: c.detail for c in _failed(zg7)}
+    assert list(failed) == ["existing (revision 0004_merge_branches): attribution_allocations: INSERT blocked for workers"]
+    detail = next(iter(failed.values()))
+    existing = f"zd_{report.run_id}_existing"
+    assert f"control write also fails on {existing}" in detail and "23505: duplicate key value" in detail
 
 
 def test_runtime_role_without_insert_privilege_is_not_proof(admin_url, tmp_path):

@@ -91,3 +91,27 @@ def sql_value(value) -> str:
 
 def revisions_text(revs) -> str:
     return ", ".join(revs) if revs else "(none)"
+
+
+def load_failure(result: GateResult, answer: dict | None, step_output: str, what: str, check: str, fix: str) -> None:
+    """Record that a probe could not load ``what`` (e.g. ``registry app.x:VIEWS``) from the target.
+
+    ``answer`` is the probe's JSON (``stage``, ``kind``, ``error``; see
+    ``zerodrift/probes/import_object.py``) or None when the probe did not answer. When
+    the target's own code raised (``kind`` ``target``) it is a finding: the check
+    ``check`` FAILs with the stage and the target's exception. A path that names no
+    module or attribute (``config``), a dependency missing from the target interpreter
+    (``environment``) or a probe that did not answer is an ERROR ending with ``fix``."""
+    answer = answer or {}
+    lines = step_output.strip().splitlines()
+    error = answer.get("error") or (lines[-1] if lines else "the probe did not answer")
+    stage = f" at {answer['stage']}" if answer.get("stage") else ""
+    if answer.get("kind") == "target":
+        result.check(check, False, f"{what} raised{stage}: {error} (traceback in the evidence)")
+        return
+    if answer.get("kind") == "environment":
+        result.fail_with_error(f"{what} could not be loaded{stage}: {error} — install the target's dependencies "
+                               "into its interpreter, or set target.python to the interpreter that has them",
+                               environment=True)
+        return
+    result.fail_with_error(f"{what} could not be loaded{stage}: {error} — {fix}")

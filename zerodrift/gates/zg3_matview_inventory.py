@@ -6,6 +6,7 @@ from pydantic import Field
 
 from zerodrift.context import ArtifactUnavailable
 from zerodrift.gates.base import Gate, GateConfig, GateResult
+from zerodrift.gates.common import load_failure
 from zerodrift.hookspecs import hookimpl
 
 MATVIEWS_SQL = (
@@ -59,9 +60,8 @@ class MatviewInventoryGate(Gate):
                                         role=ctx.config.roles.runtime or None, title=f"import registry {cfg.registry}")
         result.add_step(step)
         if answer is None or not answer.get("ok"):
-            why = (answer or {}).get("error") or step.output.strip().splitlines()[-1:] or ["probe failed"]
-            result.fail_with_error(f"registry {cfg.registry} could not be read: {why if isinstance(why, str) else why[0]} "
-                                   "— check [gates.ZG-3] registry and target.pythonpath")
+            load_failure(result, answer, step.output, f"registry {cfg.registry}", "registry loads",
+                         "check [gates.ZG-3] registry and target.pythonpath")
             return
         value = answer["value"]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field
 
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
+from zerodrift.gates.common import load_failure
 from zerodrift.hookspecs import hookimpl
 from zerodrift.procs import parent_death_preexec
 from zerodrift.urls import mask
@@ -67,9 +68,8 @@ class BeatGate(Gate):
                                     title=f"load {cfg.celery_app} and its beat schedule")
             result.add_step(step)
             if info is None or not info.get("ok"):
-                why = (info or {}).get("error") or "the probe did not answer"
-                result.fail_with_error(f"Celery app {cfg.celery_app} could not be loaded: {why} "
-                                       "— check [gates.ZG-5] celery_app and target.pythonpath")
+                load_failure(result, info, step.output, f"Celery app {cfg.celery_app}", "Celery app loads",
+                             "check [gates.ZG-5] celery_app and target.pythonpath")
                 return
             entries = info["entries"]
             if not result.check("beat schedule loaded", bool(entries),

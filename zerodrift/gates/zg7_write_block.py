@@ -62,7 +62,7 @@ class WriteBlockConfig(GateConfig):
     expected_sqlstate: str = Field("", description="SQLSTATE the guard raises, e.g. P0001 or a custom code.")
     expected_message: str = Field("", description="Regular expression the guard's error message matches.")
     roles: list[str] = Field(default_factory=list, description="Roles to try; empty: the runtime role and the migration (admin) role.")
-    fixture_sql: str = Field("", description="SQL run (as the admin, inside the rolled-back transaction) before the writes, e.g. a parent row. It also runs on every upgraded database, which may hold these rows already: make it re-runnable (ON CONFLICT DO NOTHING).")
+    fixture_sql: str = Field("", description="SQL run (as the admin, inside the rolled-back transaction) before the writes, e.g. a parent row. It also runs on every upgraded database, which may hold these rows already: make it re-runnable (ON CONFLICT DO NOTHING). It runs in the control session too: it must not set the worker settings.")
     insert_sql: dict[str, str] = Field(default_factory=dict, description="Per table, an INSERT of one valid row (required for each table; no RETURNING clause: zerodrift adds its own to read the row back).")
     guard_triggers: dict[str, str] = Field(default_factory=dict, description="Per table, the name of the guard trigger; default: the trigger whose function raised the guard's error on the worker writes (read from the error's CONTEXT).")
 
@@ -102,7 +102,8 @@ class Attempt:
 
 
 class _FixtureFailed(Exception):
-    """fixture_sql raised on a database (the message names it and PostgreSQL's error)."""
+    """fixture_sql raised on a database (the message names it and PostgreSQL's error): a write
+    without worker context failed there, so nothing on that database is proven (a FAIL)."""
 
 
 class WriteBlockGate(Gate):
@@ -164,11 +165,12 @@ class WriteBlockGate(Gate):
             for label, db in (databases if index == 0 else self._existing(ctx, result)):
                 if index:
                     databases.append((label, db))
+                prefix = f"{label}: " if labelled else ""
                 try:
-                    matrix = self._prove_database(ctx, result, cfg, db, roles, f"{label}: " if labelled else "", guards)
-                except _FixtureFailed as exc:
-                    result.fail_with_error(str(exc))
-                    return
+                    matrix = self._prove_database(ctx, result, cfg, db, roles, prefix, guards)
+                except _FixtureFailed as exc:  # a write without worker context failed: not set up, not proven
+                    result.check(f"{prefix}fixture_sql runs", False, str(exc))
+                    matrix = {}
                 rows += [[label, t, op, *(matrix.get((t, op, r), ("not run", ""))[0] for r in roles)]
                          for t in cfg.tables for op in OPERATIONS]
 
@@ -300,10 +302,10 @@ class WriteBlockGate(Gate):
                     try:
                         cur.execute(cfg.fixture_sql)
                     except psycopg.Error as exc:
-                        raise _FixtureFailed(
-                            f"[gates.ZG-7] fixture_sql failed on {db.name}: {exc.diag.sqlstate}: {exc.diag.message_primary} "
-                            "— it runs on the fresh and on every upgraded database: make it re-runnable "
-                            "(e.g. INSERT … ON CONFLICT DO NOTHING)") from exc
+                        again = (" — it runs on the fresh and on every upgraded database: if the row is already there, "
+                                 "make it re-runnable (INSERT … ON CONFLICT DO NOTHING)") if exc.diag.sqlstate == "23505" else ""
+                        raise _FixtureFailed(f"[gates.ZG-7] fixture_sql failed on {db.name} (as {user_of(db.admin_url)}, "
+                                             f"no worker context): {_blocker(exc)}{again}") from exc
                     log.append(f"-- fixture (as {user_of(db.admin_url)})\n{cfg.fixture_sql.strip()}")
                 if worker:  # rows for the worker UPDATE and DELETE to meet (the control session inserts its own)
                     for table in cfg.tables:

@@ -14,33 +14,36 @@ and — with ``schedule_file`` — writes every entry into a
 ``celery.beat.PersistentScheduler`` store with a last run long ago, so a real
 ``celery beat`` started on that file finds every entry due at once. ``drain``
 consumes the messages in the given queues with kombu and reports their task names.
-Answer: one line ``ZERODRIFT-RESULT {json}``.
+Answer: one line ``ZERODRIFT-RESULT {json}``; a failed ``inspect`` carries ``stage`` and
+``kind`` (config, environment or target) as ``import_object.py`` describes them.
 """
 
 from __future__ import annotations
 
 import datetime
-import importlib
 import json
 import sys
 import traceback
+
+from import_object import LoadError, load_object  # a sibling probe: this folder is sys.path[0]
 
 RESULT_PREFIX = "ZERODRIFT-RESULT "
 LONG_AGO = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 def load_app(path):
-    module_name, _, attr = path.partition(":")
-    obj = importlib.import_module(module_name)
-    for part in (attr or "app").split("."):
-        obj = getattr(obj, part)
-    return obj
+    """The Celery app ``module:attribute`` names (attribute default ``app``); raises
+    import_object.LoadError saying at which stage it failed and whose failure it is."""
+    return load_object(path, "app")
 
 
 def inspect(request):
     app = load_app(request["app"])
-    app.loader.import_default_modules()
-    schedule = app.conf.beat_schedule or {}
+    try:
+        app.loader.import_default_modules()
+        schedule = app.conf.beat_schedule or {}
+    except BaseException as exc:  # the app's task modules or its configuration raised
+        raise LoadError("import the app's task modules and read its configuration", "target", exc) from exc
     default_queue = app.conf.task_default_queue or "celery"
     entries = {}
     for name, entry in schedule.items():
@@ -105,6 +108,8 @@ def main():
         request = json.loads(line)
         try:
             answer = inspect(request) if request["mode"] == "inspect" else drain(request)
+        except LoadError as exc:
+            answer = exc.answer()
         except BaseException as exc:  # report any failure of the target's code
             answer = {"ok": False, "error": "".join(traceback.format_exception_only(type(exc), exc)).strip(),
                       "traceback": traceback.format_exc(limit=8)}

@@ -6,7 +6,12 @@ Executed by the *target's* interpreter (standard library only). Requests on stdi
 
 If the attribute is callable and ``call`` is true it is called without arguments
 (a coroutine result is awaited). The answer, prefixed ``ZERODRIFT-RESULT ``, is
-``{"ok": true, "value": <JSON>, "type": "list"}`` or ``{"ok": false, "error": "..."}``.
+``{"ok": true, "value": <JSON>, "type": "list"}`` or ``{"ok": false, "error": "...",
+"stage": "...", "kind": "..."}``: ``stage`` says what was being done (``import module
+app.x``, ``get attribute X``, ``call app.x:X``) and ``kind`` whose failure it is —
+``config`` (the configured path names no module or attribute), ``environment`` (a
+module from outside the target's package is not installed in its interpreter) or
+``target`` (the target's own code raised).
 """
 
 from __future__ import annotations
@@ -40,23 +45,68 @@ def main() -> int:
     return 0
 
 
+class LoadError(Exception):
+    """Loading ``module:attribute`` failed at ``stage``; ``kind`` is config, environment or target."""
+
+    def __init__(self, stage: str, kind: str, exc: BaseException) -> None:
+        super().__init__(stage)
+        self.stage, self.kind, self.exc = stage, kind, exc
+
+    def answer(self) -> dict:
+        exc = self.exc
+        return {"ok": False, "error": "".join(traceback.format_exception_only(type(exc), exc)).strip(),
+                "stage": self.stage, "kind": self.kind,
+                "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=8))}
+
+
+def load_object(path: str, default_attr: str = ""):
+    """The object ``module:attribute`` names (``default_attr`` when no attribute is given).
+
+    Raises LoadError saying at which stage it failed and whose failure it is: a module
+    or attribute the path names that does not exist is ``config``; a missing module
+    outside the target's top-level package is ``environment``; anything raised while
+    the target's module runs is ``target``.
+    """
+    module_name, _, attr = path.partition(":")
+    attr = attr or default_attr
+    if not module_name or not attr:
+        raise LoadError(f"read {path!r}", "config", ValueError(f"{path!r} is not of the form module:attribute"))
+    stage = f"import module {module_name}"
+    try:
+        obj = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and (module_name == missing or module_name.startswith(missing + ".")):
+            raise LoadError(stage, "config", exc) from exc
+        same_package = missing.split(".")[0] == module_name.split(".")[0]
+        raise LoadError(stage, "target" if same_package else "environment", exc) from exc
+    except BaseException as exc:  # the target's module raised while it ran
+        raise LoadError(stage, "target", exc) from exc
+    for part in attr.split("."):
+        stage = f"get attribute {part} of {module_name}"
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as exc:
+            raise LoadError(stage, "config", exc) from exc
+        except BaseException as exc:  # a module __getattr__ or a property of the target raised
+            raise LoadError(stage, "target", exc) from exc
+    return obj
+
+
 def answer_for(request: dict) -> dict:
     path = request["path"]
     try:
-        module_name, _, attr = path.partition(":")
-        if not module_name or not attr:
-            raise ValueError(f"{path!r} is not of the form module:attribute")
-        obj = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
+        obj = load_object(path)
         if callable(obj) and request.get("call", True) and not isinstance(obj, type):
-            obj = obj()
-            if inspect.isawaitable(obj):
-                obj = asyncio.run(obj)
+            try:
+                obj = obj()
+                if inspect.isawaitable(obj):
+                    obj = asyncio.run(obj)
+            except BaseException as exc:
+                raise LoadError(f"call {path}", "target", exc) from exc
         answer = {"ok": True, "value": _jsonable(obj), "type": type(obj).__name__}
-    except BaseException as exc:  # report any failure of the target's code
-        answer = {"ok": False, "error": "".join(traceback.format_exception_only(type(exc), exc)).strip(),
-                  "traceback": traceback.format_exc(limit=8)}
+    except LoadError as exc:
+        answer = exc.answer()
     return answer
 
 
