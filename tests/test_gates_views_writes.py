@@ -81,6 +81,25 @@ def test_registry_that_does_not_import_is_an_error(admin_url, tmp_path):
     assert "app.nope" in zg3.error and "ModuleNotFoundError" in zg3.error
 
 
+def test_target_code_that_raises_on_import_fails_zg3_and_zg5_naming_the_stage(admin_url, tmp_path):
+    """The configured paths are right; the target's own modules raise: a finding (FAIL), not an ERROR."""
+    backend = make_backend(tmp_path / "repo", commit=False)
+    edit(backend / "app" / "matview_registry.py", "MATERIALIZED_VIEWS = [",
+         'raise RuntimeError("registry needs REPORTING_DSN")\nMATERIALIZED_VIEWS = [')
+    edit(backend / "app" / "celery_app.py", "import os\n", "import os\nos.environ['ATTRIBUTION_BROKER_SETTINGS']\n")
+    report = _run(backend, admin_url, ["ZG-3", "ZG-5"])
+    zg3, zg5 = _gate(report, "ZG-3"), _gate(report, "ZG-5")
+    assert zg3.status.value == "FAIL" and not zg3.error
+    (check,) = _failed(zg3)
+    assert check.name == "registry loads"
+    assert check.detail.startswith("registry app.matview_registry:MATERIALIZED_VIEWS raised at import module "
+                                   "app.matview_registry: RuntimeError: registry needs REPORTING_DSN")
+    assert zg5.status.value == "FAIL" and not zg5.error
+    (check,) = _failed(zg5)
+    assert check.name == "Celery app loads"
+    assert "raised at import module app.celery_app: KeyError: 'ATTRIBUTION_BROKER_SETTINGS'" in check.detail
+
+
 MATVIEW_VARIANTS = {
     "owned by the migration role": (
         "op.execute('ALTER MATERIALIZED VIEW mv_channel_performance OWNER TO CURRENT_USER')",

@@ -207,3 +207,37 @@ def test_upgrade_path_drift_fails_zg2_with_a_diff_row(admin_url, tmp_path, varia
     assert any(kind in line and obj in line for line in rows), check.detail
     diff_file = report.output_dir / "ZG-2" / "fresh-vs-existing.diff.txt"
     assert obj.split(".")[0] in diff_file.read_text()
+
+
+def test_migration_that_raises_on_the_upgraded_database_fails_zg2(admin_url, tmp_path):
+    """A finding about the target: FAIL (JUnit <failure>) naming the revision and PostgreSQL's error, not ERROR."""
+    backend = make_backend(tmp_path / "repo", commit=False)
+    add_revision(backend, "0013_email_check", "0012_comments",
+                 "op.execute(\"ALTER TABLE tenants ADD CONSTRAINT ck_no_email CHECK (notification_email IS NULL)\")")
+    commit_all(backend.parent, "a constraint the seeded rows violate")
+    report = _run(backend, admin_url, tmp_path, gates=["ZG-1", "ZG-2"])
+    assert _result(report, "ZG-1").status.value == "PASS"
+    zg2 = _result(report, "ZG-2")
+    assert zg2.status.value == "FAIL" and not zg2.error
+    upgrade = _check(zg2, "upgrade to head")
+    assert upgrade.status.value == "FAIL"
+    assert "in revision 0013_email_check" in upgrade.detail and 'check constraint "ck_no_email"' in upgrade.detail
+    assert f"zd_{report.run_id}_existing" in upgrade.detail
+    junit = (report.output_dir / "junit.xml").read_text()
+    case = junit[junit.index('name="ZG-2'):]
+    assert case.index("<failure") < case.index("</testcase>") and "<error" not in case[:case.index("</testcase>")]
+
+
+def test_upgraded_database_without_a_fresh_snapshot_is_not_a_pass(admin_url, tmp_path):
+    """0013 raises on an empty database only: ZG-1 builds no fresh snapshot, so ZG-2 cannot compare."""
+    backend = make_backend(tmp_path / "repo", commit=False)
+    add_revision(backend, "0013_needs_rows", "0012_comments",
+                 "op.execute(\"SELECT 1 / (SELECT count(*) FROM tenants)\")")
+    commit_all(backend.parent, "a data migration that divides by the row count")
+    report = _run(backend, admin_url, tmp_path, gates=["ZG-1", "ZG-2"])
+    zg1 = _result(report, "ZG-1")
+    assert zg1.status.value == "FAIL" and "division by zero" in zg1.summary
+    zg2 = _result(report, "ZG-2")
+    assert zg2.status.value == "ERROR"
+    assert "could not be compared with a fresh one: no fresh snapshot (ZG-1 ended FAIL" in zg2.error
+    assert _check(zg2, "upgrade to head").status.value == "PASS"
