@@ -80,11 +80,21 @@ class ExistingDatabaseGate(Gate):
     how production databases were really built, and it catches old revision files
     edited in place) — it builds a database, applies the seed (rows a real database
     holds, so backfills have something to do), upgrades to head with the current
-    tree, and asserts: every step succeeded, ``current`` equals head, each data check
-    returns its expected value, and the catalog snapshot equals ZG-1's fresh snapshot.
-    Drift rows carry a class (missing/extra object, definition or default changed,
-    name differs, owner/privilege differs, column position differs); configured
-    waivers accept known rows until they expire. Without a path the gate is SKIPPED.
+    tree, and asserts: every step succeeded, ``current`` equals head, every sequence
+    owned by a column (serial, identity: ``pg_depend`` deptype ``a``/``i``) returns a
+    value above the column's ``max`` next (else every insert taking the default fails
+    on upgraded installs while fresh ones work), each data check returns its expected
+    value, and the catalog snapshot equals ZG-1's fresh snapshot. Drift rows carry a
+    class (missing/extra object, definition or default changed, name differs,
+    owner/privilege differs, column position differs); configured waivers accept known
+    rows until they expire. Without a path the gate is SKIPPED.
+
+    A migration that raises on an existing database is a FAIL naming the revision and
+    PostgreSQL's error; ERROR is kept for what zerodrift could not do (an alembic
+    process that did not finish, a ref missing from the clone) and for a comparison
+    that could not be made because ZG-1 built no fresh snapshot — never a PASS.
+    Every database that reached head is published (``dbs.existing``) so ZG-7 proves
+    its writes there too.
     """
 
     id = "ZG-2"

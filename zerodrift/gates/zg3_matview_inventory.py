@@ -36,7 +36,10 @@ class MatviewInventoryGate(Gate):
     database and — when ZG-2 built one — on the existing database. A view the
     registry names but the database lacks is never refreshed by anyone; a view the
     database has but the registry lacks goes stale silently. Without a registry the
-    gate is SKIPPED, and publishes no registry (ZG-4 then covers every matview).
+    gate is SKIPPED, and publishes no registry (ZG-4 then covers every matview). A
+    registry whose module raises while it is imported or called is a FAIL naming the
+    stage and the target's exception; a path that names no module or attribute is an
+    ERROR saying what to fix.
     """
 
     id = "ZG-3"

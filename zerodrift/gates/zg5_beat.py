@@ -42,7 +42,9 @@ class BeatGate(Gate):
     throwaway database, which is also the app's ``DATABASE_URL``: beat schedules and
     publishes, it needs no migrated schema, so this gate runs from the start). It stops beat as soon as the log shows every entry sent
     (never a fixed sleep), then drains the broker with kombu and asserts a message
-    for each entry's task is there. Without ``celery_app`` the gate is SKIPPED.
+    for each entry's task is there. Without ``celery_app`` the gate is SKIPPED. An app
+    whose modules raise while they are imported is a FAIL naming the stage and the
+    target's exception; a path that names no module or attribute is an ERROR.
     """
 
     id = "ZG-5"
