@@ -13,8 +13,8 @@ import psycopg
 from pydantic import Field, model_validator
 
 from zerodrift.catalog.diff import diff_snapshots
-from zerodrift.catalog.sequences import owned_sequences
 from zerodrift.catalog.drift import Waiver, apply_waivers, classify, format_drift, group_drift
+from zerodrift.catalog.sequences import owned_sequences
 from zerodrift.context import ArtifactUnavailable, psql_table
 from zerodrift.errors import EnvironmentProblem, UsageError
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
