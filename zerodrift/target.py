@@ -55,6 +55,8 @@ class JobResult:
     failed_revision: str = ""  #: the revision alembic was applying when it failed, when known
     #: the job process itself did not finish (crash, timeout, no answer): not a failure *reported by* an operation
     process_failed: bool = False
+    #: what the job's probe answered besides its steps (e.g. ``lock_impact`` from ``lock_probe.py``)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class TargetRunner:
@@ -206,9 +208,11 @@ class TargetRunner:
 
     def alembic_session(self, db: Database, *, role: str | None = None,
                         extra_env: dict[str, str] | None = None,
-                        clock: ClockShift | None = None) -> "AlembicSession":
+                        clock: ClockShift | None = None, probe: str = "alembic_job.py") -> "AlembicSession":
         """A context manager: one alembic process for several jobs on ``db`` (each job's
-        steps are evidence), e.g. upgrade, then zerodrift seeds, then upgrade again."""
+        steps are evidence), e.g. upgrade, then zerodrift seeds, then upgrade again.
+        ``probe`` is the script under ``zerodrift/probes`` that runs the jobs: ``alembic_job.py``,
+        or one that speaks its protocol and answers more (``lock_probe.py``)."""
         env, names = self.environment(db, role=role)
         added = dict(extra_env or {})
         if clock is not None:
@@ -217,7 +221,7 @@ class TargetRunner:
             env.update(added)
             # values are shown: they are zerodrift's own settings (zone, offset, library path), never secrets
             names = names + [f"{k}={v}" for k, v in added.items()]
-        return AlembicSession(self, db, role or self.default_role or user_of(db.admin_url), env, names)
+        return AlembicSession(self, db, role or self.default_role or user_of(db.admin_url), env, names, probe)
 
     def _describe(self, ops: list[dict[str, Any]]) -> str:
         return " && ".join(_OP_COMMAND.get(o["op"], f"alembic {o['op']} {o.get('revision', '')}".strip()) for o in ops)
@@ -315,8 +319,10 @@ class ProbeSession:
 class AlembicSession:
     """One alembic process serving several jobs (see :meth:`TargetRunner.alembic_session`)."""
 
-    def __init__(self, runner: "TargetRunner", db: Database, role: str, env: dict[str, str], names: list[str]) -> None:
+    def __init__(self, runner: "TargetRunner", db: Database, role: str, env: dict[str, str], names: list[str],
+                 script: str = "alembic_job.py") -> None:
         self.runner, self.db, self.role, self.env, self.names = runner, db, role, env, names
+        self.script = script
         self.probe: HeldProbe | None = None
 
     def __enter__(self) -> "AlembicSession":
@@ -328,14 +334,16 @@ class AlembicSession:
                 self.probe.proc.kill()
             self.probe.release()
 
-    def job(self, ops: list[dict[str, Any]]) -> JobResult:
-        """Run ``ops`` in the session's process; a failed or timed-out process is reported, not raised."""
+    def job(self, ops: list[dict[str, Any]], **options: Any) -> JobResult:
+        """Run ``ops`` in the session's process; a failed or timed-out process is reported, not raised.
+        ``options`` are added to the request (e.g. ``observe=True`` for ``lock_probe.py``); what the
+        probe answers besides the steps is in :attr:`JobResult.extra`."""
         runner = self.runner
-        request = {"alembic_ini": str(runner.alembic_ini), "cwd": str(runner.cwd), "steps": ops}
+        request = {"alembic_ini": str(runner.alembic_ini), "cwd": str(runner.cwd), "steps": ops, **options}
         started = time.perf_counter()
         try:
             if self.probe is None or not self.probe.alive:
-                self.probe = HeldProbe(runner.python, "alembic_job.py", request, self.env, runner.cwd)
+                self.probe = HeldProbe(runner.python, self.script, request, self.env, runner.cwd)
             else:
                 self.probe.send(request)
         except OSError as exc:
@@ -343,6 +351,8 @@ class AlembicSession:
         payload = self.probe.answer(runner.timeout)
         elapsed = time.perf_counter() - started
         result = JobResult()
+        if payload is not None:
+            result.extra = {k: v for k, v in payload.items() if k not in ("steps", "alembic_version")}
         if payload is None:
             timed_out = self.probe.alive
             if timed_out:
