@@ -14,6 +14,9 @@ from zerodrift.gates.common import revisions_text
 from zerodrift.hookspecs import hookimpl
 from zerodrift.lock_impact import FAILING_KINDS, KINDS, LockWaiver, Observation, evaluate, mode_name
 
+#: A table a statement worked on with no lock left at any observation point (CREATE INDEX CONCURRENTLY
+#: releases its session lock before its command ends).
+NO_LOCK = "none held at command end"
 #: Rows of the per-revision table shown openly; the rest are in a collapsed table.
 OPEN_ROWS = 25
 
@@ -173,13 +176,19 @@ class LockImpactGate(Gate):
         result.attachments["lock-impact.json"] = json.dumps(raw, indent=1, sort_keys=True).encode()
         for error in raw.get("errors", []):
             result.skip_check("observation", f"an observation query failed: {error}")
+        if not impacts:
+            result.skip_check("lock impact", f"no revision runs after {from_revision}: nothing to observe")
+            return
         transactional = [i for i in impacts if i.statements > i.autocommit]
         blind = [i.revision for i in transactional if not i.version_lock_seen]
-        result.check("observer saw each revision's own locks", bool(transactional) and not blind,
-                     f"the version table's lock was in pg_locks for the migrating backend in all {len(transactional)} "
-                     "revision(s) that ran in a transaction" if transactional and not blind else
-                     f"no lock seen in {revisions_text(blind)}: the target's statements did not pass through the "
-                     "observed SQLAlchemy engine" if blind else "no revision ran a statement in a transaction")
+        if blind:  # zerodrift could not see the target's statements: not a finding about the target
+            result.fail_with_error(f"the observer saw no lock of the migrating backend in {revisions_text(blind)}: the "
+                                   "target's statements did not pass through a SQLAlchemy engine with a synchronous "
+                                   "driver (psycopg, psycopg2) — see docs/lock-impact.md")
+        elif transactional:
+            result.check("observer saw each revision's own locks", True,
+                         f"the version table's lock was in pg_locks for the migrating backend in all {len(transactional)} "
+                         "revision(s) that ran in a transaction")
         if not hot_names:
             result.skip_check("hot tables", "no table held a row after the seed: nothing is judged — seed the "
                               "existing path (seed_sql) or name hot_tables")
@@ -220,7 +229,7 @@ class LockImpactGate(Gate):
                 rows.append(head + ["—", "", "", "", ""])
             for table, entry in sorted(impact.tables.items()):
                 kinds = sorted({f"{f.kind} {f.status}" for f in impact.findings if f.table == table})
-                rows.append(head + [table, "yes" if entry["hot"] else "no", mode_name(entry["mode"]),
+                rows.append(head + [table, "yes" if entry["hot"] else "no", mode_name(entry["mode"]) or NO_LOCK,
                                     "yes" if entry["rewritten"] else "no", ", ".join(kinds)])
         columns = ["Revision", "Transaction", "Statements", "Time (ms)", "Table", "Hot", "Strongest lock held",
                    "Rewritten", "Findings"]
@@ -252,7 +261,8 @@ def _quiet_detail(impact) -> str:
     reported = [f for f in impact.findings if f.status == "REPORTED"]
     parts = [f"{impact.statements} statement(s), transaction: {impact.transaction}"]
     if impact.tables:
-        parts.append("locks taken: " + ", ".join(f"{t} {mode_name(e['mode'])}" for t, e in sorted(impact.tables.items())))
+        parts.append("locks held: " + ", ".join(f"{t} {mode_name(e['mode']) or NO_LOCK}"
+                                                for t, e in sorted(impact.tables.items())))
     if reported:
         parts.append("reported: " + "; ".join(f"{KINDS[f.kind]} on {f.table}" for f in reported[:3]))
     if waived:
