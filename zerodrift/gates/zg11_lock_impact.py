@@ -20,17 +20,27 @@ NO_LOCK = "none held at command end"
 #: Rows of the per-revision table shown openly; the rest are in a collapsed table.
 OPEN_ROWS = 25
 
-#: Tables (and materialized views) of the target's schemas, and whether each holds a row. One
-#: statement: query_to_xml runs the per-table EXISTS (as the admin, who bypasses row security).
-HOT_TABLES_SQL = """
-SELECT c.oid::bigint AS oid, n.nspname AS schema, c.relname AS name,
-       (xpath('/row/x/text()', query_to_xml(format('SELECT EXISTS (SELECT 1 FROM ONLY %I.%I) AS x',
-                                                   n.nspname, c.relname), false, true, '')))[1]::text::boolean AS has_rows
+#: Tables (and populated materialized views) of the target's schemas.
+TABLES_SQL = """
+SELECT c.oid::bigint AS oid, n.nspname AS schema, c.relname AS name
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname !~ '^pg_(toast|temp)' AND (c.relkind <> 'm' OR c.relispopulated)
 ORDER BY 2, 3
 """
+
+
+def _ident(name: str) -> str:
+    """A quoted SQL identifier (SQL Syntax, "Identifiers and Key Words")."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def has_rows_sql(tables: list[tuple]) -> str:
+    """One statement telling, for each (oid, schema, name), whether the table holds a row
+    (run as the admin, who bypasses row security)."""
+    return "\nUNION ALL\n".join(f"SELECT {int(oid)}::bigint AS oid, EXISTS (SELECT 1 FROM ONLY {_ident(s)}.{_ident(n)}) "
+                                 "AS has_rows" for oid, s, n in tables)
+
 
 #: The event trigger that lets the probe see the locks a DDL command holds at its end, also when the
 #: statement commits itself (autocommit, CREATE INDEX CONCURRENTLY). It only appends to a session setting.
@@ -144,14 +154,20 @@ class LockImpactGate(Gate):
             if not result.check("seed applied", seeded.ok,
                                 "seed SQL committed" if seeded.ok else f"{seeded.sqlstate}: {seeded.error}"):
                 return
-        tables = ctx.run_sql(result, db, HOT_TABLES_SQL, title="tables and whether they hold rows (hot tables)")
+        tables = ctx.run_sql(result, db, TABLES_SQL, title="tables of the existing database")
         if not tables.ok:
             result.fail_with_error(f"could not list the tables of {db.name}: {tables.error}")
             return
         if cfg.hot_tables is None:
-            hot = {str(oid): f"{s}.{n}" for oid, s, n, rows in tables.rows if rows}
+            filled = ctx.run_sql(result, db, has_rows_sql(tables.rows), title="which tables hold rows (hot tables)") \
+                if tables.rows else None
+            if filled is not None and not filled.ok:
+                result.fail_with_error(f"could not count the rows of {db.name}'s tables: {filled.error}")
+                return
+            with_rows = {str(oid) for oid, has in (filled.rows if filled else []) if has}
+            hot = {str(oid): f"{s}.{n}" for oid, s, n in tables.rows if str(oid) in with_rows}
         else:
-            hot = {str(oid): f"{s}.{n}" for oid, s, n, _ in tables.rows
+            hot = {str(oid): f"{s}.{n}" for oid, s, n in tables.rows
                    if any(fnmatch.fnmatchcase(f"{s}.{n}", p) for p in cfg.hot_tables)}
         observer = ctx.run_sql(result, db, DDL_OBSERVER_SQL, title="DDL observer (event trigger on ddl_command_end)")
         if not observer.ok:
