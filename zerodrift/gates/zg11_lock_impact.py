@@ -86,8 +86,10 @@ class LockImpactGate(Gate):
     ``pg_class.relfilenode`` (a rewrite changes it), ``pg_stat_xact_user_tables`` (rows
     scanned and written within the transaction) and ``transaction_timestamp()`` (did
     the statement run in a transaction); an event trigger on ``ddl_command_end`` adds
-    the locks held at the end of each DDL command, so a statement that commits itself
-    (``CREATE INDEX CONCURRENTLY`` in an autocommit block) is seen too.
+    the locks held at the end of each DDL command, so the locks of a statement that
+    commits itself (a plain ``CREATE INDEX`` in an autocommit block) are seen too, and
+    an index that appears with no SHARE lock at its command's end was built
+    ``CONCURRENTLY``. The method and its limits: docs/lock-impact.md.
 
     PASS proves, per revision: no hot table was held in SHARE or a stronger mode (one
     that blocks writes; ACCESS EXCLUSIVE also blocks reads) while a statement rewrote a
