@@ -63,7 +63,7 @@ CREATE EVENT TRIGGER zerodrift_ddl_locks ON ddl_command_end EXECUTE FUNCTION zer
 
 class LockImpactConfig(GateConfig):
     from_revision: str = Field("", description="Revision the database is built at before seeding; empty: [gates.ZG-2] from_revision.")
-    seed_sql: str = Field("", description="SQL run at from_revision as the migration role; empty (with seed_sql_file): [gates.ZG-2]'s seed.")
+    seed_sql: str = Field("", description="SQL run at from_revision as the migration role; empty (and no seed_sql_file): [gates.ZG-2]'s seed when the path starts at [gates.ZG-2]'s from_revision.")
     seed_sql_file: str = Field("", description="File holding the seed SQL, relative to the config root.")
     hot_tables: list[str] | None = Field(None, description="Tables judged hot (schema.table shell patterns, e.g. public.orders); default: every table that exists before the upgrade and holds a row after the seed.")
     fail_on: list[Literal["rewrite", "index_build", "write_under_lock", "scan_under_lock"]] = Field(
@@ -129,9 +129,11 @@ class LockImpactGate(Gate):
 
     @staticmethod
     def _seed(ctx, result: GateResult, cfg: LockImpactConfig, existing: dict) -> str | None:
-        own = bool(cfg.seed_sql or cfg.seed_sql_file or cfg.from_revision)
-        text = cfg.seed_sql if own else existing.get("seed_sql", "")
-        file = cfg.seed_sql_file if own else existing.get("seed_sql_file", "")
+        """The seed SQL: this gate's own, else ZG-2's when the path starts at ZG-2's from_revision."""
+        own = bool(cfg.seed_sql or cfg.seed_sql_file)
+        shared = not own and cfg.from_revision in ("", existing.get("from_revision", ""))
+        text = cfg.seed_sql if own else existing.get("seed_sql", "") if shared else ""
+        file = cfg.seed_sql_file if own else existing.get("seed_sql_file", "") if shared else ""
         if file:
             path = ctx.loaded.path(file)
             try:
@@ -140,7 +142,7 @@ class LockImpactGate(Gate):
                 where = "[gates.ZG-11]" if own else "[gates.ZG-2]"
                 result.fail_with_error(f"{where} seed_sql_file {path}: {exc}")
                 return None
-        return text or ""
+        return text
 
     def _walk(self, ctx, result, cfg, session, db, role, from_revision, seed) -> None:
         first = session.job([{"op": "upgrade", "revision": from_revision}, {"op": "current"}])
