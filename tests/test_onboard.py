@@ -96,6 +96,7 @@ def test_init_on_example_detects_its_setup_and_the_generated_config_proves_it(ad
     _append_table(config_file, "gates.ZG-2", example["ZG-2"])
     _append_table(config_file, "gates.ZG-7", zg7)
     _append_table(config_file, "gates.ZG-7.insert_sql", insert_sql)
+    _append_table(config_file, "gates.ZG-11", example["ZG-11"])  # the reviewed lock findings' waivers
     commit_all(tmp_path / "repo", "TODOs decided")
     report = run(RunOptions(target=backend, admin_url=admin_url, output=tmp_path / "p2"))
     write_proof_pack(report)
