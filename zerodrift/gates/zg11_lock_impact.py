@@ -178,6 +178,9 @@ class LockImpactGate(Gate):
             result.fail_with_error(f"could not create the DDL observer on {db.name}: {observer.error}")
             return
         second = session.job([{"op": "heads"}, {"op": "upgrade", "revision": "heads"}, {"op": "current"}], observe=True)
+        for step in second.steps:
+            if step.command.startswith("alembic upgrade"):
+                step.title += " (observed: pg_locks, relfilenodes, row counters around each statement)"
         result.add_steps(second.steps)
         raw = second.extra.get("lock_impact")
         if raw is None:

@@ -105,6 +105,12 @@ class Observer:
         self.current = None
 
     # -- statements ---------------------------------------------------------
+    @staticmethod
+    def _dbapi(conn):
+        """The DBAPI connection under a SQLAlchemy Connection (``dbapi_connection`` since SQLAlchemy 1.4.24)."""
+        fairy = conn.connection
+        return getattr(fairy, "dbapi_connection", None) or fairy.connection
+
     def _query(self, dbapi_connection, sql: str) -> dict:
         cursor = dbapi_connection.cursor()
         try:
@@ -117,7 +123,7 @@ class Observer:
     def before(self, conn, statement) -> None:
         if not self.active or self.current is None:
             return
-        dbapi = conn.connection.dbapi_connection
+        dbapi = self._dbapi(conn)
         first = self.rels is None
         try:
             state = self._query(dbapi, QUERY_AFTER if first else QUERY_BEFORE)
@@ -135,7 +141,7 @@ class Observer:
         if pending is None or self.current is None:
             return
         elapsed = time.perf_counter() - pending["started"]
-        dbapi = conn.connection.dbapi_connection
+        dbapi = self._dbapi(conn)
         try:
             state = self._query(dbapi, QUERY_AFTER)
         except Exception as exc:
