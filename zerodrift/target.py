@@ -40,6 +40,7 @@ _RUNNING = re.compile(r"Running (?:upgrade|downgrade) .*?-> ([^,\s]+)")
 _OP_COMMAND = {
     "heads": "alembic heads",
     "current": "alembic current",
+    "history": "alembic history (base → heads, with each downgrade() read for a bare raise)",
     "clock": "read the job's clock and time zone (time.time(), datetime.now(), tm_gmtoff, TZ)",
 }
 

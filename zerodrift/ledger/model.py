@@ -41,6 +41,10 @@ def ledger_data(report: RunReport) -> dict[str, Any]:
             "facts": r.facts,
             "tables": r.tables,
         })
+    downgrades: dict[str, Any] = {}
+    for r in report.results:  # what a downgrade gate (ZG-9) ran, for the ledger's "not proven" line
+        if isinstance(r.facts.get("downgrades"), dict):
+            downgrades = {**r.facts["downgrades"], "gate": r.gate_id, "status": r.status.value}
     kinds: list[str] = []
     for r in report.results:
         if r.facts.get("kinds_compared"):
@@ -78,6 +82,7 @@ def ledger_data(report: RunReport) -> dict[str, Any]:
         "server": dataclasses.asdict(report.server),
         "schema_fingerprint": report.schema_fingerprint,
         "kinds_compared": kinds,
+        "downgrades": downgrades,
         "gates": results,
         "included_as_dependency": report.included_as_dependency,
         "not_run": report.not_run,

@@ -72,7 +72,39 @@ def _run_step(cfg, step):
         return sorted(revs)
     if op == "clock":
         return _clock()
+    if op == "history":
+        return _history(cfg)
     raise ValueError(f"unknown op {op!r}")
+
+
+def _history(cfg):
+    """Every revision from base to head(s) in an order where each comes after its
+    ``down_revision``: ``{"revision", "down_revisions", "path", "irreversible"}``, where
+    ``irreversible`` is the text of the ``raise`` statement when ``downgrade()`` consists
+    of nothing but a ``raise`` (and a docstring): a downgrade declared impossible."""
+    import ast
+
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(cfg)
+    out = []
+    for rev in reversed(list(script.walk_revisions("base", "heads"))):
+        down = rev.down_revision
+        downs = [] if down is None else [down] if isinstance(down, str) else sorted(down)
+        declared = ""
+        try:
+            with open(rev.path, encoding="utf-8") as fh:
+                tree = ast.parse(fh.read())
+            for node in tree.body:
+                if isinstance(node, ast.FunctionDef) and node.name == "downgrade":
+                    body = [n for n in node.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+                    if len(body) == 1 and isinstance(body[0], ast.Raise):
+                        declared = ast.unparse(body[0])
+        except (OSError, SyntaxError):
+            pass
+        out.append({"revision": rev.revision, "down_revisions": downs, "path": rev.path, "irreversible": declared})
+        print(f"{', '.join(downs) or '<base>'} -> {rev.revision}" + (f" (downgrade: {declared})" if declared else ""))
+    return out
 
 
 def _clock():

@@ -20,5 +20,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("REVOKE SELECT ON mv_daily_revenue_summary, mv_channel_performance, mv_allocation_summary FROM app_ro, app_rw")
     for name in MATVIEWS:
         op.execute(f"ALTER MATERIALIZED VIEW {name} OWNER TO CURRENT_USER")
