@@ -19,6 +19,9 @@ compares figures taken under the same conditions::
    unsigned and signed (Ed25519) with :func:`zerodrift.ledger.render.write_proof_pack`,
    and the ``zerodrift run`` CLI as a subprocess (interpreter start included). Both
    embedded (no URL) and external (``--admin-url``).
+   The per-gate figures include ZG-9's downgrade walk (its cost grows with the number of
+   revisions: three alembic operations and three catalog snapshots each; its snapshot time
+   is shown beside it) — it has no floor counterpart, being proof a hand-run upgrade lacks.
 3. **Scale**: synthetic backends from ``bench/generate.py`` (long linear history, wide
    schema) at several sizes: the floor of ZG-1/ZG-2's work (fresh upgrade + existing
    path), ``take_snapshot`` / ``diff_snapshots`` / canonical JSON / fingerprint times
