@@ -115,3 +115,23 @@ def load_failure(result: GateResult, answer: dict | None, step_output: str, what
                                environment=True)
         return
     result.fail_with_error(f"{what} could not be loaded{stage}: {error} — {fix}")
+
+
+def fresh_and_existing(ctx, result: GateResult, fresh, doing: str) -> list[tuple[str, object]]:
+    """``[("fresh", db), ("existing", db)]``: ZG-1's database (``fresh``) and ZG-2's when ZG-2
+    is selected and produced one; otherwise a SKIPPED check "existing database" says why
+    only the fresh one is ``doing`` (e.g. "refreshed")."""
+    from zerodrift.context import ArtifactUnavailable
+
+    databases = [("fresh", fresh)]
+    if ctx.artifacts.produced_by("db.existing"):
+        try:
+            existing = ctx.artifacts.require("db.existing")
+        except ArtifactUnavailable as exc:
+            existing = None
+            result.skip_check("existing database", f"no existing database: {exc}")
+        if existing is not None:
+            databases.append(("existing", existing))
+    else:
+        result.skip_check("existing database", f"ZG-2 is not selected: only the fresh database is {doing}")
+    return databases

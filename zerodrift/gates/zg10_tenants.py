@@ -9,8 +9,9 @@ import psycopg
 from psycopg import sql as pgsql
 from pydantic import Field
 
-from zerodrift.context import ArtifactUnavailable, SqlOutcome, psql_table
+from zerodrift.context import SqlOutcome, psql_table
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
+from zerodrift.gates.common import fresh_and_existing
 from zerodrift.hookspecs import hookimpl
 from zerodrift.urls import user_of
 
@@ -82,17 +83,7 @@ class TenantIsolationGate(Gate):
         fresh = ctx.require(result, "db.fresh", "no fresh database to prove isolation on")
         if fresh is None:
             return
-        databases = [("fresh", fresh)]
-        if ctx.artifacts.produced_by("db.existing"):
-            try:
-                existing = ctx.artifacts.require("db.existing")
-            except ArtifactUnavailable as exc:
-                existing = None
-                result.skip_check("existing database", f"no existing database: {exc}")
-            if existing is not None:
-                databases.append(("existing", existing))
-        else:
-            result.skip_check("existing database", "ZG-2 is not selected: only the fresh database is checked")
+        databases = fresh_and_existing(ctx, result, fresh, "checked")
         matrix: list[list[str]] = []
         tables_checked = 0
         for label, db in databases:

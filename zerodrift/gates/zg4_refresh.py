@@ -5,8 +5,8 @@ from __future__ import annotations
 from psycopg import sql as pgsql
 from pydantic import Field
 
-from zerodrift.context import ArtifactUnavailable
 from zerodrift.gates.base import Gate, GateConfig, GateResult
+from zerodrift.gates.common import fresh_and_existing
 from zerodrift.hookspecs import hookimpl
 
 # Unique indexes usable by REFRESH ... CONCURRENTLY: valid, unique, no WHERE clause,
@@ -69,17 +69,7 @@ class RefreshViabilityGate(Gate):
         registry = ctx.require(result, "matview.registry", "no matview registry result")
         if result.error:
             return
-        databases = [("fresh", fresh)]
-        if ctx.artifacts.produced_by("db.existing"):
-            try:
-                existing = ctx.artifacts.require("db.existing")
-            except ArtifactUnavailable as exc:
-                existing = None
-                result.skip_check("existing database", f"no existing database: {exc}")
-            if existing is not None:
-                databases.append(("existing", existing))
-        else:
-            result.skip_check("existing database", "ZG-2 is not selected: only the fresh database is refreshed")
+        databases = fresh_and_existing(ctx, result, fresh, "refreshed")
         settings = ctx.config.roles.runtime_settings
         version_num = int(ctx.server_version_num())
         maintain = "has_table_privilege(%(role)s, c.oid, 'MAINTAIN')" if version_num >= 170000 else "false"
