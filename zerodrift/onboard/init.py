@@ -14,7 +14,10 @@ Everything here is static analysis: no target code is imported or run.
   settings (GUCs) they read and a worker write guard (``[gates.ZG-7]`` hints).
 * The application's modules give a Celery app (``[gates.ZG-5]``), a matview
   registry (``[gates.ZG-3]``), a refresh path that takes an advisory lock
-  (``[gates.ZG-6]``) and the ``PYTHONPATH`` their packages need.
+  (``[gates.ZG-6]``), SQLAlchemy metadata (a ``DeclarativeBase`` subclass,
+  ``declarative_base()`` or ``MetaData()``: ``[gates.ZG-8]``) and the ``PYTHONPATH``
+  their packages need; settings read by ``CREATE POLICY`` statements hint at the
+  tenant setting of ``[gates.ZG-10]``.
 
 What cannot be decided is marked ``# TODO:``. Gates whose inputs are unknown stay
 commented out, so they are SKIPPED — never a PASS on a guess. The output is checked
@@ -132,6 +135,8 @@ class Detection:
     created_roles: list[str] = field(default_factory=list)  #: roles the migrations CREATE themselves
     matviews: list[str] = field(default_factory=list)
     settings_read: list[str] = field(default_factory=list)  #: GUCs the migrations read
+    policy_settings: list[str] = field(default_factory=list)  #: GUCs read inside CREATE POLICY statements
+    metadata: list[Candidate] = field(default_factory=list)  #: SQLAlchemy MetaData / declarative bases
     worker_settings: dict[str, str] = field(default_factory=dict)
     guard_sqlstate: str = ""
     guard_message: str = ""
@@ -417,6 +422,7 @@ def scan_migrations(det: Detection) -> None:
     det.revisions, det.heads = _order_revisions(down)
     det.created_roles = sorted(set(det.created_roles))
     det.settings_read = [s for s in dict.fromkeys(det.settings_read) if s not in det.worker_settings]
+    det.policy_settings = list(dict.fromkeys(det.policy_settings))
     det.guard_tables = list(dict.fromkeys(det.guard_tables))
 
 
@@ -462,6 +468,8 @@ def _scan_sql(det: Detection, sql: str, label: str, guard_functions: set[str]) -
         if "{" not in m.group("name"):
             det.matviews.append(m.group("name").strip('"'))
     det.settings_read.extend(m.group("name") for m in _SETTING.finditer(sql))
+    for statement in re.findall(r"\bCREATE\s+POLICY\b.*?(?:;|$)", sql, re.I | re.S):
+        det.policy_settings.extend(m.group("name") for m in _SETTING.finditer(statement))
     if _RAISE.search(sql) and _GUARD.search(sql):
         guard = _GUARD.search(sql)
         det.worker_settings.setdefault(guard.group("name"), guard.group("value"))
@@ -575,7 +583,7 @@ def scan_application(det: Detection, files: list[Path]) -> None:
         rel = _rel(path, det.scan_root)
         testish = bool(_TESTISH.search(rel))
         mentions = ("Celery" in source, re.search(r"MATVIEW|MATERIALIZED", source, re.I) is not None,
-                    "refresh" in source.lower())
+                    "refresh" in source.lower(), _METADATA_HINT.search(source) is not None)
         if not testish:
             try:
                 db_vars = [n for n in env_vars_read(source) if _URLISH.search(n) and _DB_WORD.search(n) and not _NOT_DB.search(n)]
@@ -589,10 +597,16 @@ def scan_application(det: Detection, files: list[Path]) -> None:
         imports = _top_imports(tree)
         module, root = _module_of(path, det.scan_root, imports)
         for node in tree.body:
+            if isinstance(node, ast.ClassDef) and any(_dotted(b).split(".")[-1] == "DeclarativeBase" for b in node.bases):
+                det.metadata.append(Candidate(f"{module}:{node.name}.metadata", path, root, imports, testish=testish))
             if isinstance(node, (ast.Assign, ast.AnnAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 names = [t.id for t in targets if isinstance(t, ast.Name)]
                 for name in names:
+                    called = _dotted(node.value.func).split(".")[-1] if isinstance(node.value, ast.Call) else ""
+                    if called in ("declarative_base", "MetaData"):
+                        det.metadata.append(Candidate(f"{module}:{name}" + (".metadata" if called != "MetaData" else ""),
+                                                      path, root, imports, testish=testish))
                     if _is_celery_call(node.value):
                         det.celery_apps.append(Candidate(f"{module}:{name}", path, root, imports, testish=testish))
                     elif re.search(r"MATVIEW|MATERIALIZED", name, re.I) and isinstance(node.value, (ast.List, ast.Tuple)):
@@ -619,8 +633,23 @@ def scan_application(det: Detection, files: list[Path]) -> None:
     key = lambda c: (c.testish, len(c.file.relative_to(det.scan_root).parts), c.path)  # noqa: E731
     det.celery_apps.sort(key=lambda c: (c.testish, "celery" not in c.file.name.lower(), *key(c)[1:]))
     det.registries.sort(key=key)
+    det.metadata.sort(key=key)
     det.refreshers.sort(key=lambda c: (c.testish, not c.returns, *key(c)[1:]))
     det.runtime_env_vars = list(dict.fromkeys(det.runtime_env_vars))
+
+
+#: Source that may define SQLAlchemy metadata (a declarative base or a MetaData()).
+_METADATA_HINT = re.compile(r"\bDeclarativeBase\b|\bdeclarative_base\(|\bMetaData\(")
+
+
+def _dotted(node: ast.AST) -> str:
+    """``a.b.C`` of a Name/Attribute node; empty for anything else."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        inner = _dotted(node.value)
+        return f"{inner}.{node.attr}" if inner else ""
+    return ""
 
 
 def _package_roots(files: list[Path]) -> dict[str, Path]:
@@ -988,6 +1017,42 @@ def _render_gates(w: _Writer, det: Detection) -> None:
     w.raw("# [gates.ZG-7.insert_sql]")
     for table in det.guard_tables or ["TODO_ingestion_table"]:
         w.commented_key(table, f"INSERT INTO {table} (…) VALUES (…)")
+    _render_zg8_to_10(w, det)
+
+
+def _render_zg8_to_10(w: _Writer, det: Detection) -> None:
+    here = det.config_dir
+    # ZG-8
+    w.raw()
+    models = [c for c in det.metadata if not c.testish]
+    if models:
+        w.comment(f"SQLAlchemy metadata found in {_rel(models[0].file, here)}; ZG-8 imports it in the target's "
+                  "interpreter and compares it with the fresh database (set compare_* as env.py does).")
+        if len(models) > 1:
+            w.todo("other candidates: " + ", ".join(c.path for c in models[1:]) + "; keep the application's models.")
+        w.raw("[gates.ZG-8]")
+        w.key("metadata", models[0].path)
+    else:
+        w.comment("no SQLAlchemy metadata found (a DeclarativeBase subclass, declarative_base() or MetaData()): "
+                  "ZG-8 stays SKIPPED.")
+        w.raw("# [gates.ZG-8]")
+        w.commented_key("metadata", "app.models:Base.metadata")
+    # ZG-9
+    w.raw()
+    w.comment("ZG-9 downgrades every revision one step and upgrades it again; a downgrade() that only raises is "
+              "reported as irreversible, not failed.")
+    w.raw("[gates.ZG-9]")
+    w.key("revisions", "all")
+    # ZG-10
+    w.raw()
+    if det.policy_settings:
+        w.todo(f"ZG-10 (tenant isolation) is SKIPPED until fixture_sql puts rows of two tenants ({{tenant_a}}, "
+               f"{{tenant_b}}) in every tenant table; the migrations' policies read {', '.join(det.policy_settings)}.")
+    else:
+        w.comment("no row-level security policy reading a setting was found in the migrations: ZG-10 stays SKIPPED.")
+    w.raw("# [gates.ZG-10]")
+    w.commented_key("setting", det.policy_settings[0] if det.policy_settings else "app.current_tenant_id")
+    w.commented_key("fixture_sql", "TODO: INSERT rows of '{tenant_a}' and '{tenant_b}' into every tenant table")
 
 
 def _render_zg6(w: _Writer, det: Detection) -> None:
