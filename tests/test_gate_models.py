@@ -15,7 +15,9 @@ def test_example_models_match_the_migrations(admin_url, tmp_path):
     zg8 = _gate(run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-8"])), "ZG-8")
     assert zg8.status.value == "PASS", (zg8.summary, zg8.error)
     assert zg8.facts["models"]["tables"] == 3 and zg8.facts["models"]["differences"] == 0
+    # compare_server_default = True comes from the example's env.py (read as `alembic check` reads it)
     assert zg8.facts["models"]["options"]["compare_server_default"] is True
+    assert "compare_server_default" in zg8.facts["models"]["options_from_env_py"]
 
 
 def test_model_and_migration_columns_missing_on_either_side_fail(admin_url, tmp_path):
@@ -30,7 +32,7 @@ def test_model_and_migration_columns_missing_on_either_side_fail(admin_url, tmp_
     edit(models, "session_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)",
          "session_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=True)")
     edit(models, "server_default=text(\"'v1'::text\")", "server_default=text(\"'v2'::text\")")
-    edit(backend / "zerodrift.toml", 'compare_server_default = true', '''compare_server_default = true
+    edit(backend / "zerodrift.toml", 'metadata = "app.models:Base.metadata"', '''metadata = "app.models:Base.metadata"
 ignore = ["columns:public.tenants.billing_*"]
 
 [[gates.ZG-8.waivers]]
@@ -59,3 +61,28 @@ expires = "2999-12-31"''')
     zg8 = _gate(run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-8"])), "ZG-8")
     detail = next(c.detail for c in zg8.checks if c.status.value == "FAIL")
     assert "in the models, missing from the migrations: public.tenants.billing_plan" in detail
+
+
+def test_include_object_of_env_py_is_honoured(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    edit(backend / "app" / "models.py", '    notification_email: Mapped[str | None] = mapped_column(Text)\n',
+         '    notification_email: Mapped[str | None] = mapped_column(Text)\n'
+         '    billing_plan: Mapped[str | None] = mapped_column(Text)\n')
+    # env.py's hook leaves the column out of autogenerate: the model-only column is not compared
+    edit(backend / "migrations" / "env.py", "compare_server_default=True)",
+         "compare_server_default=True,\n"
+         "                          include_object=lambda obj, name, kind, reflected, other: "
+         "not (kind == 'column' and name == 'billing_plan'))")
+    commit_all(backend.parent, "variant")
+    zg8 = _gate(run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-8"])), "ZG-8")
+    assert zg8.status.value == "PASS", (zg8.summary, zg8.error)
+    assert zg8.facts["models"]["options"]["include_object"].endswith("<lambda>")
+    # the hook overridden by the config: the column is compared, and missing from the migrations
+    edit(backend / "zerodrift.toml", 'metadata = "app.models:Base.metadata"',
+         'metadata = "app.models:Base.metadata"\ninclude_object = "app.models:include_everything"')
+    (backend / "app" / "models.py").write_text((backend / "app" / "models.py").read_text()
+                                               + "\n\ndef include_everything(*args):\n    return True\n")
+    commit_all(backend.parent, "override")
+    zg8 = _gate(run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-8"])), "ZG-8")
+    assert zg8.status.value == "FAIL"
+    assert any("in the models, missing from the migrations: public.tenants.billing_plan" in c.detail for c in zg8.checks)

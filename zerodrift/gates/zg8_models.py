@@ -21,12 +21,12 @@ class ModelsConfig(GateConfig):
     metadata: str = Field("", description="The application's SQLAlchemy MetaData (or declarative base) as "
                                           "`module:attribute`, imported in the target's interpreter, e.g. "
                                           "`app.models:Base.metadata`. Empty: the gate is SKIPPED.")
-    compare_type: bool = Field(True, description="Compare column types (Alembic's `compare_type`; set it as the "
-                                                 "target's env.py does).")
-    compare_server_default: bool = Field(False, description="Compare server defaults (Alembic's "
-                                         "`compare_server_default`; set it as the target's env.py does).")
-    include_object: str = Field("", description="The target's `include_object` hook as `module:callable` (the one "
-                                                "its env.py passes to `context.configure`); empty: none.")
+    compare_type: bool | None = Field(None, description="Compare column types (Alembic's `compare_type`); unset: "
+                                      "what the target's env.py passes to `context.configure` (Alembic's default: true).")
+    compare_server_default: bool | None = Field(None, description="Compare server defaults (Alembic's "
+                                                "`compare_server_default`); unset: what env.py passes (default: false).")
+    include_object: str = Field("", description="An `include_object` hook as `module:callable`, used instead of the "
+                                                "one env.py passes to `context.configure`; empty: env.py's, if any.")
     ignore: list[str] = Field(default_factory=list, description="Differences that are not findings, as `kind:object` "
                               "shell patterns (kinds: tables, columns, indexes, constraints), e.g. "
                               "`indexes:public.mv_*`. Ignored rows are listed in the ledger, never counted.")
@@ -40,7 +40,10 @@ class ModelsMatchGate(Gate):
     On ZG-1's fresh database at head, the metadata named by ``metadata`` is imported in
     the target's interpreter and compared with the database by Alembic's own comparison
     (:func:`alembic.autogenerate.compare_metadata`, what ``alembic check`` runs), with the
-    configured ``compare_type``, ``compare_server_default`` and ``include_object``. Each
+    options the target's ``env.py`` passes to ``context.configure`` (``compare_type``,
+    ``compare_server_default``, ``include_object``, ``include_name``, ``include_schemas``,
+    the version table; read by running ``env.py`` as ``alembic check`` does, applying
+    nothing), each overridden by this table's key when set. Each
     difference is a FAIL row in the drift vocabulary of ZG-1/ZG-2, models on the left and
     migrations on the right: ``missing object`` = only the models have it (the migrations
     never create it), ``extra object`` = only the migrations create it (the models do not
@@ -66,8 +69,10 @@ class ModelsMatchGate(Gate):
         if db is None:
             return
         url_env = ctx.config.target.migration_url_env[0]
-        request = {"metadata": cfg.metadata, "url_env": url_env, "compare_type": cfg.compare_type,
-                   "compare_server_default": cfg.compare_server_default, "include_object": cfg.include_object}
+        options = {k: v for k, v in (("compare_type", cfg.compare_type),
+                                     ("compare_server_default", cfg.compare_server_default)) if v is not None}
+        request = {"metadata": cfg.metadata, "url_env": url_env, "alembic_ini": str(ctx.target.alembic_ini),
+                   "options": options, "include_object": cfg.include_object}
         step, answer = ctx.target.probe("models_probe.py", request, db=db, role=ctx.migration_role, runtime=False,
                                         title="alembic.autogenerate.compare_metadata(models, fresh database)")
         result.add_step(step)
@@ -88,7 +93,8 @@ class ModelsMatchGate(Gate):
         no_catalog = SimpleNamespace(objects={})  # rows come from autogenerate, not from two catalog snapshots
         groups = group_drift(report.rows, no_catalog, no_catalog, MODELS, MIGRATIONS)
         result.facts["models"] = {"tables": answer["tables"], "differences": len(rows), "ignored": len(ignored),
-                                  "waived": waived, "options": answer.get("options", {})}
+                                  "waived": waived, "options": answer.get("options", {}),
+                                  "options_from_env_py": answer.get("env_options", [])}
         if report.rows:
             add_drift_table(result, MODELS, MIGRATIONS, [("", groups)])
             result.attachments["models-vs-migrations.diff.txt"] = format_drift(groups, MODELS, MIGRATIONS)

@@ -4,12 +4,18 @@ Executed by the *target's* interpreter (it imports the standard library, SQLAlch
 Alembic, which the target has). Request on stdin, one JSON object per line::
 
     {"metadata": "app.models:Base.metadata", "url_env": "MIGRATION_DATABASE_URL",
-     "compare_type": true, "compare_server_default": false, "include_object": "app.env:include_object"}
+     "alembic_ini": "/abs/alembic.ini", "options": {"compare_type": true}, "include_object": ""}
 
-It imports the metadata (``module:attribute``; a declarative base's ``metadata`` is
-taken when the attribute is the base class), connects to the URL in ``url_env`` and
-calls :func:`alembic.autogenerate.compare_metadata` — the comparison ``alembic check``
-and ``alembic revision --autogenerate`` run — with the given options. Answer, prefixed
+First, with ``alembic_ini``, it runs the target's ``env.py`` the way ``alembic check``
+does (an :class:`alembic.runtime.environment.EnvironmentContext` whose migration
+function returns no step, so nothing is applied) and keeps the options ``env.py`` passed
+to ``context.configure``: ``compare_type``, ``compare_server_default``,
+``include_object``, ``include_name``, ``include_schemas``, ``version_table``,
+``version_table_schema``. ``options`` and ``include_object`` of the request (zerodrift's
+config) override them. Then it imports the metadata (``module:attribute``; a declarative
+base's ``metadata`` is taken when the attribute is the base class), connects to the URL
+in ``url_env`` and calls :func:`alembic.autogenerate.compare_metadata` — the comparison
+``alembic check`` and ``alembic revision --autogenerate`` run — with those options. Answer, prefixed
 ``ZERODRIFT-RESULT ``: ``{"ok": true, "differences": [...], "tables": N, "alembic_version": "1.x"}``
 where each difference is ``{"op", "kind", "object", "attribute", "models", "database"}``
 (``models``/``database``: the value on that side, ``"present"``/``"absent"`` for a whole
@@ -97,6 +103,36 @@ def _describe(diff, default_schema):
     return {"op": op, "kind": "other", "object": repr(diff[1:])[:200], "attribute": op, "models": "", "database": ""}
 
 
+#: Options of ``context.configure`` that change what autogenerate compares.
+ENV_OPTIONS = ("compare_type", "compare_server_default", "include_object", "include_name", "include_schemas",
+               "version_table", "version_table_schema")
+
+
+def env_options(alembic_ini: str) -> dict:
+    """The comparison options the target's env.py gives ``context.configure`` (see the module docstring)."""
+    from alembic.config import Config
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.script import ScriptDirectory
+
+    cfg = Config(alembic_ini)
+    script = ScriptDirectory.from_config(cfg)
+    captured: dict = {}
+
+    def no_steps(rev, context):
+        captured.update({k: v for k, v in context.opts.items() if k in ENV_OPTIONS})
+        return []
+
+    with EnvironmentContext(cfg, script, fn=no_steps, as_sql=False):
+        script.run_env()
+    return captured
+
+
+def _shown(value):
+    if callable(value):
+        return f"{getattr(value, '__module__', '?')}:{getattr(value, '__qualname__', repr(value))}"
+    return value
+
+
 def answer_for(request: dict) -> dict:
     try:
         from alembic import __version__ as alembic_version
@@ -109,8 +145,11 @@ def answer_for(request: dict) -> dict:
         if not hasattr(metadata, "sorted_tables"):
             raise TypeError(f"{request['metadata']} is a {type(metadata).__name__}, not a SQLAlchemy MetaData "
                             "(or a declarative base)")
-        opts = {"compare_type": request.get("compare_type", True),
-                "compare_server_default": request.get("compare_server_default", False)}
+        opts, from_env = {}, {}
+        if request.get("alembic_ini"):
+            from_env = env_options(request["alembic_ini"])
+            opts.update(from_env)
+        opts.update(request.get("options") or {})
         if request.get("include_object"):
             opts["include_object"] = _load(request["include_object"])
         raw = os.environ.get(request["url_env"], "")
@@ -128,7 +167,7 @@ def answer_for(request: dict) -> dict:
             for one in (diff if isinstance(diff, list) else [diff]):  # modify_* come grouped per column
                 rows.append(_describe(one, default_schema))
         return {"ok": True, "differences": rows, "tables": len(metadata.tables), "alembic_version": alembic_version,
-                "options": {k: (v if isinstance(v, bool) else request.get("include_object")) for k, v in opts.items()}}
+                "options": {k: _shown(v) for k, v in opts.items()}, "env_options": sorted(from_env)}
     except BaseException as exc:  # report any failure of the target's code
         return {"ok": False, "error": "".join(traceback.format_exception_only(type(exc), exc)).strip(),
                 "traceback": traceback.format_exc(limit=8)}

@@ -10,7 +10,11 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from app.models import Base
+
 config = context.config
+#: what `alembic check` / autogenerate compare with the database (zerodrift's ZG-8 too)
+target_metadata = Base.metadata
 if config.config_file_name is not None:
     fileConfig(config.config_file_name)
 
@@ -28,7 +32,7 @@ def _database_url() -> str:
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=_database_url(), target_metadata=None, literal_binds=True)
+    context.configure(url=_database_url(), target_metadata=target_metadata, literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -37,7 +41,8 @@ def run_migrations_online() -> None:
     engine = create_engine(_database_url(), poolclass=pool.NullPool)
     with engine.connect() as connection:
         # each revision commits on its own: its locks end with it, not with the whole upgrade
-        context.configure(connection=connection, target_metadata=None, transaction_per_migration=True)
+        context.configure(connection=connection, target_metadata=target_metadata, compare_server_default=True,
+                          transaction_per_migration=True)
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()
