@@ -152,20 +152,14 @@ class DowngradeRoundTripGate(Gate):
                 rows_table.append([rev, "irreversible", declared])
                 previous = after
                 continue
-            down = session.job([{"op": "downgrade", "revision": self._one_step_below(rev, info, applied)}])
-            result.add_steps(down.steps)
-            if not result.check(f"downgrade {rev}", down.ok, f"{rev} undone" if down.ok else
-                                f"downgrade of {rev} failed: {down.error}"):
-                rows_table.append([rev, "downgrade failed", down.error])
+            if not _step(session, result, rows_table, rev, "downgrade", self._one_step_below(rev, info, applied),
+                         f"downgrade {rev}", f"{rev} undone", f"downgrade of {rev} failed"):
                 return rev
             undone = ctx.snapshot(result, db, f"after downgrading {rev}")
             trace = self._compare(result, previous, undone, version_table, f"before {rev}", f"after downgrade of {rev}",
                                   f"downgrade of {rev} leaves no trace", f"downgrade of {rev} leaves a trace")
-            again = session.job([{"op": "upgrade", "revision": rev}])
-            result.add_steps(again.steps)
-            if not result.check(f"upgrade {rev} again", again.ok, f"{rev} applied again" if again.ok else
-                                f"re-upgrade of {rev} failed: {again.error}"):
-                rows_table.append([rev, "re-upgrade failed", again.error])
+            if not _step(session, result, rows_table, rev, "upgrade", rev, f"upgrade {rev} again", f"{rev} applied again",
+                         f"re-upgrade of {rev} failed"):
                 return rev
             redone = ctx.snapshot(result, db, f"at {rev} again")
             differs = self._compare(result, after, redone, version_table, f"at {rev}", f"at {rev} again",
@@ -249,6 +243,18 @@ class DowngradeRoundTripGate(Gate):
         result.check(name, False, "downgrade base leaves a trace: " + drift_detail(drifts, "new database",
                                                                                   "after downgrade base", groups=groups))
         add_drift_table(result, "new database", "after downgrade base", [("", groups)])
+
+
+def _step(session, result: GateResult, rows_table: list, rev: str, op: str, target: str, name: str, done: str,
+          failed: str) -> bool:
+    """Run ``alembic <op> <target>`` in the walk's session as the check ``name``; on failure
+    the revision's table row says so. Returns whether it succeeded."""
+    job = session.job([{"op": op, "revision": target}])
+    result.add_steps(job.steps)
+    if result.check(name, job.ok, done if job.ok else f"{failed}: {job.error}"):
+        return True
+    rows_table.append([rev, failed.split(" of ")[0], job.error])
+    return False
 
 
 def _is_version_table(identity: str, version_table: str) -> bool:

@@ -24,23 +24,14 @@ object), or ``{"ok": false, "error": "..."}``.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
 import traceback
 
+from import_object import LoadError, load_object  # a probe beside this one (probes run as scripts from their folder)
+
 RESULT_PREFIX = "ZERODRIFT-RESULT "
-
-
-def _load(path: str):
-    module_name, _, attr = path.partition(":")
-    if not module_name or not attr:
-        raise ValueError(f"{path!r} is not of the form module:attribute")
-    obj = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
 
 
 def _url(raw: str) -> str:
@@ -140,7 +131,7 @@ def answer_for(request: dict) -> dict:
         from alembic.migration import MigrationContext
         from sqlalchemy import create_engine, pool
 
-        metadata = _load(request["metadata"])
+        metadata = load_object(request["metadata"])
         metadata = getattr(metadata, "metadata", metadata)  # a declarative base: its MetaData
         if not hasattr(metadata, "sorted_tables"):
             raise TypeError(f"{request['metadata']} is a {type(metadata).__name__}, not a SQLAlchemy MetaData "
@@ -151,7 +142,7 @@ def answer_for(request: dict) -> dict:
             opts.update(from_env)
         opts.update(request.get("options") or {})
         if request.get("include_object"):
-            opts["include_object"] = _load(request["include_object"])
+            opts["include_object"] = load_object(request["include_object"])
         raw = os.environ.get(request["url_env"], "")
         if not raw:
             raise RuntimeError(f"{request['url_env']} is not set")
@@ -168,6 +159,8 @@ def answer_for(request: dict) -> dict:
                 rows.append(_describe(one, default_schema))
         return {"ok": True, "differences": rows, "tables": len(metadata.tables), "alembic_version": alembic_version,
                 "options": {k: _shown(v) for k, v in opts.items()}, "env_options": sorted(from_env)}
+    except LoadError as exc:  # says at which stage, and whether the config or the target's code failed
+        return exc.answer()
     except BaseException as exc:  # report any failure of the target's code
         return {"ok": False, "error": "".join(traceback.format_exception_only(type(exc), exc)).strip(),
                 "traceback": traceback.format_exc(limit=8)}
