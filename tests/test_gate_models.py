@@ -69,10 +69,10 @@ def test_include_object_of_env_py_is_honoured(admin_url, tmp_path):
          '    notification_email: Mapped[str | None] = mapped_column(Text)\n'
          '    billing_plan: Mapped[str | None] = mapped_column(Text)\n')
     # env.py's hook leaves the column out of autogenerate: the model-only column is not compared
-    edit(backend / "migrations" / "env.py", "compare_server_default=True)",
+    edit(backend / "migrations" / "env.py", "compare_server_default=True,",
          "compare_server_default=True,\n"
          "                          include_object=lambda obj, name, kind, reflected, other: "
-         "not (kind == 'column' and name == 'billing_plan'))")
+         "not (kind == 'column' and name == 'billing_plan'),")
     commit_all(backend.parent, "variant")
     zg8 = _gate(run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-8"])), "ZG-8")
     assert zg8.status.value == "PASS", (zg8.summary, zg8.error)
