@@ -73,6 +73,7 @@ def run(
     output_format: OutputFormat = typer.Option(OutputFormat.none, "--format", "-f", help="Also print the ledger to stdout as json, junit or markdown."),
     sign_key: Optional[str] = typer.Option(None, "--sign-key", help="Ed25519 private key (OpenSSH) that signs the ledger (env ZERODRIFT_SIGNING_KEY: a path or the key itself; config signing.key)."),
     require: list[str] = typer.Option([], "--require", help="This gate must PASS for exit 0 (repeatable; `all`: every installed gate); added to the config's required_gates."),
+    pg_version: Optional[int] = typer.Option(None, "--pg-version", help="PostgreSQL major version of production, e.g. 16 (config server.version): the embedded server runs it; an external server of another major is an error."),
 ) -> None:
     """Run the gates against TARGET and write the proof pack.
 
@@ -96,7 +97,8 @@ def run(
         err.print("[yellow]note:[/yellow] no signing key (--sign-key, ZERODRIFT_SIGNING_KEY or signing.key): "
                   "the ledger is written UNSIGNED")
     options = RunOptions(target=target, config_file=config, admin_url=admin_url, output=out, python=python,
-                         gates=list(gate), keep=keep, from_refs=list(from_ref), require=list(require))
+                         gates=list(gate), keep=keep, from_refs=list(from_ref), require=list(require),
+                         pg_version=pg_version)
 
     stopping = threading.Event()  # set once interrupted: nothing is printed after the final line
 
@@ -466,12 +468,13 @@ def doctor(
     admin_url: Optional[str] = typer.Option(None, "--admin-url", help="Admin URL of an external PostgreSQL (env ZERODRIFT_ADMIN_URL); default: an embedded server."),
     python: Optional[str] = typer.Option(None, "--python", help="Target interpreter (env ZERODRIFT_PYTHON)."),
     sign_key: Optional[str] = typer.Option(None, "--sign-key", help="Signing key to check (env ZERODRIFT_SIGNING_KEY; config signing.key)."),
+    pg_version: Optional[int] = typer.Option(None, "--pg-version", help="PostgreSQL major version of production, e.g. 16 (config server.version): the embedded server runs it; an external server of another major is an error."),
 ) -> None:
     """Check the setup before a run: config, interpreter, server, roles, imports, signing key, git. Creates nothing."""
     from zerodrift.onboard.doctor import run_doctor
 
     report = run_doctor(target, config_file=config, admin_url=admin_url, python=python, sign_key=sign_key,
-                        emit=lambda finding: typer.echo(finding.line()))
+                        pg_version=pg_version, emit=lambda finding: typer.echo(finding.line()))
     raise typer.Exit(report.exit_code)
 
 

@@ -30,6 +30,7 @@ from zerodrift.config import LoadedConfig
 from zerodrift.errors import EnvironmentProblem, UsageError
 from zerodrift.gates.base import EvidenceStep
 from zerodrift.procs import parent_death_preexec
+from zerodrift.server.prereq import missing_object_hint
 from zerodrift.server.provision import Database
 from zerodrift.urls import mask, user_of
 
@@ -392,6 +393,9 @@ class AlembicSession:
                 result.failed_revision = running[-1] if running else ""
                 where = f" in revision {result.failed_revision}" if result.failed_revision else ""
                 result.error = f"{command} failed{where}: {step['error']}"
+                hint = missing_object_hint(step["error"])
+                if hint:
+                    result.error += f"\n{hint}"
         return result
 
 

@@ -92,4 +92,5 @@ def ledger_data(report: RunReport) -> dict[str, Any]:
         "roles_dropped": report.roles_dropped,
         "roles_note": report.roles_note,
         "migration_role": report.migration_role,
+        "prerequisites": report.prerequisites,
     }

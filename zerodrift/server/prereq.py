@@ -40,7 +40,7 @@ FIXES_EXTERNAL = (
 #: ``CREATE EXTENSION [IF NOT EXISTS] name`` (PostgreSQL docs, "CREATE EXTENSION"); the
 #: name may be double-quoted (``"uuid-ossp"``) or, inside Python source, escaped quotes.
 _CREATE_EXTENSION = re.compile(
-    r"create\s+extension\s+(?:if\s+not\s+exists\s+)?\\?[\"']?([A-Za-z_][\w-]*)", re.IGNORECASE)
+    r"create\s+extension\s+(?:if\s+not\s+exists\s+)?(?!if\s)\\?[\"']?([A-Za-z_][\w-]*)", re.IGNORECASE)
 
 
 def _extensions_in(text: str) -> list[str]:
