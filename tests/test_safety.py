@@ -122,6 +122,10 @@ def test_usage_and_environment_errors(admin_url, tmp_path):
     proc = _zerodrift("run", str(backend), "-g", "ZG-42")
     assert proc.returncode == 2 and "unknown gate id ZG-42" in proc.stderr
     proc = _zerodrift("run", str(tmp_path))
+    assert proc.returncode == 2 and "run `zerodrift init" in proc.stderr
+    (tmp_path / "configured").mkdir()
+    (tmp_path / "configured" / "zerodrift.toml").write_text("[target]\n")
+    proc = _zerodrift("run", str(tmp_path / "configured"))
     assert proc.returncode == 2 and "no alembic.ini" in proc.stderr
     proc = _zerodrift("run", str(backend), "--python", "/nonexistent/python3")
     assert proc.returncode == 3 and "/nonexistent/python3" in proc.stderr
