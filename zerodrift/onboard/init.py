@@ -873,6 +873,17 @@ def render(det: Detection) -> tuple[str, list[str]]:
                "e.g. postgresql+psycopg (psycopg 3), postgresql+asyncpg, or postgresql (psycopg2).")
         w.key("url_scheme", det.url_scheme)
 
+    w.comment("setup_sql: SQL (or a .sql file) run as the admin role in every throwaway database before its first "
+              "migration, for what production creates outside the migrations (extensions, schemas, grants).")
+    w.commented_key("setup_sql", "CREATE EXTENSION IF NOT EXISTS pg_trgm;")
+
+    # [server]
+    w.raw()
+    w.raw("[server]")
+    w.comment("version: production's PostgreSQL major; the embedded server runs it (unset: the newest available, and "
+              "`zerodrift doctor` warns: catalogs differ between majors).")
+    w.commented_key("version", 16)
+
     # [roles]
     w.raw()
     w.raw("[roles]")
