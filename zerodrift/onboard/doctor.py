@@ -342,7 +342,8 @@ def _check_version(doc: _Doctor, loaded: LoadedConfig, server: Any) -> None:
     pinned = loaded.config.server.version
     major = (server.version or "?").split(".")[0]
     if pinned is None:
-        doc.add(WARN, "server.version", f"no PostgreSQL major pinned: runs use the newest available ({major}); a proof "
+        doc.add(WARN, "server.version", f"no PostgreSQL major pinned: runs use PostgreSQL {major} (the newest available "
+                "binaries that ship the history's extensions); a proof "
                 "made on another major than production's is not a proof of production (catalogs differ between majors)",
                 "set server.version (or --pg-version) to production's major, e.g. 16")
     elif major != str(pinned):
@@ -372,7 +373,7 @@ def _check_prerequisites(doc: _Doctor, server: Any, needed: dict[str, list[str]]
                         prereq.FIXES_EXTERNAL)
                 return
     except ZerodriftError as exc:
-        doc.add(FAIL, "extensions", str(exc), "see the fixes above")
+        doc.add(FAIL, "extensions", str(exc), "one of the fixes the message names")
         return
     except psycopg.Error as exc:
         doc.add(FAIL, "extensions", f"cannot check: {str(exc).strip()}", "check the admin URL's privileges")

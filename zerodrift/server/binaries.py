@@ -271,8 +271,9 @@ def find_binaries(bindir: str | os.PathLike[str] | None = None, major: int | Non
     Inputs: ``bindir`` - a directory holding ``postgres`` and ``initdb``; when given it
     is the only candidate. ``major`` - accept only this major version (e.g. ``16``).
     ``extensions`` - names the run will ``CREATE EXTENSION``: among the candidates of
-    the wanted major, the first that ships all of them wins; when none does, the first
-    candidate (the caller's prerequisite check then names what is missing).
+    the wanted major (in :func:`list_binaries` order), the first that ships all of them
+    wins; when none does, the first that ships the most (the caller's prerequisite check
+    then names what is missing).
 
     Output: a :class:`PostgresBinaries`.
 
@@ -305,7 +306,6 @@ def find_binaries(bindir: str | os.PathLike[str] | None = None, major: int | Non
                f"postgresql-{major} package." if major else "")
         raise EnvironmentProblem(f"No {wanted} (`postgres` and `initdb`) found; found: {offered}.{pin} {INSTALL_HINT}")
     needed = set(extensions)
-    for binaries in matching:
-        if needed <= binaries.extensions:
-            return binaries
-    return matching[0]
+    # the first that ships them all; else the one that ships the most, so that the
+    # prerequisite check names only what no installed binaries have
+    return max(matching, key=lambda b: len(needed & b.extensions), default=matching[0]) if needed else matching[0]
