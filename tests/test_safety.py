@@ -146,8 +146,10 @@ def test_usage_and_environment_errors(admin_url, tmp_path):
     assert proc.returncode == 2 and "not valid TOML" in proc.stderr
 
 
-def test_gc_drops_only_marked_databases_of_dead_runs(admin_url, tmp_path):
+def test_gc_drops_only_marked_databases_of_dead_runs(private_admin_url, tmp_path):
     from zerodrift.server.provision import Provisioner
+
+    admin_url = private_admin_url  # every run's start-up sweep drops dead runs' databases: no other run may be there
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
