@@ -65,3 +65,29 @@ INSERT INTO tenant_notes (tenant_id, note) VALUES ('{tenant_a}', 'a'), ('{tenant
     assert failed[f"RLS enabled and forced on {notes}"].startswith("RLS is not enabled on public.tenant_notes")
     assert "leak: app_user without app.current_tenant_id reads 2 row(s) of public.tenant_notes" in \
         failed[f"no rows without the setting on {notes}"]
+
+
+def test_every_upgraded_database_is_checked_and_one_built_from_a_release_can_fail_alone(admin_url, tmp_path):
+    """The release v1 shipped 0007 without FORCE; the file was later fixed in place. A fresh
+    database is forced, the database production upgraded from v1 is not: ZG-10 must say so
+    for that path, beside the path that passes."""
+    import git
+
+    backend = make_backend(tmp_path / "repo", commit=False)
+    rls = backend / "migrations" / "versions" / "0007_tenant_rls.py"
+    edit(rls, '        op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")\n', "")
+    commit_all(backend.parent, "v1: RLS enabled, not forced")
+    git.Repo(backend.parent).create_tag("v1")
+    edit(rls, '        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")\n',
+         '        op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")\n'
+         '        op.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")\n')
+    with (backend / "zerodrift.toml").open("a") as fh:
+        fh.write('\n[[gates.ZG-2.paths]]\nfrom_ref = "v1"\n')
+    commit_all(backend.parent, "0007 fixed in place; the release path is configured")
+    zg10 = _gate(run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-2", "ZG-10"])), "ZG-10")
+    assert zg10.status.value == "FAIL", (zg10.summary, zg10.error)
+    failed, passed = _checks(zg10, "FAIL"), _checks(zg10, "PASS")
+    table = "public.attribution_events"
+    assert f"RLS enabled and forced on {table} (fresh)" in passed
+    assert f"RLS enabled and forced on {table} (existing (revision 0004_merge_branches))" in passed
+    assert f"RLS enabled and forced on {table} (existing (ref v1))" in failed, sorted(failed)

@@ -118,20 +118,27 @@ def load_failure(result: GateResult, answer: dict | None, step_output: str, what
 
 
 def fresh_and_existing(ctx, result: GateResult, fresh, doing: str) -> list[tuple[str, object]]:
-    """``[("fresh", db), ("existing", db)]``: ZG-1's database (``fresh``) and ZG-2's when ZG-2
-    is selected and produced one; otherwise a SKIPPED check "existing database" says why
-    only the fresh one is ``doing`` (e.g. "refreshed")."""
+    """``[("fresh", db), ("existing", db), …]``: ZG-1's database (``fresh``) and every database
+    ZG-2 brought to head (artifact ``dbs.existing``; labelled ``existing (<path>)`` when there
+    are several paths). A SKIPPED check says why a database is not ``doing`` (e.g.
+    "refreshed"): ZG-2 not selected, no upgrade path, or a path that did not reach head."""
     from zerodrift.context import ArtifactUnavailable
 
     databases = [("fresh", fresh)]
-    if ctx.artifacts.produced_by("db.existing"):
-        try:
-            existing = ctx.artifacts.require("db.existing")
-        except ArtifactUnavailable as exc:
-            existing = None
-            result.skip_check("existing database", f"no existing database: {exc}")
-        if existing is not None:
-            databases.append(("existing", existing))
-    else:
+    if not ctx.artifacts.produced_by("dbs.existing"):
         result.skip_check("existing database", f"ZG-2 is not selected: only the fresh database is {doing}")
+        return databases
+    try:
+        published = ctx.artifacts.require("dbs.existing") or []
+    except ArtifactUnavailable as exc:
+        result.skip_check("existing database", f"no existing database: {exc}")
+        return databases
+    if not published:
+        result.skip_check("existing database", f"ZG-2 has no upgrade path: only the fresh database is {doing}")
+    for path_label, db in published:
+        label = "existing" if len(published) == 1 else f"existing ({path_label})"
+        if db is None:
+            result.skip_check(f"{label} database", f"not {doing}: ZG-2 did not bring it to head")
+        else:
+            databases.append((label, db))
     return databases

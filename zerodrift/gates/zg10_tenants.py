@@ -70,7 +70,7 @@ class TenantIsolationGate(Gate):
     title = "Tenant isolation"
     config_model = TenantConfig
     requires = ("db.fresh",)
-    optional_requires = ("db.existing",)
+    optional_requires = ("dbs.existing",)
     needs = ("server",)
 
     def run(self, ctx, result: GateResult) -> None:

@@ -54,7 +54,7 @@ class RefreshViabilityGate(Gate):
     title = "Refresh viability as the runtime role"
     config_model = RefreshConfig
     requires = ("db.fresh", "matview.registry")
-    optional_requires = ("db.existing",)
+    optional_requires = ("dbs.existing",)
     needs = ("server",)
 
     def run(self, ctx, result: GateResult) -> None:
