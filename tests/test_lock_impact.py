@@ -107,6 +107,8 @@ def test_unsafe_revisions_fail_with_the_right_row(admin_url, tmp_path):
     # CREATE INDEX without CONCURRENTLY holds SHARE: writes wait for the build
     assert _findings(zg11, "0014_plain_index") == {
         ("public.attribution_allocations", "index_build", "SHARE", "FAIL", False)}
+    plain = _check(zg11, "0014_plain_index: no hot table blocked during row work")
+    assert "Fix: CREATE INDEX CONCURRENTLY in an autocommit block" in plain.detail, plain.detail
     # a foreign key validated when added: SHARE ROW EXCLUSIVE on both tables during the scan
     fk = _findings(zg11, "0015_fk_validated")
     assert {(table, mode, status) for table, _kind, mode, status, _ in fk} == {

@@ -6,9 +6,11 @@ A real run writes the ledger once (module fixture); each tampering is applied to
 from __future__ import annotations
 
 import base64
+import os
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -224,3 +226,12 @@ def _minimal_data():
                                  "exit_status": 0, "output": "", "env": []}]}],
         "not_run": [], "included_as_dependency": [], "databases": {"dropped": [], "kept": []}, "roles_created": [], "roles_dropped": [], "roles_note": "",
     }
+
+
+def test_verify_head_outside_a_checkout_says_so_and_how_to_fix_it(signed_pack, tmp_path):
+    ledger = _copy(signed_pack, tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "zerodrift.cli", "verify", str(ledger), "--allowed-signers",
+                           str(signed_pack["allowed"]), "--head"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "GIT_CEILING_DIRECTORIES": str(tmp_path.parent)})
+    assert proc.returncode == 2, proc.stderr
+    assert "is not in a git checkout" in proc.stderr and "--commit SHA" in proc.stderr, proc.stderr

@@ -93,9 +93,6 @@ def run(
     except ZerodriftError as exc:
         err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
         raise typer.Exit(exc.exit_code)
-    if key_source is None:
-        err.print("[yellow]note:[/yellow] no signing key (--sign-key, ZERODRIFT_SIGNING_KEY or signing.key): "
-                  "the ledger is written UNSIGNED")
     options = RunOptions(target=target, config_file=config, admin_url=admin_url, output=out, python=python,
                          gates=list(gate), keep=keep, from_refs=list(from_ref), require=list(require),
                          pg_version=pg_version)
@@ -139,6 +136,9 @@ def run(
     github.emit(data, str(written["markdown"]), sys.stderr)
     _summary(report)
     err.print(escape(f"proof pack: {report.output_dir}  (ledger: {written['markdown']})"))
+    if key_source is None:  # said once a pack exists, not ahead of a usage error
+        err.print("[yellow]note:[/yellow] no signing key (--sign-key, ZERODRIFT_SIGNING_KEY or signing.key): "
+                  f"the ledger is UNSIGNED (`zerodrift sign {escape(str(report.output_dir))}` signs it unchanged)")
     printed = {OutputFormat.json: "json", OutputFormat.junit: "junit", OutputFormat.markdown: "markdown"}
     if output_format in printed:  # exactly the file written (the ledger with its signature)
         sys.stdout.buffer.write(written[printed[output_format]].read_bytes())

@@ -49,6 +49,15 @@ KINDS = {
 CAUSES = {"rewrite": "while {} was rewritten", "index_build": "while an index was built on {}",
           "write_under_lock": "while rows of {} were written", "scan_under_lock": "while rows of {} were scanned"}
 FAILING_KINDS = ("rewrite", "index_build", "write_under_lock", "scan_under_lock")
+#: The safe form of each failing kind (PostgreSQL docs: ALTER TABLE "Notes", CREATE INDEX
+#: "Building Indexes Concurrently"), or a waiver when the risk was reviewed.
+FIXES = {
+    "rewrite": "add the column without a volatile default (or with a constant one) and backfill in batches in "
+               "later revisions; change a type by a new column",
+    "index_build": "CREATE INDEX CONCURRENTLY in an autocommit block (`with op.get_context().autocommit_block():`)",
+    "write_under_lock": "backfill in its own revision after the DDL has committed, in batches",
+    "scan_under_lock": "add the constraint NOT VALID, then VALIDATE CONSTRAINT in a later revision",
+}
 
 
 def mode_name(mode: str) -> str:

@@ -12,7 +12,7 @@ from zerodrift.errors import EnvironmentProblem
 from zerodrift.gates.base import Gate, GateConfig, GateResult
 from zerodrift.gates.common import revisions_text
 from zerodrift.hookspecs import hookimpl
-from zerodrift.lock_impact import FAILING_KINDS, KINDS, LockWaiver, Observation, evaluate, mode_name
+from zerodrift.lock_impact import FAILING_KINDS, FIXES, KINDS, LockWaiver, Observation, evaluate, mode_name
 
 #: A table a statement worked on with no lock left at any observation point (CREATE INDEX CONCURRENTLY
 #: releases its session lock before its command ends).
@@ -229,7 +229,9 @@ class LockImpactGate(Gate):
                 continue
             if failing:
                 detail = f"{len(failing)} finding(s); first: " + failing[0].describe() + (
-                    f" (waiver expired {failing[0].waiver.expires})" if failing[0].status == "EXPIRED" else "")
+                    f" (waiver expired {failing[0].waiver.expires})" if failing[0].status == "EXPIRED" else "") + (
+                    f". Fix: {FIXES[failing[0].kind]}; or waive it with a reason and an expiry "
+                    "([[gates.ZG-11.waivers]])")
             else:
                 detail = _quiet_detail(impact)
             result.check(f"{impact.revision}: no hot table blocked during row work", not failing, detail)

@@ -320,8 +320,13 @@ def git_head(path: Path, ref: str = "HEAD") -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], cwd=path, capture_output=True,
                               text=True, check=True).stdout.strip()
-    except (subprocess.CalledProcessError, OSError) as exc:
+    except subprocess.CalledProcessError as exc:
+        if "not a git repository" in (exc.stderr or ""):
+            raise UsageError(f"{path} is not in a git checkout: run verify inside the backend's checkout, "
+                             "or give the commit with --commit SHA") from exc
         raise UsageError(f"cannot resolve {ref!r} to a commit in the git repository at {path}") from exc
+    except OSError as exc:
+        raise UsageError(f"cannot run git to resolve {ref!r}: {exc}; give the commit with --commit SHA") from exc
 
 
 class PackRefused(ZerodriftError):
