@@ -173,3 +173,81 @@ def test_async_refresh_path_is_run(admin_url, tmp_path):
     edit(backend / "zerodrift.toml", 'callable = "app.refresh:refresh_view"', 'callable = "app.async_refresh:refresh_view"')
     zg6 = _gate(_run(backend, admin_url, ["ZG-6"]), "ZG-6")
     assert zg6.status.value == "PASS", (zg6.summary, zg6.error)
+
+
+#: the example's celery_app.py ends with the beat schedule's closing ``)``: settings appended after it
+ROUTED = '''
+celery_app.conf.update(
+    # maintenance tasks go to their own queue (a name: Celery creates the queue), one entry through an option
+    task_routes={"app.tasks.enforce_data_retention": {"queue": "maintenance"},
+                 "app.tasks.scan_for_*": "maintenance"},
+    # a result backend beat cannot use: beat publishes only, it must never set this up
+    result_backend="db+postgresql+psycopg://nobody@127.0.0.1:1/results",
+)
+'''
+
+MISROUTED = '''
+from kombu import Exchange, Queue
+
+celery_app.conf.update(
+    task_queues=[Queue("celery"), Queue("maintenance", Exchange("maintenance"), routing_key="maintenance")],
+    task_create_missing_queues=False,
+    task_routes={
+        # an exchange no queue is bound to: the broker drops the message
+        "app.tasks.enforce_data_retention": {"exchange": "archive", "exchange_type": "direct",
+                                             "routing_key": "archive.nightly"},
+        # a queue name task_queues does not declare (missing queues are not created)
+        "app.tasks.scan_for_pii_contamination": {"queue": "audit"},
+        "app.tasks.refresh_all_matviews": {"queue": "maintenance"},
+    },
+)
+'''
+
+
+def test_beat_follows_the_apps_routes_and_never_touches_its_result_backend(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    app_file = backend / "app" / "celery_app.py"
+    app_file.write_text(app_file.read_text() + ROUTED)
+    zg5 = _gate(_run(backend, admin_url, ["ZG-5"]), "ZG-5")
+    assert zg5.status.value == "PASS", (zg5.summary, zg5.error, [(c.name, c.detail) for c in zg5.checks])
+    table = next(t for t in zg5.tables if t["title"] == "Beat schedule")
+    queues = {row[0]: row[4] for row in table["rows"]}
+    assert queues == {"enforce-data-retention": "maintenance", "pii-audit-scanner": "maintenance",
+                      "refresh-matviews-every-5-min": "celery"}, table["rows"]
+    assert "3 of 3" in _check(zg5, "messages are in the broker").detail
+    # the broker is read until every message is found, not for a fixed drain timeout
+    drain = next(s for s in zg5.evidence if s.title == "drain the broker with kombu")
+    assert drain.duration_s < 3 and "maintenance" in drain.command
+    beat = next(s for s in zg5.evidence if s.title == "celery beat")
+    assert "--result-backend disabled://" in beat.command and "Couldn't apply" not in beat.output
+
+
+def test_entry_routed_where_no_queue_receives_it_fails_zg5(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    app_file = backend / "app" / "celery_app.py"
+    app_file.write_text(app_file.read_text() + MISROUTED)
+    zg5 = _gate(_run(backend, admin_url, ["ZG-5"]), "ZG-5")
+    assert zg5.status.value == "FAIL", (zg5.summary, zg5.error)
+    routed = _check(zg5, "every entry reaches a queue")
+    assert routed.status.value == "FAIL"
+    assert ("entry enforce-data-retention (task app.tasks.enforce_data_retention): published to exchange 'archive' "
+            "(direct), routing key 'archive.nightly', which no queue of the app is bound to") in routed.detail
+    assert "entry pii-audit-scanner" in routed.detail and "'audit'" in routed.detail
+    assert "refresh-matviews" not in routed.detail
+    # the entry that is routed still arrives in its own queue (the positive control beside the finding)
+    assert _check(zg5, "messages are in the broker").status.value == "PASS"
+
+
+def test_app_that_raises_while_loading_names_its_own_frames(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    (backend / "app" / "settings.py").write_text(
+        "import os\n\n\ndef broker():\n    return os.environ['BROKER_URL_NOT_SET']\n\n\nBROKER = broker()\n")
+    edit(backend / "app" / "celery_app.py", "from celery import Celery\n", "from celery import Celery\nfrom app import settings\n")
+    zg5 = _gate(_run(backend, admin_url, ["ZG-5"]), "ZG-5")
+    assert zg5.status.value == "FAIL", (zg5.summary, zg5.error)
+    detail = _check(zg5, "Celery app loads").detail
+    assert "KeyError: 'BROKER_URL_NOT_SET'" in detail, detail
+    # the target's frames, outermost first, down to the line that raised; no importlib or probe frames
+    assert "app/celery_app.py:6 in <module>" in detail and "app/settings.py:8 in <module>" in detail, detail
+    assert detail.index("app/settings.py:8") < detail.index("app/settings.py:5 in broker"), detail
+    assert "importlib" not in detail and "import_object" not in detail

@@ -101,20 +101,24 @@ def load_failure(result: GateResult, answer: dict | None, step_output: str, what
     the target's own code raised (``kind`` ``target``) it is a finding: the check
     ``check`` FAILs with the stage and the target's exception. A path that names no
     module or attribute (``config``), a dependency missing from the target interpreter
-    (``environment``) or a probe that did not answer is an ERROR ending with ``fix``."""
+    (``environment``) or a probe that did not answer is an ERROR ending with ``fix``.
+    Where the exception passed through the target's own files (``frames``), those frames
+    are named — innermost last — instead of the fixed ``fix`` hint: they say where to look."""
     answer = answer or {}
     lines = step_output.strip().splitlines()
     error = answer.get("error") or (lines[-1] if lines else "the probe did not answer")
     stage = f" at {answer['stage']}" if answer.get("stage") else ""
+    frames = answer.get("frames") or []
+    where = ("; raised in the target's code: " + " → ".join(frames[-4:])) if frames else ""
     if answer.get("kind") == "target":
-        result.check(check, False, f"{what} raised{stage}: {error} (traceback in the evidence)")
+        result.check(check, False, f"{what} raised{stage}: {error}{where} (traceback in the evidence)")
         return
     if answer.get("kind") == "environment":
-        result.fail_with_error(f"{what} could not be loaded{stage}: {error} — install the target's dependencies "
-                               "into its interpreter, or set target.python to the interpreter that has them",
+        result.fail_with_error(f"{what} could not be loaded{stage}: {error}{where} — install the target's "
+                               "dependencies into its interpreter, or set target.python to the interpreter that has them",
                                environment=True)
         return
-    result.fail_with_error(f"{what} could not be loaded{stage}: {error} — {fix}")
+    result.fail_with_error(f"{what} could not be loaded{stage}: {error}" + (where or f" — {fix}"))
 
 
 def fresh_and_existing(ctx, result: GateResult, fresh, doing: str) -> list[tuple[str, object]]:

@@ -8,6 +8,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 from pydantic import Field
@@ -21,6 +22,18 @@ from zerodrift.urls import mask
 _SENDING = re.compile(r"Scheduler: Sending due task (?P<name>.+?) \((?P<task>[^()]+)\)\s*$")
 # beat logs "Sending due task" *before* it publishes; a failed publish follows as this error
 _FAILED = re.compile(r"Couldn't apply scheduled task (?P<name>.+?): (?P<error>.*)$")
+#: Celery's result backend alias that stores nothing (celery.backends.base.DisabledBackend)
+_NO_RESULTS = "disabled://"
+
+
+def _published_to(entry: dict) -> str:
+    """Where beat publishes an entry's message: the exchange (``''`` is the default
+    exchange, which routes to the queue named by the routing key) and the routing key."""
+    exchange = entry.get("exchange")
+    if exchange is None:
+        return "(not routed)"
+    kind = f" ({entry['exchange_type']})" if entry.get("exchange_type") and exchange else ""
+    return (f"exchange {exchange!r}{kind}" if exchange else "default exchange ''") + f", routing key {entry['routing_key']!r}"
 
 
 class BeatConfig(GateConfig):
@@ -35,14 +48,20 @@ class BeatGate(Gate):
 
     In the target's interpreter: imports the Celery app (``celery_app``) and its task
     modules, reads ``beat_schedule`` and asserts every entry's task name is
-    registered (otherwise a worker answers "Received unregistered task"). Then it
+    registered (otherwise a worker answers "Received unregistered task") and that the
+    app's own router (``app.amqp.router.route``, then Celery's ``send_task_message``
+    rules) sends every entry to an exchange and routing key some queue of the app
+    receives (else the broker drops the message: FAIL naming the entry and where it
+    goes). The app's queues are declared on the broker first, as workers do. Then it
     seeds beat's own schedule store (``celery.beat.PersistentScheduler``) with every
     entry last run long ago — no app-specific switch — and starts a real
     ``celery beat`` against a real broker (default: kombu's SQLAlchemy transport on a
     throwaway database, which is also the app's ``DATABASE_URL``: beat schedules and
-    publishes, it needs no migrated schema, so this gate runs from the start). It stops beat as soon as the log shows every entry sent
-    (never a fixed sleep), then drains the broker with kombu and asserts a message
-    for each entry's task is there. Without ``celery_app`` the gate is SKIPPED. An app
+    publishes, it needs no migrated schema, so this gate runs from the start). Beat runs
+    with Celery's disabled result backend, so the app's result backend (e.g. a
+    database) is never set up. It stops beat as soon as the log shows every entry sent
+    (never a fixed sleep), then reads exactly the routed queues with kombu until a
+    message for each entry's task is in each of its queues (at most 10 s). Without ``celery_app`` the gate is SKIPPED. An app
     whose modules raise while they are imported is a FAIL naming the stage and the
     target's exception; a path that names no module or attribute is an ERROR.
     """
@@ -78,21 +97,36 @@ class BeatGate(Gate):
                                 f"{len(entries)} entries: {', '.join(sorted(entries))}" if entries
                                 else f"{cfg.celery_app} has an empty beat_schedule"):
                 return
-            result.add_table("Beat schedule", ["Entry", "Task", "Schedule", "Queue"],
-                             [[n, e["task"], e["schedule"], e["queue"]] for n, e in sorted(entries.items())])
+            result.add_table("Beat schedule", ["Entry", "Task", "Schedule", "Published to", "Queues"],
+                             [[n, e["task"], e["schedule"], _published_to(e), ", ".join(e["queues"]) or "(none)"]
+                              for n, e in sorted(entries.items())])
             registered = set(info["registered"])
             unregistered = {n: e["task"] for n, e in entries.items() if e["task"] not in registered}
             result.check("every scheduled task is registered", not unregistered,
                          f"all {len(entries)} task names are registered in the app" if not unregistered else
                          "; ".join(f"entry {n}: task {t!r} is not registered (a worker would answer "
                                    "'Received unregistered task')" for n, t in sorted(unregistered.items())))
+            unrouted = {n: e for n, e in entries.items() if not e["queues"]}
+            queues = sorted({q for e in entries.values() for q in e["queues"]})
+            result.check("every entry reaches a queue", not unrouted,
+                         f"routed by the app's own router to {', '.join(queues)}" if not unrouted else
+                         "; ".join(f"entry {n} (task {e['task']}): " + (
+                             f"the app's router raised {e['route_error']}" if e.get("route_error") else
+                             f"published to {_published_to(e)}, which no queue of the app is bound to (app queues: "
+                             f"{', '.join(info['app_queues']) or 'none'}): the broker drops it and no worker runs it")
+                             for n, e in sorted(unrouted.items())))
 
             # the default broker connects as the run's migration role (it creates kombu's tables),
             # with that role's generated password: never the admin's URL
             broker = cfg.broker_url or "sqla+" + target.url_for(fresh, scheme=cfg.sqla_driver)
-            queues = sorted({e["queue"] for e in entries.values()})
+            if queues:  # the queues exist with their bindings before beat publishes, as a worker declares them
+                step, declared = celery.ask({"app": cfg.celery_app, "mode": "declare", "broker": broker, "queues": queues},
+                                            title="declare the app's queues on the broker")
+                step.command = f"kombu declare {', '.join(queues)} on {mask(broker)}"
+                result.add_step(step)
+            expect = [[q, e["task"]] for e in entries.values() for q in e["queues"]]
             drain_request = {"app": cfg.celery_app, "mode": "drain", "broker": broker, "queues": queues,
-                             "expect": sorted({e["task"] for e in entries.values()}), "timeout_s": 10.0}
+                             "expect": expect, "timeout_s": 10.0}
             drained_box: list = []
 
             def drain_while_beat_runs() -> None:
@@ -104,8 +138,8 @@ class BeatGate(Gate):
                                                                   ctx.artifacts.cancelled)
             result.add_step(EvidenceStep(
                 title="celery beat",
-                command=f"celery -A {cfg.celery_app} -b {mask(broker)} beat -S celery.beat:PersistentScheduler "
-                        "-s <seeded schedule> -l INFO",
+                command=f"celery -A {cfg.celery_app} -b {mask(broker)} --result-backend {_NO_RESULTS} beat "
+                        "-S celery.beat:PersistentScheduler -s <seeded schedule> -l INFO",
                 role=runtime or "", database=fresh.name, duration_s=elapsed, exit_status=exit_status, output=log_text,
                 env=target.environment(fresh, role=runtime, runtime=True)[1]))
             failed = {m.group("name"): m.group("error").strip() for m in map(_FAILED.search, log_text.splitlines()) if m}
@@ -128,13 +162,21 @@ class BeatGate(Gate):
                 result.check("messages are in the broker", False,
                              f"could not read the broker: {(drained or {}).get('error', 'probe failed')}")
                 return
-            found = {m["task"] for m in drained["messages"]}
-            absent = sorted({n for n, e in entries.items() if e["task"] not in found})
+            seen = Counter((m["queue"], m["task"]) for m in drained["messages"])
+            absent = []
+            for name, e in sorted(entries.items()):
+                for queue in e["queues"]:
+                    if seen[(queue, e["task"])]:
+                        seen[(queue, e["task"])] -= 1
+                    else:
+                        absent.append(f"{name} (task {e['task']}) in queue {queue}")
+            routed = len(entries) - len(unrouted)
             result.headline = (f"{len(entries)} entries sent by a real celery beat in {elapsed:.1f} s; "
-                               f"{len(drained['messages'])} messages in the broker")
+                               f"{len(drained['messages'])} messages in queues {', '.join(queues) or '(none)'}")
             result.check("messages are in the broker", not absent,
-                         f"{len(drained['messages'])} messages, one or more for every entry's task" if not absent else
-                         f"no message for {', '.join(absent)} in queues {', '.join(queues)}")
+                         f"{len(drained['messages'])} messages: every routed entry's task ({routed} of {len(entries)}) "
+                         f"in its queue, read in {step.duration_s:.2f} s" if not absent else
+                         f"no message for {'; '.join(absent)}")
 
     @staticmethod
     def _run_beat(target, cfg: BeatConfig, db, role, broker: str, schedule_file: str, names: set[str], when_sent,
@@ -145,7 +187,9 @@ class BeatGate(Gate):
         pidfile = str(Path(schedule_file).with_name("beat.pid"))
         # the seeded store is a PersistentScheduler file: use that scheduler even if the app configures
         # another one (e.g. a database scheduler), or the seeding would be ignored
-        args = [target.python, "-m", "celery", "-A", cfg.celery_app, "-b", broker, "beat",
+        # beat never needs the app's result backend (it only publishes); a database backend would be
+        # set up (tables created) on the first send, so it is replaced by Celery's disabled backend
+        args = [target.python, "-m", "celery", "-A", cfg.celery_app, "-b", broker, "--result-backend", _NO_RESULTS, "beat",
                 "-S", "celery.beat:PersistentScheduler", "-s", schedule_file, "-l", "INFO", "--pidfile", pidfile]
         started = time.perf_counter()
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=target.cwd, env=env,

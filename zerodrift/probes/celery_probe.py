@@ -3,17 +3,21 @@
 Executed by the *target's* interpreter (standard library, celery and kombu, which
 the target has). Requests on stdin, one JSON object per line, answered in turn::
 
-    {"app": "module:attribute", "mode": "inspect" | "drain",
+    {"app": "module:attribute", "mode": "inspect" | "declare" | "drain",
      "schedule_file": "/tmp/.../beat-schedule",       # inspect: seed it here
-     "broker": "sqla+postgresql+psycopg://...",         # drain
-     "queues": ["celery"], "idle_s": 0.5}              # drain
+     "broker": "sqla+postgresql+psycopg://...",         # declare, drain
+     "queues": ["celery"],                              # declare, drain
+     "expect": [["celery", "app.tasks.x"], ...], "timeout_s": 10}   # drain
 
 ``inspect`` imports the app and its configured task modules, lists the beat
-entries (task name, schedule text, args, queue) and the registered task names,
-and — with ``schedule_file`` — writes every entry into a
-``celery.beat.PersistentScheduler`` store with a last run long ago, so a real
-``celery beat`` started on that file finds every entry due at once. ``drain``
-consumes the messages in the given queues with kombu and reports their task names.
+entries (task name, schedule text, args) with the destination Celery's own router
+gives each (see :func:`destination`) and the registered task names, and — with
+``schedule_file`` — writes every entry into a ``celery.beat.PersistentScheduler``
+store with a last run long ago, so a real ``celery beat`` started on that file
+finds every entry due at once. ``declare`` declares the app's queues (with their
+bindings) on the broker, as a worker does when it starts. ``drain`` consumes the
+messages in the given queues with kombu, all queues in turn, and stops as soon as
+every expected (queue, task) pair was seen.
 Answer: one line ``ZERODRIFT-RESULT {json}``; a failed ``inspect`` carries ``stage`` and
 ``kind`` (config, environment or target) as ``import_object.py`` describes them.
 """
@@ -22,12 +26,15 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import sys
 import traceback
 
 from import_object import LoadError, load_object  # a sibling probe: this folder is sys.path[0]
 
 RESULT_PREFIX = "ZERODRIFT-RESULT "
+#: Celery's result backend alias that stores nothing (celery.backends.base.DisabledBackend)
+NO_RESULTS = "disabled://"
 LONG_AGO = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
 
 
@@ -48,14 +55,17 @@ def inspect(request):
     entries = {}
     for name, entry in schedule.items():
         options = dict(entry.get("options") or {})
-        entries[name] = {
-            "task": entry.get("task"),
-            "schedule": str(entry.get("schedule")),
-            "args": list(entry.get("args") or ()),
-            "queue": options.get("queue") or default_queue,
-        }
+        args, kwargs = list(entry.get("args") or ()), dict(entry.get("kwargs") or {})
+        row = {"task": entry.get("task"), "schedule": str(entry.get("schedule")), "args": args}
+        try:
+            row.update(destination(app, entry.get("task"), args, kwargs, options))
+        except Exception as exc:  # the app's router raised (e.g. a queue missing from task_queues)
+            row.update({"exchange": None, "routing_key": None, "queues": [],
+                        "route_error": "".join(traceback.format_exception_only(type(exc), exc)).strip()})
+        entries[name] = row
     answer = {"ok": True, "entries": entries, "registered": sorted(app.tasks.keys()),
-              "default_queue": default_queue, "celery_version": __import__("celery").__version__}
+              "default_queue": default_queue, "app_queues": sorted(app.amqp.queues),
+              "celery_version": __import__("celery").__version__}
     if request.get("schedule_file"):
         from celery.beat import PersistentScheduler
 
@@ -72,42 +82,144 @@ def inspect(request):
     return answer
 
 
+def _name(value):
+    return getattr(value, "name", value)
+
+
+def destination(app, task_name, args, kwargs, options):
+    """Where ``celery beat`` publishes one entry, resolved the way Celery does it.
+
+    Beat calls ``task.apply_async(**entry.options)`` for a registered task (which merges
+    the task's own ``queue``/``exchange``/``routing_key`` options under the entry's) or
+    ``send_task`` otherwise; ``send_task`` asks the app's router
+    (``app.amqp.router.route``: ``task_routes``, ``task_queues``, ``task_default_queue``)
+    and ``send_task_message`` (celery/app/amqp.py) turns the routed options into an
+    exchange and routing key: a direct exchange without both becomes the default
+    exchange ``''`` with the queue's name as the key. Returns ``exchange``,
+    ``exchange_type``, ``routing_key``, the routed ``queue`` (or None) and ``queues``:
+    the queues a broker delivers that message to — the routed queue (beat declares
+    it) or the app's queues bound to that exchange and key. Raises what the router raises.
+    """
+    options = dict(options)
+    task = app.tasks.get(task_name)
+    if task is not None:
+        options = dict(task._get_exec_options(), **options)
+    routed = app.amqp.router.route(options, task_name, args, kwargs, task)
+    queue, exchange = routed.get("queue"), _name(routed.get("exchange"))
+    routing_key, exchange_type = routed.get("routing_key"), routed.get("exchange_type")
+    if queue is None and exchange is None:
+        queue = app.amqp.default_queue
+    if isinstance(queue, str):
+        queue = app.amqp.queues[queue]
+    if exchange_type is None:
+        exchange_type = queue.exchange.type if queue is not None and queue.exchange is not None else "direct"
+    if (not exchange or not routing_key) and exchange_type == "direct":
+        exchange, routing_key = "", queue.name if queue is not None else routing_key
+    elif exchange is None:
+        exchange = _name(queue.exchange) or _name(app.amqp.default_exchange)
+        routing_key = routing_key or queue.routing_key or app.conf.task_default_routing_key
+    candidates = list(app.amqp.queues.values()) + ([queue] if queue is not None else [])
+    bound = sorted({q.name for q in candidates if _receives(q, exchange, routing_key)})
+    return {"exchange": exchange, "exchange_type": exchange_type, "routing_key": routing_key,
+            "queue": queue.name if queue is not None else None, "queues": bound}
+
+
+def _receives(queue, exchange, routing_key):
+    """Whether a broker delivers a message published to ``exchange`` with ``routing_key``
+    to ``queue`` (AMQP 0-9-1 model as RabbitMQ documents it: the default exchange ``''``
+    routes to the queue named by the key; direct: equal keys; topic: ``*`` one word,
+    ``#`` zero or more; fanout: every bound queue; headers are not evaluated)."""
+    if exchange == "":
+        return queue.name == routing_key
+    bindings = [(queue.exchange, queue.routing_key)] + [(b.exchange, b.routing_key) for b in (queue.bindings or ())]
+    for bound_exchange, key in bindings:
+        if bound_exchange is None or _name(bound_exchange) != exchange:
+            continue
+        kind = getattr(bound_exchange, "type", "direct")
+        if kind in ("fanout", "headers") or (kind == "direct" and key == routing_key):
+            return True
+        if kind == "topic" and _topic_match(key or "", routing_key or ""):
+            return True
+    return False
+
+
+def _topic_match(pattern, key):
+    words, parts = pattern.split("."), key.split(".")
+
+    def match(i, j):
+        if i == len(words):
+            return j == len(parts)
+        if words[i] == "#":
+            return any(match(i + 1, k) for k in range(j, len(parts) + 1))
+        return j < len(parts) and words[i] in ("*", parts[j]) and match(i + 1, j + 1)
+
+    return match(0, 0)
+
+
+def declare(request):
+    """Declare the app's queues named in ``queues`` (with their exchanges and bindings) on
+    the broker, as a worker does at start-up, so a publish to an exchange finds them."""
+    from kombu import Connection
+
+    app = load_app(request["app"])
+    with Connection(request["broker"]) as conn:
+        channel = conn.default_channel
+        for name in request["queues"]:
+            queue = app.amqp.queues.get(name)
+            if queue is not None:
+                queue(channel).declare()
+    return {"ok": True, "declared": sorted(request["queues"])}
+
+
 def drain(request):
-    """Consume every message in the queues; keep polling until each task name in
-    ``expect`` was seen or ``timeout_s`` passed (beat may still be publishing)."""
+    """Consume every message in the queues, all in turn, until each (queue, task) pair in
+    ``expect`` was seen as often as listed, or ``timeout_s`` passed (beat may still be
+    publishing). Messages are acknowledged (removed): the broker is a throwaway one."""
     import time
+    from collections import Counter
 
     from kombu import Connection
 
     messages = []
-    expect = set(request.get("expect") or ())
+    expect = Counter(tuple(pair) for pair in request.get("expect") or ())
     deadline = time.monotonic() + float(request.get("timeout_s", 5.0))
+    app_queues = load_app(request["app"]).amqp.queues if request.get("app") else {}
     with Connection(request["broker"]) as conn:
-        for queue_name in request["queues"]:
-            queue = conn.SimpleQueue(queue_name)
-            try:
-                while True:
+        # the app's own Queue (exchange, type, bindings) where it has one, as its workers consume it
+        queues = {name: conn.SimpleQueue(app_queues.get(name) or name) for name in request["queues"]}
+        try:
+            while True:
+                got = False
+                for name, queue in queues.items():
                     try:
-                        message = queue.get(block=True, timeout=request.get("idle_s", 0.2))
+                        message = queue.get(block=False)
                     except queue.Empty:
-                        if expect - {m["task"] for m in messages} and time.monotonic() < deadline:
-                            continue
-                        break
+                        continue
+                    got = True
                     headers = message.headers or {}
-                    messages.append({"queue": queue_name, "task": headers.get("task"), "id": headers.get("id")})
+                    messages.append({"queue": name, "task": headers.get("task"), "id": headers.get("id")})
                     message.ack()
-            finally:
+                seen = Counter((m["queue"], m["task"]) for m in messages)
+                if not expect - seen or time.monotonic() > deadline:
+                    break
+                if not got:
+                    time.sleep(0.05)
+        finally:
+            for queue in queues.values():
                 queue.close()
     return {"ok": True, "messages": messages}
 
 
 def main():
+    # like the beat zerodrift starts: the app's result backend is never set up (a database backend
+    # creates its tables when first used); Celery's settings read this variable before the app's own
+    os.environ["CELERY_RESULT_BACKEND"] = NO_RESULTS
     for line in sys.stdin:  # one request per line, answered in turn; the app stays imported
         if not line.strip():
             continue
         request = json.loads(line)
         try:
-            answer = inspect(request) if request["mode"] == "inspect" else drain(request)
+            answer = {"inspect": inspect, "declare": declare, "drain": drain}[request["mode"]](request)
         except LoadError as exc:
             answer = exc.answer()
         except BaseException as exc:  # report any failure of the target's code

@@ -20,6 +20,7 @@ import asyncio
 import importlib
 import inspect
 import json
+import os
 import sys
 import traceback
 
@@ -55,8 +56,29 @@ class LoadError(Exception):
     def answer(self) -> dict:
         exc = self.exc
         return {"ok": False, "error": "".join(traceback.format_exception_only(type(exc), exc)).strip(),
-                "stage": self.stage, "kind": self.kind,
-                "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=8))}
+                "stage": self.stage, "kind": self.kind, "frames": target_frames(exc),
+                # the innermost frames: where the target's code raised, not importlib's outer ones
+                "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-20))}
+
+
+def target_frames(exc: BaseException) -> list[str]:
+    """The traceback frames of ``exc`` that lie in the target's own files, outermost
+    first, as ``path:line in function: source line``. A file is the target's when it is
+    not under the interpreter's prefixes (standard library, site-packages of its
+    environment), not a frozen import frame and not one of zerodrift's probes; paths
+    are shown relative to the working folder where they lie below it."""
+    own = os.path.dirname(os.path.abspath(__file__))
+    prefixes = {os.path.abspath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
+    cwd = os.getcwd()
+    frames = []
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = os.path.abspath(frame.filename)
+        if frame.filename.startswith("<") or path.startswith(own + os.sep) \
+                or any(path.startswith(p + os.sep) for p in prefixes):
+            continue
+        shown = os.path.relpath(path, cwd) if path.startswith(cwd + os.sep) else path
+        frames.append(f"{shown}:{frame.lineno} in {frame.name}" + (f": {frame.line.strip()}" if frame.line else ""))
+    return frames
 
 
 def load_object(path: str, default_attr: str = ""):
