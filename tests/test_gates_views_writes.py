@@ -284,3 +284,72 @@ def test_zg7_config_without_insert_statement_is_a_usage_error(admin_url, tmp_pat
     with pytest.raises(UsageError) as info:
         run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-7"]))
     assert "gates.ZG-7" in str(info.value) and "tenants" in str(info.value)
+
+
+APPEND_ONLY = '''
+    op.execute("""
+    CREATE TABLE audit_log (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, note text NOT NULL);
+    CREATE TABLE audit_notes (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, note text NOT NULL);
+    GRANT SELECT, INSERT, UPDATE, DELETE ON audit_log, audit_notes TO app_user;
+    CREATE FUNCTION fn_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = 'ZA001';
+    END;
+    $$;
+    -- audit_log: no UPDATE or DELETE for anyone; audit_notes: only DELETE is blocked (UPDATE slipped through)
+    CREATE TRIGGER trg_append_only BEFORE UPDATE OR DELETE ON audit_log FOR EACH ROW EXECUTE FUNCTION fn_append_only();
+    CREATE TRIGGER trg_append_only BEFORE DELETE ON audit_notes FOR EACH ROW EXECUTE FUNCTION fn_append_only();
+    CREATE TRIGGER trg_block_worker_mutation BEFORE INSERT OR UPDATE OR DELETE ON audit_log
+        FOR EACH ROW EXECUTE FUNCTION fn_block_worker_ingestion_mutation();
+    CREATE TRIGGER trg_block_worker_mutation BEFORE INSERT OR UPDATE OR DELETE ON audit_notes
+        FOR EACH ROW EXECUTE FUNCTION fn_block_worker_ingestion_mutation();
+    """)
+'''
+
+
+def _append_only_backend(tmp_path, tables, operations):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    add_revision(backend, "0013_append_only", "0012_comments", APPEND_ONLY)
+    edit(backend / "zerodrift.toml", 'tables = ["attribution_events", "attribution_allocations"]',
+         f'tables = ["attribution_events", "attribution_allocations", {", ".join(map(repr, tables))}]'.replace("'", '"'))
+    config = backend / "zerodrift.toml"
+    config.write_text(config.read_text() + "".join(
+        f"{t} = \"INSERT INTO {t} (note) VALUES ('zg7')\"\n" for t in tables) + "\n[gates.ZG-7.operations]\n" + "".join(
+        f'{t} = ["INSERT"]\n' for t in operations))
+    return backend
+
+
+def test_append_only_table_passes_zg7_with_its_operations(admin_url, tmp_path):
+    backend = _append_only_backend(tmp_path, ["audit_log"], ["audit_log"])
+    zg7 = _gate(_run(backend, admin_url, ["ZG-7"]), "ZG-7")
+    assert zg7.status.value == "PASS", (zg7.summary, zg7.error, [(c.name, c.detail) for c in _failed(zg7)])
+    for op in ("UPDATE", "DELETE"):
+        check = next(c for c in zg7.checks if c.name == f"audit_log: {op} blocked for every role")
+        assert check.status.value == "PASS"
+        assert "as app_user: another error (ZA001: audit_log is append-only)" in check.detail, check.detail
+        assert "as postgres: another error (ZA001: audit_log is append-only)" in check.detail, check.detail
+        assert not any(c.name == f"audit_log: {op} blocked for workers" for c in zg7.checks)
+    insert = next(c for c in zg7.checks if c.name == "audit_log: INSERT blocked for workers")
+    assert insert.status.value == "PASS"
+    rows = {tuple(r[1:3]): r[3:] for r in zg7.tables[0]["rows"]}
+    assert rows[("audit_log", "UPDATE (not allowed)")] == ["blocked for everyone", "blocked for everyone"]
+    # the not-allowed writes were never tried in worker context
+    worker = next(e for e in zg7.evidence if e.title.startswith("worker writes as app_user"))
+    assert "UPDATE audit_log" not in worker.output and "INSERT INTO audit_log" in worker.output
+
+
+def test_append_only_table_without_operations_and_an_update_that_slips_through_fail_zg7(admin_url, tmp_path):
+    backend = _append_only_backend(tmp_path, ["audit_log", "audit_notes"], ["audit_notes"])
+    zg7 = _gate(_run(backend, admin_url, ["ZG-7"]), "ZG-7")
+    assert zg7.status.value == "FAIL"
+    failed = {c.name: c.detail for c in _failed(zg7)}
+    # audit_log is append-only but configured with every operation: the cause and the fix are named
+    update = failed["audit_log: UPDATE blocked for workers"]
+    assert "control write also fails" in update and "ZA001: audit_log is append-only" in update
+    assert "[gates.ZG-7.operations]" in update
+    # audit_notes is configured append-only, but its UPDATE writes
+    slipped = failed["audit_notes: UPDATE blocked for every role"]
+    assert "as app_user: UPDATE wrote 2 row(s)" in slipped and "as postgres: UPDATE wrote" in slipped, slipped
+    delete = next(c for c in zg7.checks if c.name == "audit_notes: DELETE blocked for every role")
+    assert delete.status.value == "PASS"
+    assert not any(n.startswith("attribution_") for n in failed)

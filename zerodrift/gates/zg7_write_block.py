@@ -65,6 +65,7 @@ class WriteBlockConfig(GateConfig):
     fixture_sql: str = Field("", description="SQL run (as the admin, inside the rolled-back transaction) before the writes, e.g. a parent row. It also runs on every upgraded database, which may hold these rows already: make it re-runnable (ON CONFLICT DO NOTHING). It runs in the control session too: it must not set the worker settings.")
     insert_sql: dict[str, str] = Field(default_factory=dict, description="Per table, an INSERT of one valid row (required for each table; no RETURNING clause: zerodrift adds its own to read the row back).")
     guard_triggers: dict[str, str] = Field(default_factory=dict, description="Per table, the name of the guard trigger; default: the trigger whose function raised the guard's error on the worker writes (read from the error's CONTEXT).")
+    operations: dict[str, list[str]] = Field(default_factory=dict, description="Per table, the operations it allows at all (INSERT, UPDATE, DELETE; default all three), e.g. {audit_log = [\"INSERT\"]} for an append-only table. An operation left out is not attempted as a worker write; instead ZG-7 proves it is blocked for every role, without worker context.")
 
     @model_validator(mode="after")
     def _complete(self):
@@ -82,7 +83,24 @@ class WriteBlockConfig(GateConfig):
         unknown = [t for t in self.guard_triggers if t not in self.tables]
         if unknown:
             raise ValueError(f"guard_triggers names {', '.join(unknown)}, which is not in tables")
+        unknown = [t for t in self.operations if t not in self.tables]
+        if unknown:
+            raise ValueError(f"operations names {', '.join(unknown)}, which is not in tables")
+        for table, ops in self.operations.items():
+            wrong = [o for o in ops if o.upper() not in OPERATIONS]
+            if wrong:
+                raise ValueError(f"operations for {table} lists {', '.join(map(repr, wrong))}: "
+                                 f"use {', '.join(OPERATIONS)}")
+            if not ops:
+                raise ValueError(f"operations for {table} is empty: a table no one may write is not an ingestion "
+                                 "table; leave it out of tables")
+        self.operations = {t: [o.upper() for o in ops] for t, ops in self.operations.items()}
         return self
+
+    def allowed(self, table: str) -> tuple[str, ...]:
+        """The operations ``table`` allows (``operations``; default INSERT, UPDATE, DELETE)."""
+        ops = self.operations.get(table)
+        return tuple(o for o in OPERATIONS if ops is None or o in ops)
 
 
 @dataclass
@@ -93,6 +111,9 @@ class Attempt:
     error: psycopg.Error | None = None
     returned: list[tuple[int, str]] | None = None
     visible: int = 0
+    #: for an operation the table does not allow: rows the role could read before the write
+    #: (None: it may not read them), so "touched 0 rows" is known to mean "blocked"
+    seen: int | None = None
 
     @property
     def functions(self) -> list[str]:
@@ -135,8 +156,14 @@ class WriteBlockGate(Gate):
     ``PL/pgSQL function f() line 4 at RAISE``, innermost first), or the configured
     ``guard_triggers`` name; it must exist and fire in ordinary sessions. A table
     whose enabled triggers are all unrelated to the guard's error is a FAIL.
-    PASS proves: on each database, for each table and operation, at least one role
-    was blocked by the identified guard while its control write really wrote.
+    An operation a table does not allow at all (``operations``, e.g. UPDATE and DELETE
+    of an append-only table) is not attempted as a worker write; in the control session
+    it must be blocked for every role — it raises (a trigger, a rule, a privilege), or it
+    touches no row although the role can read rows of the table (a row is inserted as
+    the admin first). A role for which it writes a row is a FAIL.
+    PASS proves: on each database, for each table and operation it allows, at least one
+    role was blocked by the identified guard while its control write really wrote; for
+    each operation it does not allow, every role was blocked.
     """
 
     id = "ZG-7"
@@ -171,13 +198,17 @@ class WriteBlockGate(Gate):
                 except _FixtureFailed as exc:  # a write without worker context failed: not set up, not proven
                     result.check(f"{prefix}fixture_sql runs", False, str(exc))
                     matrix = {}
-                rows += [[label, t, op, *(matrix.get((t, op, r), ("not run", ""))[0] for r in roles)]
+                rows += [[label, t, op if op in cfg.allowed(t) else f"{op} (not allowed)",
+                          *(matrix.get((t, op, r), ("not run", ""))[0] for r in roles)]
                          for t in cfg.tables for op in OPERATIONS]
 
         result.add_table("Write-block matrix (worker write → verdict, beside a control write without worker context)",
                          ["Database", "Table", "Operation", *roles], rows)
         names = ", ".join(sorted(n for ns in guards.values() for n in ns)) or "none identified"
-        result.headline = (f"{len(cfg.tables)} tables × INSERT/UPDATE/DELETE blocked by {cfg.expected_sqlstate or 'the guard'} "
+        restricted = [f"{op} on {t}" for t in cfg.tables for op in OPERATIONS if op not in cfg.allowed(t)]
+        result.headline = (f"{len(cfg.tables)} tables × INSERT/UPDATE/DELETE"
+                           + (f" ({', '.join(restricted)} blocked for every role)" if restricted else "")
+                           + f" blocked by {cfg.expected_sqlstate or 'the guard'} "
                            f"in worker context on {' + '.join(lbl for lbl, _ in databases)}, raised by "
                            f"{names}; each beside a control write in a session that never set the worker settings, "
                            "its rows read back")
@@ -218,8 +249,12 @@ class WriteBlockGate(Gate):
                         if (table, op) not in controls:
                             matrix[(table, op, role)] = ("not counted", "no column to update")
                             continue
+                        if op not in cfg.allowed(table):
+                            matrix[(table, op, role)] = _not_allowed_verdict(op, controls[(table, op)], db.name)
+                            continue
                         workers[(table, op, role)] = worker = attempts[(table, op)]
-                        matrix[(table, op, role)] = self._verdict(op, worker, controls[(table, op)], cfg, guard_re, db.name)
+                        matrix[(table, op, role)] = self._verdict(table, op, worker, controls[(table, op)], cfg,
+                                                                  guard_re, db.name)
 
         for table in cfg.tables:
             raised = [w for (t, _, _), w in workers.items() if t == table and w.error is not None
@@ -229,6 +264,14 @@ class WriteBlockGate(Gate):
                 guards.setdefault(table, set()).add(guard)
             for op in OPERATIONS:
                 cells = {role: matrix.get((table, op, role), ("not run", "")) for role in roles}
+                if op not in cfg.allowed(table):
+                    refused = {r: why for r, (verdict, why) in cells.items() if verdict != "blocked for everyone"}
+                    result.check(f"{prefix}{table}: {op} blocked for every role", not refused,
+                                 f"{table} does not allow {op} ([gates.ZG-7.operations]); without worker context "
+                                 + "; ".join(f"as {r}: {why}" for r, (_, why) in cells.items()) if not refused else
+                                 f"{table} is configured without {op} but it is not blocked for every role: "
+                                 + "; ".join(f"as {r}: {why}" for r, why in refused.items()))
+                    continue
                 proved = [r for r, (verdict, _) in cells.items() if verdict == "blocked by guard"]
                 failed = {r: why for r, (verdict, why) in cells.items() if verdict == "FAIL"}
                 not_counted = {r: why for r, (verdict, why) in cells.items() if verdict == "not counted"}
@@ -307,10 +350,12 @@ class WriteBlockGate(Gate):
                         raise _FixtureFailed(f"[gates.ZG-7] fixture_sql failed on {db.name} (as {user_of(db.admin_url)}, "
                                              f"no worker context): {_blocker(exc)}{again}") from exc
                     log.append(f"-- fixture (as {user_of(db.admin_url)})\n{cfg.fixture_sql.strip()}")
-                if worker:  # rows for the worker UPDATE and DELETE to meet (the control session inserts its own)
-                    for table in cfg.tables:
-                        self._setup_row(cur, cfg.insert_sql[table], f"row for the worker writes to {table} "
-                                        f"(as {user_of(db.admin_url)}, before any worker setting)", log)
+                # rows for the worker UPDATE and DELETE to meet (the control session inserts its own, and
+                # one more for an operation the table does not allow, so that "no row touched" means blocked)
+                needing = cfg.tables if worker else [t for t in cfg.tables if len(cfg.allowed(t)) < len(OPERATIONS)]
+                for table in needing:
+                    self._setup_row(cur, cfg.insert_sql[table], f"row for the {'worker' if worker else 'control'} writes "
+                                    f"to {table} (as {user_of(db.admin_url)}, before any worker setting)", log)
                 defaults = [entry.split("=", 1) for (entry,) in cur.execute(ROLE_DEFAULTS_SQL, (role,)).fetchall()]
                 cur.execute(pgsql.SQL("SET LOCAL ROLE {}").format(pgsql.Identifier(role)))
                 log.append(f"SET LOCAL ROLE {role};")
@@ -331,9 +376,19 @@ class WriteBlockGate(Gate):
                         "DELETE": f"DELETE FROM {ident}",
                     }
                     for op in OPERATIONS:  # in turn: the control UPDATE and DELETE meet the row the INSERT wrote
-                        if statements[op] is not None:
-                            out[(table, op)] = self._write(cur, ident, statements[op] + _RETURNING, role,
-                                                           f"{op} {table} as {role}, {kind}", log)
+                        if statements[op] is None:
+                            continue
+                        if op not in cfg.allowed(table):
+                            if not worker:  # not a worker write at all: blocked for every role, shown in the control
+                                seen = self._readable(cur, ident)
+                                out[(table, op)] = attempt = self._write(
+                                    cur, ident, statements[op] + _RETURNING, role,
+                                    f"{op} {table} as {role}, not allowed on {table} ({seen if seen is not None else 'no'}"
+                                    " rows readable by the role)", log)
+                                attempt.seen = seen
+                            continue
+                        out[(table, op)] = self._write(cur, ident, statements[op] + _RETURNING, role,
+                                                       f"{op} {table} as {role}, {kind}", log)
                     cur.execute("ROLLBACK TO SAVEPOINT zd_table")
             finally:
                 conn.rollback()
@@ -358,6 +413,18 @@ class WriteBlockGate(Gate):
             log.append(f"-- {label}\n{statement.strip()};\nERROR:  {exc.diag.message_primary}\nSQLSTATE: {exc.diag.sqlstate}")
 
     @staticmethod
+    def _readable(cur, table_ident: str) -> int | None:
+        """Rows of the table the current role can read (None when it may not read it)."""
+        cur.execute("SAVEPOINT zd_read")
+        try:
+            count = cur.execute(f"SELECT count(*) FROM {table_ident}").fetchone()[0]
+            cur.execute("RELEASE SAVEPOINT zd_read")
+            return count
+        except psycopg.Error:
+            cur.execute("ROLLBACK TO SAVEPOINT zd_read")
+            return None
+
+    @staticmethod
     def _write(cur, table_ident: str, statement: str, role: str, label: str, log: list[str]) -> Attempt:
         """Run one write in a savepoint; on success, count its returned rows still visible (as the session user)."""
         cur.execute("SAVEPOINT zd_attempt")
@@ -380,14 +447,17 @@ class WriteBlockGate(Gate):
         return Attempt(returned=returned, visible=visible)
 
     @staticmethod
-    def _verdict(op: str, w: Attempt, c: Attempt, cfg, guard_re, db_name: str) -> tuple[str, str]:
+    def _verdict(table: str, op: str, w: Attempt, c: Attempt, cfg, guard_re, db_name: str) -> tuple[str, str]:
         if c.error is not None:
             if _is_guard(c.error, cfg, guard_re):
                 return ("FAIL", f"control write also fails with the guard's own error ({c.error.diag.sqlstate}: "
                                 f"{c.error.diag.message_primary}) on {db_name}: the guard blocks every write, not only workers'")
             if c.error.diag.sqlstate == _NOT_ALLOWED:
                 return ("not counted", f"role may not write: control failed with {_blocker(c.error)}")
-            return ("FAIL", f"control write also fails on {db_name} without worker context: {_blocker(c.error)}")
+            hint = (f" — if {table} does not allow {op} for anyone (e.g. an append-only table), list the operations "
+                    f"it allows in [gates.ZG-7.operations] ({table} = [\"INSERT\"]) and ZG-7 proves {op} is blocked "
+                    "for every role instead") if op != "INSERT" else ""
+            return ("FAIL", f"control write also fails on {db_name} without worker context: {_blocker(c.error)}{hint}")
         if op == "INSERT" and (not c.returned or c.visible < len(c.returned)):
             return ("FAIL", f"write reported success but the row is not there on {db_name} "
                             f"({len(c.returned or [])} rows returned, {c.visible} visible afterwards): a trigger "
@@ -405,6 +475,20 @@ class WriteBlockGate(Gate):
             return ("FAIL", f"worker write blocked by {_blocker(w.error)}, not by the guard "
                             f"(expected {cfg.expected_sqlstate or ''} {cfg.expected_message or ''})".rstrip())
         return ("blocked by guard", f"{w.error.diag.sqlstate}: {w.error.diag.message_primary}")
+
+
+def _not_allowed_verdict(op: str, c: Attempt, db_name: str) -> tuple[str, str]:
+    """Verdict of a write of an operation the table does not allow, by one role without
+    worker context: blocked when it raised, or when it touched no row although the role
+    can read rows of the table (a trigger returning NULL, a DO INSTEAD NOTHING rule)."""
+    if c.error is not None:
+        return ("blocked for everyone", _blocker(c.error))
+    if c.returned:
+        return ("FAIL", f"{op} wrote {len(c.returned)} row(s) on {db_name}: the table allows it")
+    if c.seen:
+        return ("blocked for everyone", f"touched 0 of the {c.seen} rows it can read (a trigger or rule discarded it)")
+    return ("FAIL", f"{op} touched no row and the role can read no row of the table on {db_name}, so nothing shows "
+                    "it is blocked (make a row readable by the role: insert_sql, roles.runtime_settings)")
 
 
 def _is_guard(err: psycopg.Error, cfg: WriteBlockConfig, guard_re) -> bool:
