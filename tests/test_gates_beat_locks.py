@@ -251,3 +251,58 @@ def test_app_that_raises_while_loading_names_its_own_frames(admin_url, tmp_path)
     assert "app/celery_app.py:6 in <module>" in detail and "app/settings.py:8 in <module>" in detail, detail
     assert detail.index("app/settings.py:8") < detail.index("app/settings.py:5 in broker"), detail
     assert "importlib" not in detail and "import_object" not in detail
+
+
+STRUCTURED_REFRESH = '''"""The refresh path returning a structured result, as many applications do."""
+import dataclasses
+import enum
+
+from app.refresh import refresh_view as _refresh
+
+
+class Status(enum.Enum):
+    REFRESHED = "refreshed"
+    SKIPPED_LOCK_HELD = "skipped_lock_held"
+
+
+@dataclasses.dataclass(frozen=True)
+class RefreshResult:
+    view: str
+    status: Status
+
+
+def refresh_view(name: str) -> RefreshResult:
+    outcome = _refresh(name)
+    return RefreshResult(name, Status.SKIPPED_LOCK_HELD if outcome == "skipped_already_running" else Status.REFRESHED)
+'''
+
+#: how the outcome is read -> (zerodrift.toml lines, expected status, text in the evidence)
+READERS = {
+    "attribute path": ('result_path = "status"\nskipped = "SKIPPED_LOCK_HELD"\nsuccess = "REFRESHED"', "PASS",
+                       "(read by result_path status: 'SKIPPED_LOCK_HELD')"),
+    "regex over str()": ("result_regex = 'status=<Status\\.(\\w+)'\nskipped = \"SKIPPED_LOCK_HELD\"\nsuccess = \"REFRESHED\"",
+                         "PASS", "(read by result_regex 'status=<Status\\\\.(\\\\w+)': 'SKIPPED_LOCK_HELD')"),
+    "no reader": ('skipped = "SKIPPED_LOCK_HELD"\nsuccess = "REFRESHED"', "FAIL", "(expected 'SKIPPED_LOCK_HELD')"),
+    "wrong path": ('result_path = "state"\nskipped = "SKIPPED_LOCK_HELD"\nsuccess = "REFRESHED"', "ERROR",
+                   "result_path 'state': the result (RefreshResult: RefreshResult(view='mv_allocation_summary', "
+                   "status=<Status.SKIPPED_LOCK_HELD: 'skipped_lock_held'>)) has no attribute or key 'state' "
+                   "(it has: view, status)"),
+}
+
+
+@pytest.mark.parametrize("reader", sorted(READERS))
+def test_structured_refresh_result_is_read_as_configured(admin_url, tmp_path, reader):
+    lines, status, shown = READERS[reader]
+    backend = make_backend(tmp_path / "repo", commit=False)
+    (backend / "app" / "structured_refresh.py").write_text(STRUCTURED_REFRESH)
+    edit(backend / "zerodrift.toml", 'callable = "app.refresh:refresh_view"', 'callable = "app.structured_refresh:refresh_view"')
+    edit(backend / "zerodrift.toml", 'skipped = "skipped_already_running"\nsuccess = "success"', lines)
+    zg6 = _gate(_run(backend, admin_url, ["ZG-6"]), "ZG-6")
+    assert zg6.status.value == status, (zg6.summary, zg6.error)
+    if status == "ERROR":
+        assert shown in zg6.error and "check result_path / result_regex in [gates.ZG-6]" in zg6.error, zg6.error
+        return
+    held = _check(zg6, "skips while the lock is held").detail
+    # the evidence shows the raw result beside what was read from it
+    assert "RefreshResult(view='mv_allocation_summary', status=<Status.SKIPPED_LOCK_HELD" in held, held
+    assert shown in held, held

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from zerodrift.errors import EnvironmentProblem
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
@@ -31,10 +32,41 @@ class SerializationConfig(GateConfig):
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the call.")
     skipped: Any = Field("skipped", description="The return value that means 'skipped, another run holds the lock'.")
     success: Any = Field("success", description="The return value that means 'refreshed'.")
+    result_path: str = Field("", description="How to read the outcome from a structured result: dot-separated attributes or keys (digits index a sequence), e.g. 'status' or 'status.value'; an enum member reads as its name. Empty: the returned value itself.")
+    result_regex: str = Field("", description="Alternative to result_path: a regular expression searched in str() of the result; its first group (else the whole match) is the outcome.")
     lock_key: list[int] = Field(default_factory=list, description="Fallback: the advisory lock key ([bigint] or [int4, int4]) when it cannot be found.")
     freeze_relation: str = Field("", description="Relation the path refreshes, locked to hold the path mid-way while its lock is read; default: the first argument.")
     prompt_s: float = Field(5.0, gt=0, description="Seconds within which the path must return 'skipped' while the lock is held.")
     timeout: float = Field(60.0, gt=0, description="Seconds one process start, or one call not held to prompt_s, may take.")
+
+
+    @model_validator(mode="after")
+    def _one_reader(self):
+        if self.result_path and self.result_regex:
+            raise ValueError("give result_path or result_regex, not both")
+        if self.result_regex:
+            try:
+                re.compile(self.result_regex)
+            except re.error as exc:
+                raise ValueError(f"result_regex {self.result_regex!r} is not a regular expression: {exc}") from exc
+        if self.result_path and any(not part for part in self.result_path.split(".")):
+            raise ValueError(f"result_path {self.result_path!r} has an empty step: write steps like status.value")
+        return self
+
+    def read(self) -> dict | None:
+        """The call probe's ``read`` request (None: compare the returned value itself)."""
+        if self.result_path:
+            return {"path": self.result_path}
+        if self.result_regex:
+            return {"regex": self.result_regex}
+        return None
+
+    def shown(self, answer: dict) -> str:
+        """The outcome as evidence: the raw result and, with a reader, what was read from it."""
+        if self.read() is None:
+            return repr(answer.get("value"))
+        how = f"result_path {self.result_path}" if self.result_path else f"result_regex {self.result_regex!r}"
+        return f"{answer.get('raw')} (read by {how}: {answer.get('value')!r})"
 
 
 def key_from_lock(classid: int, objid: int, objsubid: int) -> list[int]:
@@ -69,6 +101,10 @@ PROCESSES: dict[str, tuple[int, str]] = {
 
 class _CallableMissing(Exception):
     """The configured callable does not exist (module not found, attribute missing)."""
+
+
+class _ReadFailed(Exception):
+    """result_path / result_regex does not apply to what the path returned."""
 
 
 @dataclass
@@ -114,6 +150,11 @@ class SerializationGate(Gate):
     (no relation to hold the path at, or no lock seen) a zerodrift session holds that key,
     and the key's sameness across processes is SKIPPED, not claimed.
 
+    The outcome compared with ``skipped`` / ``success`` is the returned value itself, or
+    what ``result_path`` (attributes or keys, e.g. ``status`` of a ``RefreshResult``
+    dataclass; an enum member reads as its name) or ``result_regex`` (over ``str()``)
+    reads from it in the target's interpreter; the evidence shows the raw result beside
+    what was read. A reader that does not apply to the result is an ERROR naming the step.
     A path that raises is a FAIL naming the exception; a ``callable`` that does not exist
     (its module is not found, an attribute is missing) is an ERROR. Without ``callable``
     the gate is SKIPPED. Every process is ended when the gate ends (and dies with zerodrift).
@@ -146,6 +187,9 @@ class SerializationGate(Gate):
         except _CallableMissing as exc:
             result.fail_with_error(f"the refresh callable {cfg.callable} does not exist: {exc} — check callable "
                                    "(module:attribute) in [gates.ZG-6] and target.pythonpath")
+        except _ReadFailed as exc:
+            result.fail_with_error(f"the outcome of {cfg.callable} could not be read: {exc} — check result_path / "
+                                   "result_regex in [gates.ZG-6]")
         finally:
             for proc in self.procs.values():
                 self._end(proc, wait=True)
@@ -261,11 +305,11 @@ class SerializationGate(Gate):
             if kind == "answer":
                 if data.get("missing"):
                     raise _CallableMissing(data.get("error", ""))
-                value = data.get("value")
+                value = self._value(data)
                 refreshes = [s["sql"] for s in data.get("statements", []) if "REFRESH" in s["sql"].upper()]
                 ok = bool(data.get("ok") and value == cfg.skipped and not refreshes)
-                detail = (f"returned {value!r} in {data['duration_s']:.3f} s without sending a REFRESH" if ok else
-                          f"returned {value!r} (expected {cfg.skipped!r})" if data.get("ok") and value != cfg.skipped
+                detail = (f"returned {cfg.shown(data)} in {data['duration_s']:.3f} s without sending a REFRESH" if ok else
+                          f"returned {cfg.shown(data)} (expected {cfg.skipped!r})" if data.get("ok") and value != cfg.skipped
                           else f"sent {refreshes[0][:80]!r} while the lock was held" if refreshes
                           else f"raised {data.get('error')}")
                 if ok and not data.get("statements_observed"):
@@ -319,10 +363,10 @@ class SerializationGate(Gate):
             return
         if answer.get("missing"):
             raise _CallableMissing(answer.get("error", ""))
-        value = answer.get("value")
         self._log_answer(proc, "call after release", answer)
+        value = self._value(answer)
         ok = answer.get("ok") and value == cfg.success
-        proc.outcome = (f"returned {value!r} in {answer['duration_s']:.3f} s" if answer.get("ok")
+        proc.outcome = (f"returned {cfg.shown(answer)} in {answer['duration_s']:.3f} s" if answer.get("ok")
                         else f"raised {answer.get('error')}")
         self.result.check("succeeds once the lock is free", bool(ok), f"{proc.name} {proc.outcome}")
         self._leaks(proc, "the call after release", [])
@@ -361,8 +405,16 @@ class SerializationGate(Gate):
                 monitor.rollback()  # a WITH NO DATA view stays unpopulated
                 self._log(f"monitor: ROLLBACK (released {regclass}, nothing changed)")
 
+    @staticmethod
+    def _value(answer: dict[str, Any]) -> Any:
+        """The outcome read from a call's answer; raises _ReadFailed when the reader did not apply."""
+        if answer.get("ok") and answer.get("read_error"):
+            raise _ReadFailed(answer["read_error"])
+        return answer.get("value")
+
     def _call(self, proc: _Process, label: str) -> None:
-        proc.probe.send({"path": self.cfg.callable, "args": self.cfg.args, "kwargs": self.cfg.kwargs})
+        proc.probe.send({"path": self.cfg.callable, "args": self.cfg.args, "kwargs": self.cfg.kwargs,
+                         "read": self.cfg.read()})
         self._log(f"{label}: {proc.name} calls {self.cfg.callable}({', '.join(map(repr, self.cfg.args))})")
 
     def _watch(self, proc: _Process, regclass: str | None, exclude: list[int], timeout: float) -> tuple[str, Any]:
@@ -409,7 +461,7 @@ class SerializationGate(Gate):
         how = (f"the path reached {regclass} (backend pid {data} waits for it) holding no advisory lock: concurrent "
                "refreshes are not serialized" if kind == "bare" else
                (f"the path raised before taking any advisory lock: {data.get('error')}" if not data.get("ok") else
-                f"the path returned {data.get('value')!r} without touching {regclass} and without an advisory lock")
+                f"the path returned {self.cfg.shown(data)} without touching {regclass} and without an advisory lock")
                if kind == "answer" else
                f"{proc.name} died: {proc.probe.output.strip()[-300:]}" if kind == "died" else
                f"no advisory lock seen within {self.cfg.timeout:.0f} s")
@@ -431,7 +483,7 @@ class SerializationGate(Gate):
             self._end(proc)
 
     def _log_answer(self, proc: _Process, label: str, answer: dict[str, Any]) -> None:
-        self._log(f"{label}: {proc.name} " + (f"returned {answer.get('value')!r} in {answer['duration_s']:.3f} s"
+        self._log(f"{label}: {proc.name} " + (f"returned {self.cfg.shown(answer)} in {answer['duration_s']:.3f} s"
                                               if answer.get("ok") else f"raised {answer.get('error')}"))
         for s in answer.get("statements", []):
             self._log(f"  sent at +{s['at_s']:.3f}s: {s['sql'][:120]} {s['params'][:60]}")

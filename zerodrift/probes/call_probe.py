@@ -5,7 +5,11 @@ Executed by the *target's* interpreter. Request on stdin (first line, JSON)::
     {"path": "app.refresh:refresh_view", "args": ["mv_x"], "kwargs": {}}
 
 With ``"resolve_only": true`` the probe only imports the module and looks the callable
-up (what a worker does when it starts), without calling it.
+up (what a worker does when it starts), without calling it. With ``"read": {"path":
+"status.name"}`` or ``"read": {"regex": "status=(\\w+)"}`` the outcome is read from the
+returned object (see :func:`read_outcome`): ``value`` is what was read, ``raw`` the
+``repr()`` of the returned object, and ``read_error`` says why the path or the regular
+expression did not apply.
 
 The callable may be a plain function or a coroutine function (run with
 one event loop kept for the process's life). When SQLAlchemy is importable, every statement the callable sends
@@ -42,6 +46,69 @@ def _loop():
         _LOOP.append(asyncio.new_event_loop())
         asyncio.set_event_loop(_LOOP[0])
     return _LOOP[0]
+
+
+class ReadError(Exception):
+    """The configured path or regular expression does not apply to the returned value."""
+
+
+def _scalar(value):
+    """A JSON scalar for a value read from the result: an enum member reads as its name."""
+    import enum
+
+    if isinstance(value, enum.Enum):
+        return value.name
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+def read_outcome(value, read):
+    """What ``read`` says the outcome of ``value`` is.
+
+    ``read["path"]``: dot-separated steps, each an attribute (objects, dataclasses,
+    named tuples), else a key (mappings; a step of digits also indexes sequences).
+    ``read["regex"]``: a regular expression searched in ``str(value)``; the first group
+    if it has one, else the whole match. The result is a JSON scalar; an enum member
+    reads as its name (add ``.value`` for its value). Raises ReadError naming the step
+    that did not apply and what the object offers instead."""
+    import re
+
+    if read.get("regex"):
+        text = str(value)
+        match = re.search(read["regex"], text)
+        if match is None:
+            raise ReadError(f"result_regex {read['regex']!r} does not match str() of the result: {text[:200]!r}")
+        return match.group(1) if match.re.groups else match.group(0)
+    obj = value
+    done = []
+    for step in read["path"].split("."):
+        if isinstance(obj, dict) or (hasattr(obj, "keys") and hasattr(obj, "__getitem__")):
+            if step in obj:
+                obj = obj[step]
+                done.append(step)
+                continue
+        elif hasattr(obj, step):
+            obj = getattr(obj, step)
+            done.append(step)
+            continue
+        elif step.isdigit() and isinstance(obj, (list, tuple)) and int(step) < len(obj):
+            obj = obj[int(step)]
+            done.append(step)
+            continue
+        where = f"the result{'.' + '.'.join(done) if done else ''} ({type(obj).__name__}: {repr(obj)[:120]})"
+        offers = _offers(obj)
+        raise ReadError(f"result_path {read['path']!r}: {where} has no attribute or key {step!r}"
+                        + (f" (it has: {', '.join(offers)})" if offers else ""))
+    return _scalar(obj)
+
+
+def _offers(obj):
+    """The keys or public attributes ``obj`` has, to name in an error."""
+    if hasattr(obj, "keys"):
+        return sorted(map(str, obj.keys()))
+    fields = list(getattr(obj, "__dataclass_fields__", {})) or list(getattr(obj, "_fields", ()))
+    if fields:
+        return fields
+    return sorted(n for n in getattr(obj, "__dict__", {}) if not n.startswith("_"))
 
 
 class Missing(Exception):
@@ -83,7 +150,13 @@ def call(request, statements, observed):
 
                 # one loop for all calls: an async engine's pooled connections belong to it
                 value = _loop().run_until_complete(_await(value))
-        answer = {"ok": True, "value": value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)}
+        answer = {"ok": True, "value": value if isinstance(value, (str, int, float, bool, type(None))) else repr(value),
+                  "raw": repr(value)}
+        if request.get("read") and not request.get("resolve_only"):
+            try:
+                answer["value"] = read_outcome(value, request["read"])
+            except ReadError as exc:
+                answer["read_error"] = str(exc)
     except Missing as exc:
         answer = {"ok": False, "missing": True, "error": str(exc)}
     except BaseException as exc:  # report any failure of the target's code
