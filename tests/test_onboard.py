@@ -204,8 +204,12 @@ def test_init_finds_alembic_in_subfolder_src_layout_and_other_url_variable(admin
     cfg = loaded.config
     assert cfg.target.migration_url_env == ["APP_DB_URL"]
     assert cfg.target.pythonpath == ["../src"]
-    assert cfg.target.url_scheme == "postgresql+psycopg"  # from requirements.txt: env.py uses the URL as is
-    assert cfg.target.runtime_url_env == ["SHOP_DATABASE_URL"]
+    # env.py uses the URL as is, and psycopg (3) is the only driver the target interpreter imports
+    assert cfg.target.url_scheme == "postgresql+psycopg"
+    assert "the target interpreter imports only psycopg" in result.text
+    # the app reads SHOP_DATABASE_URL but no code of it hands that to create_engine: a candidate, not config
+    assert cfg.target.runtime_url_env == ["DATABASE_URL"]
+    assert "# candidates the app reads: SHOP_DATABASE_URL" in result.text
     assert cfg.roles.ensure == ["shop_web", "shop_report"]
     assert cfg.roles.runtime == "shop_web"
     assert loaded.gate_table("ZG-3")["registry"] == "shop.reporting:MATERIALIZED_VIEWS"

@@ -1,23 +1,31 @@
 """``zerodrift init``: inspect a backend's repository and write a commented ``zerodrift.toml``.
 
-Everything here is static analysis: no target code is imported or run.
+Only what was verified is written as active config; everything else is a ``# TODO:``
+with the candidates as comments.
 
 * ``alembic.ini`` is found at the target folder or below it (``.git``, virtualenvs,
   ``node_modules`` and ``site-packages`` are skipped); its ``script_location`` and
   ``version_locations`` give the migrations.
-* ``env.py`` is parsed with :mod:`ast` for the environment variables it reads
-  (``os.environ[...]``, ``os.environ.get(...)``, ``os.getenv(...)``); URL-like names
-  become ``target.migration_url_env``.
-* The migrations' SQL (string constants, with f-string loops over constant tuples
-  expanded) is searched for the roles they grant to, revoke from or make owners
-  (``roles.ensure``), a runtime role (receives INSERT and owns the matviews), the
-  settings (GUCs) they read and a worker write guard (``[gates.ZG-7]`` hints).
-* The application's modules give a Celery app (``[gates.ZG-5]``), a matview
-  registry (``[gates.ZG-3]``), a refresh path that takes an advisory lock
-  (``[gates.ZG-6]``), SQLAlchemy metadata (a ``DeclarativeBase`` subclass,
-  ``declarative_base()`` or ``MetaData()``: ``[gates.ZG-8]``) and the ``PYTHONPATH``
-  their packages need; settings read by ``CREATE POLICY`` statements hint at the
-  tenant setting of ``[gates.ZG-10]``.
+* ``env.py`` is parsed with :mod:`ast`: a variable becomes ``target.migration_url_env``
+  only when its value flows into the URL env.py connects with
+  (:mod:`zerodrift.onboard.urlflow`); a URL from the app's settings or alembic.ini is a TODO.
+* ``target.url_scheme`` comes only from what the connection code builds (env.py and the
+  target's modules it imports), or from the one driver the target's interpreter
+  imports when env.py uses the URL as given; the dependency files only give candidates.
+* The migrations' SQL (string constants outside docstrings, with f-string loops over
+  constant tuples expanded) is searched for *statements* that grant to, revoke from or
+  make owners of roles, or create them (``roles.ensure``), a runtime role (receives
+  INSERT and owns the matviews), the settings (GUCs) they read and a worker write guard
+  (``[gates.ZG-7]`` hints).
+* The application's modules give a Celery app (``[gates.ZG-5]``), a matview registry
+  (``[gates.ZG-3]``), a refresh path that takes an advisory lock (``[gates.ZG-6]``),
+  SQLAlchemy metadata (a ``DeclarativeBase`` subclass, ``declarative_base()`` or
+  ``MetaData()``: ``[gates.ZG-8]``) and the ``PYTHONPATH`` their packages need; each of
+  the first three is written only when importing it in
+  the target's interpreter gives the right kind of object (:mod:`zerodrift.onboard.verify`),
+  and never from test code. A runtime URL variable is written only when the module
+  reading it hands it to ``create_engine``.
+* Settings read by ``CREATE POLICY`` statements hint at the tenant setting of ``[gates.ZG-10]``.
 
 What cannot be decided is marked ``# TODO:``. Gates whose inputs are unknown stay
 commented out, so they are SKIPPED — never a PASS on a guess. The output is checked
@@ -39,6 +47,8 @@ from typing import Any, Iterable, Iterator
 
 from zerodrift.config import CONFIG_FILENAME, Config, format_validation_error
 from zerodrift.errors import UsageError
+from zerodrift.onboard.urlflow import UrlFlow, built_drivers, rewrites_plain_scheme, url_flow
+from zerodrift.onboard.verify import Checked, check_in_target, shape_problem
 
 #: Folders never searched: VCS data, virtualenvs, dependencies, caches.
 SKIP_DIRS = frozenset({
@@ -77,6 +87,13 @@ _TRIGGER = re.compile(r"\bCREATE\s+(?:OR\s+REPLACE\s+)?(?:CONSTRAINT\s+)?TRIGGER
                       r"[^;]*?\bEXECUTE\s+(?:FUNCTION|PROCEDURE)\s+(?P<fn>[\w.\"]+)\s*\(", re.I | re.S)
 _MATVIEW = re.compile(r"\bCREATE\s+MATERIALIZED\s+VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<name>[\w.\"]+)", re.I)
 _PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "USAGE", "EXECUTE")
+#: what may stand right before a statement: the start of the text, a ``;``, a PL/pgSQL block
+#: keyword or a dynamic ``EXECUTE '``: a GRANT in the middle of a sentence is prose, not SQL
+_STATEMENT_START = re.compile(r"(?:^|[;(]|\$\$|\bBEGIN|\bTHEN|\bELSE|\bLOOP|\bDO|\bEXECUTE\s+')\s*$", re.I)
+#: words that cannot be an unquoted role name (PostgreSQL reserved key words, Appendix C, and privileges)
+_KEYWORDS = frozenset(w.lower() for w in _PRIVILEGES) | frozenset({
+    "all", "and", "any", "as", "by", "create", "creating", "for", "from", "grant", "in", "into", "not", "of", "on",
+    "only", "or", "owner", "privileges", "table", "tables", "the", "to", "user", "with", "schema", "view"})
 
 
 # -- results -----------------------------------------------------------------
@@ -129,6 +146,10 @@ class Detection:
     url_scheme: str = "postgresql"
     url_scheme_reason: str = ""
     url_scheme_sure: bool = False
+    url_scheme_candidates: list[str] = field(default_factory=list)  #: from the dependency files, not verified
+    env_flow: UrlFlow | None = None  #: what flows into the URL env.py connects with
+    runtime_candidates: list[str] = field(default_factory=list)  #: DB-like variables not seen reaching an engine
+    checked: Checked | None = None  #: the candidates, imported in the target's interpreter
     revisions: list[str] = field(default_factory=list)  #: oldest first
     heads: list[str] = field(default_factory=list)
     roles: dict[str, RoleFacts] = field(default_factory=dict)
@@ -159,8 +180,17 @@ class Detection:
 
     @property
     def migration_url_env(self) -> list[str]:
-        """The URL-like variables env.py reads, in source order."""
-        return [n for n in self.env_vars if _URLISH.search(n) and not _NOT_DB.search(n)]
+        """The variables env.py reads into the URL it connects with, as the whole URL (urlflow)."""
+        return list(self.env_flow.whole) if self.env_flow else []
+
+    def problem(self, kind: str, cand: Candidate) -> str:
+        """Why ``cand`` may not be written as active config ('' when it may): a test module's
+        object never is; otherwise the target interpreter must import it with the right shape."""
+        if cand.testish:
+            return "it lives in test code"
+        if self.checked is None or self.checked.problem:
+            return self.checked.problem if self.checked else "not checked in the target's interpreter"
+        return shape_problem(kind, self.checked.objects.get(cand.path))
 
     def runtime_guess(self) -> tuple[str, str, bool]:
         """(role, reason, sure): the role that receives INSERT/SELECT and owns the matviews."""
@@ -311,7 +341,7 @@ def env_vars_read(source: str) -> list[str]:
 
 # -- migrations --------------------------------------------------------------
 def sql_strings(source: str) -> list[str]:
-    """The string constants of a migration module outside ``downgrade()``.
+    """The string constants of a migration module outside ``downgrade()`` and docstrings.
 
     f-strings are expanded over ``for`` loops whose iterable is a literal tuple/list of
     strings or a module-level constant holding one (``for table in TABLES:``); other
@@ -330,6 +360,13 @@ def sql_strings(source: str) -> list[str]:
 
     def visit(node: ast.AST, env: dict[str, list[str]]) -> None:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "downgrade":
+            return
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and ast.get_docstring(node):
+            for child in node.body[1:]:  # a docstring is prose about the SQL, never SQL
+                visit(child, env)
+            if not isinstance(node, ast.Module):
+                for child in node.decorator_list:
+                    visit(child, env)
             return
         if isinstance(node, ast.For) and isinstance(node.target, ast.Name):
             values = _literal_strings(node.iter)
@@ -387,7 +424,15 @@ def _idents(text: str) -> list[str]:
 
 
 def _role_ok(name: str) -> bool:
-    return bool(name) and name.lower() not in NOT_ROLES and not name.lower().startswith("pg_") and "{" not in name
+    return (bool(name) and name.lower() not in NOT_ROLES and not name.lower().startswith("pg_") and "{" not in name
+            and name.lower() not in _KEYWORDS)
+
+
+def _statements(rx: re.Pattern, sql: str) -> Iterator[re.Match]:
+    """Matches of ``rx`` that begin a SQL statement (see :data:`_STATEMENT_START`)."""
+    for m in rx.finditer(sql):
+        if _STATEMENT_START.search(sql[:m.start()]):
+            yield m
 
 
 def _privileges(what: str) -> set[str]:
@@ -434,7 +479,7 @@ def _facts(det: Detection, name: str, label: str) -> RoleFacts:
 
 
 def _scan_sql(det: Detection, sql: str, label: str, guard_functions: set[str]) -> None:
-    for m in _GRANT.finditer(sql):
+    for m in _statements(_GRANT, sql):
         what = m.group("what")
         roles = [r for r in _idents(m.group("roles")) if _role_ok(r)]
         if re.search(r"\bON\b", what, re.I):
@@ -447,20 +492,20 @@ def _scan_sql(det: Detection, sql: str, label: str, guard_functions: set[str]) -
                 _facts(det, g, label)
             for r in roles:
                 _facts(det, r, label).member_of |= set(granted)
-    for m in _REVOKE.finditer(sql):
+    for m in _statements(_REVOKE, sql):
         for r in _idents(m.group("roles")):
             if _role_ok(r):
                 _facts(det, r, label)
-    for m in _OWNER.finditer(sql):
+    for m in _statements(_OWNER, sql):
         role = _idents(m.group("role"))[0]
         if _role_ok(role):
             _facts(det, role, label).owns.add(re.sub(r"\s+", " ", m.group("kind").upper()))
     for rx in (_POLICY, _DEFAULT_FOR):
-        for m in rx.finditer(sql):
+        for m in _statements(rx, sql):
             for r in _idents(m.group("roles")):
                 if _role_ok(r):
                     _facts(det, r, label)
-    for m in _CREATE_ROLE.finditer(sql):
+    for m in _statements(_CREATE_ROLE, sql):
         role = _idents(m.group("role"))[0]
         if _role_ok(role):
             det.created_roles.append(role)
@@ -587,11 +632,13 @@ def scan_application(det: Detection, files: list[Path]) -> None:
         if not testish:
             try:
                 db_vars = [n for n in env_vars_read(source) if _URLISH.search(n) and _DB_WORD.search(n) and not _NOT_DB.search(n)]
+                reaching = url_flow(source).whole if db_vars or "engine" in source else []
             except SyntaxError:
-                db_vars = []
-            if db_vars:
-                det.runtime_env_vars.extend(db_vars)
+                db_vars, reaching = [], []
+            if reaching:
+                det.runtime_env_vars.extend(reaching)
                 det.runtime_env_files.append(path)
+            det.runtime_candidates.extend(n for n in db_vars if n not in reaching)
         if not any(mentions):
             continue
         imports = _top_imports(tree)
@@ -636,6 +683,7 @@ def scan_application(det: Detection, files: list[Path]) -> None:
     det.metadata.sort(key=key)
     det.refreshers.sort(key=lambda c: (c.testish, not c.returns, *key(c)[1:]))
     det.runtime_env_vars = list(dict.fromkeys(det.runtime_env_vars))
+    det.runtime_candidates = [n for n in dict.fromkeys(det.runtime_candidates) if n not in det.runtime_env_vars]
 
 
 #: Source that may define SQLAlchemy metadata (a declarative base or a MetaData()).
@@ -663,16 +711,45 @@ def _package_roots(files: list[Path]) -> dict[str, Path]:
     return roots
 
 
-def _detect_url_scheme(det: Detection, files: list[Path]) -> None:
-    env_text = det.env_py.read_text(encoding="utf-8", errors="replace") if det.env_py else ""
-    explicit = re.search(r"postgresql\+(psycopg2|psycopg|asyncpg|pg8000)", env_text)
-    if "postgresql://" in env_text and re.search(r"startswith|replace|\.sub\(|make_url|set\(drivername", env_text):
-        det.url_scheme, det.url_scheme_reason, det.url_scheme_sure = "postgresql", "env.py rewrites postgresql:// URLs itself", True
-        return
-    if explicit:
-        det.url_scheme = f"postgresql+{explicit.group(1)}"
-        det.url_scheme_reason, det.url_scheme_sure = f"env.py names the {explicit.group(1)} driver", True
-        return
+def _local_module_file(det: Detection, module: str) -> Path | None:
+    top = module.split(".")[0]
+    if top not in det.package_roots:
+        return None
+    base = det.package_roots[top].joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _connection_modules(det: Detection, depth: int = 3) -> list[Path]:
+    """env.py and the target's own modules it imports, and those they import (``depth`` levels)."""
+    if det.env_py is None:
+        return []
+    seen: list[Path] = [det.env_py]
+    frontier = [det.env_py]
+    for _ in range(depth):
+        nxt = []
+        for path in frontier:
+            try:
+                tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+            except (SyntaxError, ValueError):
+                continue
+            for node in ast.walk(tree):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module] + [f"{node.module}.{a.name}" for a in node.names] \
+                    if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+                for name in names:
+                    found = _local_module_file(det, name)
+                    if found is not None and found not in seen:
+                        seen.append(found)
+                        nxt.append(found)
+        frontier = nxt
+    return seen
+
+
+def _dependency_drivers(det: Detection, files: list[Path]) -> list[str]:
+    """Schemes the dependency files suggest (never written as active config: not what the code builds)."""
     deps = ""
     candidates = [f for f in files if f.name in ("pyproject.toml", "setup.cfg", "setup.py", "Pipfile")
                   or re.match(r"requirements.*\.(txt|in)$", f.name)]
@@ -684,21 +761,68 @@ def _detect_url_scheme(det: Detection, files: list[Path]) -> None:
             break
     for f in dict.fromkeys(candidates):
         deps += f.read_text(encoding="utf-8", errors="replace") + "\n"
-    is_async = re.search(r"async_engine_from_config|create_async_engine|AsyncEngine", env_text) is not None
-    if is_async and re.search(r"\basyncpg\b", deps):
-        det.url_scheme, det.url_scheme_reason = "postgresql+asyncpg", "env.py uses an async engine and the dependencies name asyncpg"
-    elif re.search(r"\bpsycopg(?!2)(?:\[[\w,]+\])?(?:\s*[<>=~!]|\s*$|\s*\"|\s*')", deps, re.M):
-        det.url_scheme, det.url_scheme_reason = "postgresql+psycopg", "the dependencies name psycopg (version 3)"
-    elif re.search(r"\bpsycopg2", deps):
-        det.url_scheme, det.url_scheme_reason = "postgresql", "the dependencies name psycopg2, SQLAlchemy's default driver"
-    else:
-        det.url_scheme, det.url_scheme_reason = "postgresql", "no driver found in env.py or the dependency files"
+    out = []
+    if re.search(r"\basyncpg\b", deps):
+        out.append("postgresql+asyncpg")
+    if re.search(r"\bpsycopg(?!2)(?:\[[\w,]+\])?(?:\s*[<>=~!]|\s*$|\s*\"|\s*')", deps, re.M):
+        out.append("postgresql+psycopg")
+    if re.search(r"\bpsycopg2", deps):
+        out.append("postgresql")
+    return out
+
+
+def _detect_url_scheme(det: Detection, files: list[Path]) -> None:
+    """The driver, only from evidence: what the connection code builds (env.py and the target's
+    modules it imports, :func:`~zerodrift.onboard.urlflow.built_drivers`), or — when env.py
+    connects with the URL variable as is — the only driver the target's interpreter imports.
+    Otherwise not sure: the dependency files' drivers become commented candidates."""
+    det.url_scheme_candidates = _dependency_drivers(det, files)
+    env_source = det.env_py.read_text(encoding="utf-8", errors="replace") if det.env_py else ""
+    built: dict[str, list[str]] = {}
+    for path in _connection_modules(det):
+        try:
+            for scheme, line in built_drivers(path.read_text(encoding="utf-8", errors="replace")):
+                built.setdefault(scheme, []).append(f"{_rel(path, det.config_dir)}:{line}")
+        except (SyntaxError, ValueError):
+            continue
+    try:
+        rewrites = bool(env_source) and rewrites_plain_scheme(env_source)
+    except SyntaxError:
+        rewrites = False
+    if rewrites and det.migration_url_env:
+        det.url_scheme, det.url_scheme_sure = "postgresql", True
+        det.url_scheme_reason = "env.py turns a plain postgresql:// URL into the driver it wants"
         return
-    det.url_scheme_sure = True
+    if len(built) == 1:
+        (scheme, where), = built.items()
+        det.url_scheme, det.url_scheme_sure = scheme, True
+        det.url_scheme_reason = f"the connection code builds it ({', '.join(where[:2])})"
+        return
+    if built:
+        det.url_scheme_candidates = list(dict.fromkeys(list(built) + det.url_scheme_candidates))
+        det.url_scheme_reason = "the connection code builds several schemes (" + "; ".join(
+            f"{k} at {', '.join(v[:2])}" for k, v in built.items()) + ")"
+        return
+    drivers = det.checked.drivers if det.checked and not det.checked.problem else []
+    is_async = re.search(r"async_engine_from_config|create_async_engine|AsyncEngine", env_source) is not None
+    usable = [d for d in drivers if (d in ("asyncpg", "psycopg") if is_async else d != "asyncpg")]
+    if det.migration_url_env and len(usable) == 1:
+        det.url_scheme = "postgresql" if usable[0] == "psycopg2" else f"postgresql+{usable[0]}"
+        det.url_scheme_sure = True
+        det.url_scheme_reason = (f"env.py connects with the URL as given and the target interpreter imports only "
+                                 f"{usable[0]} ({'async' if is_async else 'sync'} engine)")
+        return
+    det.url_scheme, det.url_scheme_sure = "postgresql", False
+    det.url_scheme_reason = ("the connection code builds no driver"
+                             + (f"; the target interpreter imports {', '.join(drivers)}" if drivers else ""))
 
 
-def detect(target: Path) -> Detection:
+def detect(target: Path, *, check: bool = True) -> Detection:
     """Inspect the repository at ``target`` (a folder, or an alembic.ini file).
+
+    With ``check`` the candidates (Celery app, registry, refresh callable) are imported
+    in the target's interpreter (:mod:`zerodrift.onboard.verify`): only those that import
+    with the right shape become active config.
 
     Returns a :class:`Detection`. Raises UsageError when ``target`` does not exist
     or no alembic.ini is found under it.
@@ -725,13 +849,16 @@ def detect(target: Path) -> Detection:
             det.env_imports = _top_imports(ast.parse(source))
         except SyntaxError as exc:
             det.notes.append(f"env.py does not parse ({exc}); its environment variables were not read")
-        det.env_uses_ini_url = "sqlalchemy.url" in source
+        try:
+            det.env_flow = url_flow(source)
+        except SyntaxError:
+            det.env_flow = None
+        det.env_uses_ini_url = bool(det.env_flow and det.env_flow.ini)
     files = list(walk(scan_root))
     if det.version_dirs:
         scan_migrations(det)
     det.package_roots = _package_roots([f for f in files if not any(d in f.parents for d in det.version_dirs)])
     scan_application(det, files)
-    _detect_url_scheme(det, files)
     det.seed_files = [f for f in files if f.suffix == ".sql" and "seed" in f.name.lower()
                       and not any(d in f.parents for d in det.version_dirs)]
     for folder in [det.config_dir, det.scan_root] + ([det.git_root] if det.git_root else []):
@@ -739,7 +866,21 @@ def detect(target: Path) -> Detection:
             python = folder / venv / "bin" / "python"
             if python.exists() and det.venv_python is None:
                 det.venv_python = python
+    if check:
+        det.checked = _check_candidates(det)
+    _detect_url_scheme(det, files)
     return det
+
+
+def _check_candidates(det: Detection) -> Checked:
+    """Import every non-test candidate in the target's interpreter (the virtualenv found, else
+    the one running zerodrift, which is ``target.python``'s default)."""
+    import sys
+
+    cands = [c for c in det.celery_apps + det.registries + det.refreshers if not c.testish][:15]
+    roots = list(dict.fromkeys(det.import_roots() + [c.root.resolve() for c in cands]))
+    python = str(det.venv_python) if det.venv_python else sys.executable
+    return check_in_target(python, [c.path for c in cands], roots, det.config_dir)
 
 
 # -- rendering ---------------------------------------------------------------
@@ -848,30 +989,46 @@ def render(det: Detection) -> tuple[str, list[str]]:
         w.commented_key("pythonpath", ["."])
     migration_env = det.migration_url_env
     env_rel = _rel(det.env_py, here) if det.env_py else "env.py"
+    flow = det.env_flow
     if migration_env:
-        w.comment(f"{env_rel} reads these variables for the migration URL; zerodrift sets each to a throwaway database.")
+        w.comment(f"{env_rel} connects with the URL in these variables; zerodrift sets each to a throwaway database.")
         w.key("migration_url_env", migration_env)
         other = [n for n in det.env_vars if n not in migration_env]
         if other:
             w.todo(f"{env_rel} also reads {', '.join(other)}: give fixed values in [target.env] if it needs them.")
     else:
-        w.todo(f"{env_rel} reads no URL variable from the environment"
-               + (" (it uses sqlalchemy.url from alembic.ini)" if det.env_uses_ini_url else "")
-               + ": zerodrift hands the URL through environment variables, so make env.py read one, e.g. "
-               "url = os.environ.get(\"DATABASE_URL\") or config.get_main_option(\"sqlalchemy.url\"), and name it here.")
-        w.commented_key("migration_url_env", ["DATABASE_URL"])
+        if flow is not None and flow.parts:
+            where = f"builds its URL from the variables {', '.join(flow.parts)}"
+        elif flow is not None and flow.external:
+            where = f"takes its URL from the app's code ({', '.join(flow.external[:3])})"
+        elif flow is not None and flow.ini:
+            where = "reads sqlalchemy.url from alembic.ini"
+        else:
+            where = "reads no URL variable that reaches its connection"
+        w.todo(f"{env_rel} {where}: zerodrift hands the URL through environment variables, so name the variable "
+               "that holds the whole URL (make env.py read one, e.g. url = os.environ.get(\"DATABASE_URL\") or …).")
+        candidates = [n for n in det.env_vars if _URLISH.search(n) and not _NOT_DB.search(n)]
+        if candidates:
+            w.comment(f"candidates {env_rel} reads (not seen reaching its URL): {', '.join(candidates)}")
+        w.commented_key("migration_url_env", candidates[:1] or ["DATABASE_URL"])
     if det.runtime_env_vars:
-        w.comment(f"the app reads these for the runtime role's URL ({', '.join(_rel(f, here) for f in det.runtime_env_files[:3])}).")
+        w.comment(f"the app hands these to create_engine as the URL ({', '.join(_rel(f, here) for f in det.runtime_env_files[:3])}).")
         w.key("runtime_url_env", det.runtime_env_vars)
     else:
-        w.todo("no database URL variable was found in the app's code: name the one it reads (default DATABASE_URL).")
-        w.commented_key("runtime_url_env", ["DATABASE_URL"])
+        w.todo("no variable was seen reaching the app's create_engine URL: name the one the app's runtime role "
+               "connects with (default DATABASE_URL).")
+        if det.runtime_candidates:
+            w.comment("candidates the app reads: " + ", ".join(det.runtime_candidates))
+        w.commented_key("runtime_url_env", det.runtime_candidates[:1] or ["DATABASE_URL"])
     if det.url_scheme_sure:
         w.key("url_scheme", det.url_scheme, det.url_scheme_reason)
     else:
-        w.todo(f"{det.url_scheme_reason}: set url_scheme to the SQLAlchemy dialect+driver the target has installed, "
-               "e.g. postgresql+psycopg (psycopg 3), postgresql+asyncpg, or postgresql (psycopg2).")
-        w.key("url_scheme", det.url_scheme)
+        w.todo(f"{det.url_scheme_reason}: set url_scheme to the SQLAlchemy dialect+driver the target has installed "
+               "(default postgresql, i.e. psycopg2); `zerodrift doctor` runs alembic with it.")
+        for scheme in det.url_scheme_candidates:
+            w.commented_key("url_scheme", scheme, "named in the dependency files")
+        if not det.url_scheme_candidates:
+            w.commented_key("url_scheme", "postgresql+psycopg")
 
     w.comment("setup_sql: SQL (or a .sql file) run as the admin role in every throwaway database before its first "
               "migration, for what production creates outside the migrations (extensions, schemas, grants).")
@@ -968,8 +1125,14 @@ def _render_gates(w: _Writer, det: Detection) -> None:
 
     # ZG-3
     w.raw()
-    if det.registries:
-        reg = det.registries[0]
+    usable = [c for c in det.registries if not det.problem("registry", c)]
+    if det.registries and not usable:
+        w.todo("registry candidates did not check out, so ZG-3 stays SKIPPED: " + "; ".join(
+            f"{c.path}: {det.problem('registry', c)}" for c in det.registries[:3]))
+        w.raw("# [gates.ZG-3]")
+        w.commented_key("registry", det.registries[0].path)
+    elif det.registries:
+        reg = usable[0]
         size = f" ({len(reg.value)} names)" if isinstance(reg.value, list) else ""
         w.comment(f"matview registry found in {_rel(reg.file, here)}{size}.")
         if det.matviews and isinstance(reg.value, list):
@@ -977,8 +1140,8 @@ def _render_gates(w: _Writer, det: Detection) -> None:
             if missing:
                 w.comment(f"note: the migrations create matviews the registry does not list: {', '.join(missing)} "
                           "(ZG-3 will say whether they still exist at head).")
-        if len(det.registries) > 1:
-            w.todo("other candidates: " + ", ".join(c.path for c in det.registries[1:]) + "; keep the one the app refreshes from.")
+        if len(usable) > 1:
+            w.todo("other candidates: " + ", ".join(c.path for c in usable[1:]) + "; keep the one the app refreshes from.")
         w.raw("[gates.ZG-3]")
         w.key("registry", reg.path)
         w.key("schemas", ["public"])
@@ -995,11 +1158,17 @@ def _render_gates(w: _Writer, det: Detection) -> None:
 
     # ZG-5
     w.raw()
-    if det.celery_apps:
-        app = det.celery_apps[0]
-        w.comment(f"Celery app found in {_rel(app.file, here)}.")
-        if len(det.celery_apps) > 1:
-            w.todo("other Celery apps: " + ", ".join(c.path for c in det.celery_apps[1:]) + "; keep the one that runs beat.")
+    apps = [c for c in det.celery_apps if not det.problem("celery", c)]
+    if det.celery_apps and not apps:
+        w.todo("Celery app candidates did not check out, so ZG-5 stays SKIPPED: " + "; ".join(
+            f"{c.path}: {det.problem('celery', c)}" for c in det.celery_apps[:3]))
+        w.raw("# [gates.ZG-5]")
+        w.commented_key("celery_app", det.celery_apps[0].path)
+    elif det.celery_apps:
+        app = apps[0]
+        w.comment(f"Celery app found in {_rel(app.file, here)} (imported in the target's interpreter).")
+        if len(apps) > 1:
+            w.todo("other Celery apps: " + ", ".join(c.path for c in apps[1:]) + "; keep the one that runs beat.")
         w.raw("[gates.ZG-5]")
         w.key("celery_app", app.path)
     else:
@@ -1073,7 +1242,14 @@ def _render_zg6(w: _Writer, det: Detection) -> None:
         w.raw("# [gates.ZG-6]")
         w.commented_key("callable", "app.refresh:refresh_view")
         return
-    ref = det.refreshers[0]
+    usable = [c for c in det.refreshers if not det.problem("callable", c)]
+    if not usable:
+        w.todo("refresh path candidates did not check out, so ZG-6 stays SKIPPED: " + "; ".join(
+            f"{c.path}: {det.problem('callable', c)}" for c in det.refreshers[:3]))
+        w.raw("# [gates.ZG-6]")
+        w.commented_key("callable", det.refreshers[0].path)
+        return
+    ref = usable[0]
     strings = [v for v in ref.returns if isinstance(v, (str, int, bool))]
     skipped = next((v for v in strings if isinstance(v, str) and re.search(r"skip|busy|running|locked", v, re.I)), None)
     success = next((v for v in strings if isinstance(v, str) and re.search(r"success|ok|refreshed|done", v, re.I)
@@ -1091,8 +1267,8 @@ def _render_zg6(w: _Writer, det: Detection) -> None:
     w.comment(f"refresh path found in {_rel(ref.file, det.config_dir)}: {ref.path}"
               f"({', '.join(ref.required)}){' (async)' if ref.is_async else ''}, mentions an advisory lock"
               + (f"; returns {', '.join(json.dumps(v) for v in strings)}" if strings else "") + ".")
-    if len(det.refreshers) > 1:
-        w.comment("other candidates: " + ", ".join(c.path for c in det.refreshers[1:]))
+    if len(usable) > 1:
+        w.comment("other candidates: " + ", ".join(c.path for c in usable[1:]))
     if decided:
         if arg_note:
             w.todo(f"check args: guessed as {arg_note}; any view the path refreshes will do.")
