@@ -20,7 +20,7 @@ from tests.backends import EXAMPLE, commit_all, edit, make_backend
 from zerodrift.config import load_config
 from zerodrift.errors import EXIT_OK, UsageError
 from zerodrift.ledger.render import write_proof_pack
-from zerodrift.onboard.init import detect, env_vars_read, init_config, sql_strings, toml_value
+from zerodrift.onboard.init import detect, env_vars_read, init_config, sql_strings, toml_value, validate
 from zerodrift.runner import RunOptions, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -384,3 +384,147 @@ def test_config_reference_is_generated_from_the_models():
     assert committed == module.render(), "docs/config-reference.md is stale: run python docs/gen_config_reference.py"
     for key in ("alembic_ini", "migration_url_env", "runtime_settings", "from_revision", "celery_app", "expected_sqlstate"):
         assert f"`{key}`" in committed
+
+
+# -- (e) init writes only what it verified: shapes that misled it on real backends -----
+PAYMENTS = {
+    "alembic.ini": "[alembic]\nscript_location = migrations\n",
+    # the URL comes from one variable; the driver string only appears in a check that rejects it;
+    # pool size and echo flags are read too, but never become the URL
+    "migrations/env.py": '''\
+import os
+
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+POOL_SIZE = int(os.environ.get("DATABASE_POOL_SIZE", "5"))
+ECHO = os.environ.get("DATABASE_ECHO_SQL") == "1"
+
+
+def _url():
+    url = os.environ["PAYMENTS_DATABASE_URL"]
+    if url.startswith("postgresql+asyncpg"):
+        raise ValueError("postgresql+asyncpg is not supported by the migrations: use a sync driver")
+    return url
+
+
+engine = create_engine(_url(), echo=ECHO, poolclass=pool.NullPool)
+with engine.connect() as connection:
+    context.configure(connection=connection, target_metadata=None)
+    with context.begin_transaction():
+        context.run_migrations()
+''',
+    # prose about grants in docstrings and comments is not SQL
+    "migrations/versions/p1_payments.py": '''\
+"""Payments.
+
+Grant select, insert, update, delete to runtime creating the ledger role later.
+"""
+from alembic import op
+
+revision = "p1"
+down_revision = None
+
+
+def upgrade() -> None:
+    """We grant select to auditors in a later revision."""
+    op.execute("CREATE TABLE payments (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, cents int NOT NULL)")
+    op.execute("COMMENT ON TABLE payments IS 'rows we grant select to auditors for'")
+    op.execute("GRANT SELECT, INSERT ON payments TO payments_web")
+
+
+def downgrade() -> None:
+    op.execute("DROP TABLE payments")
+''',
+    "payments/__init__.py": "",
+    # the runtime URL variable reaches create_engine; the pool size variable does not reach the URL
+    "payments/db.py": '''\
+import os
+
+from sqlalchemy import create_engine
+
+engine = create_engine(os.environ.get("PAYMENTS_DATABASE_URL", "postgresql://localhost/payments"),
+                       pool_size=int(os.environ.get("PAYMENTS_DATABASE_POOL", "5")))
+''',
+    # a registry whose module needs the app's settings to import: not verified, so not written
+    "payments/views.py": 'import os\n\nREGION = os.environ["PAYMENTS_REGION"]\nMATERIALIZED_VIEWS = ["mv_daily"]\n',
+    # a real Celery app (imports fine) beside a test module's refresh helper that mentions an advisory lock
+    "payments/worker.py": 'from celery import Celery\n\nworker_app = Celery("payments", broker="memory://")\n',
+    "tests/test_refresh.py": '''\
+def refresh_for_test(name):
+    """Takes pg_try_advisory_lock like the real path."""
+    return "skipped"
+''',
+}
+
+
+def test_init_writes_only_what_the_code_shows(tmp_path):
+    root = tmp_path / "payments"
+    for rel, text in PAYMENTS.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    result = init_config(root, write=False)
+    cfg = validate(result.text)
+    text = result.text
+    # the URL variable env.py connects with; the pool size and flag variables are not URL variables
+    assert cfg.target.migration_url_env == ["PAYMENTS_DATABASE_URL"]
+    assert cfg.target.runtime_url_env == ["PAYMENTS_DATABASE_URL"]
+    assert "DATABASE_POOL_SIZE, DATABASE_ECHO_SQL" in text  # named as other variables env.py reads, in a TODO
+    # asyncpg appears only in a check that rejects it: never the driver
+    assert cfg.target.url_scheme == "postgresql+psycopg" and "asyncpg" not in cfg.target.url_scheme
+    assert "imports only psycopg" in text
+    # roles only from GRANT statements, never from prose in docstrings or inside a comment string
+    assert cfg.roles.ensure == ["payments_web"]
+    for word in ("select", "insert", "update", "delete", "runtime", "creating", "auditors"):
+        assert f'"{word}"' not in text, word
+    # candidates are written only when they import with the right shape in the target's interpreter
+    tables = tomllib.loads(text).get("gates", {})
+    assert tables.get("ZG-5") == {"celery_app": "payments.worker:worker_app"}
+    assert "ZG-3" not in tables and "# registry = \"payments.views:MATERIALIZED_VIEWS\"" in text
+    assert "payments.views:MATERIALIZED_VIEWS: importing it failed: KeyError: 'PAYMENTS_REGION'" in text
+    assert "ZG-6" not in tables and "test_refresh:refresh_for_test: it lives in test code" in text
+
+
+def test_init_says_where_env_py_gets_its_url(tmp_path):
+    root = tmp_path / "svc"
+    files = {
+        "alembic.ini": "[alembic]\nscript_location = migrations\nsqlalchemy.url = postgresql://localhost/svc\n",
+        "migrations/env.py": "from alembic import context\nfrom sqlalchemy import engine_from_config\n"
+                             "from svc.settings import settings\n\n"
+                             "config = context.config\n"
+                             'config.set_main_option("sqlalchemy.url", settings.database_url)\n'
+                             "engine = engine_from_config(config.get_section(config.config_ini_section), prefix='sqlalchemy.')\n",
+        "migrations/versions/s1.py": 'revision = "s1"\ndown_revision = None\n\n\ndef upgrade():\n    pass\n',
+        "svc/__init__.py": "",
+        "svc/settings.py": "class Settings:\n    database_url = 'postgresql+psycopg2://localhost/svc'\n\n\nsettings = Settings()\n",
+    }
+    for rel, body in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(body)
+    text = init_config(root, write=False).text
+    cfg = validate(text)
+    # it sets sqlalchemy.url from the app's settings: it does not read alembic.ini's, and no variable is claimed
+    assert "takes its URL from the app's code (settings.database_url)" in text
+    assert "reads sqlalchemy.url from alembic.ini" not in text
+    assert cfg.target.migration_url_env == ["MIGRATION_DATABASE_URL", "DATABASE_URL"]  # the default: nothing was written
+    assert "# TODO:" in text and "\nmigration_url_env" not in text
+
+
+def test_doctor_runs_a_real_alembic_job_and_names_a_wrong_driver_or_url_variable(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo")
+    proc = _cli("doctor", str(backend), "--admin-url", admin_url)
+    job = next(line for line in proc.stdout.splitlines() if line.startswith(("OK  alembic job:", "FAIL  alembic job:")))
+    assert job.startswith("OK  alembic job: alembic heads (0012_comments)") and "MIGRATION_DATABASE_URL" in job, job
+    # a driver the target interpreter lacks fails here, not in the run
+    config_file = backend / "zerodrift.toml"
+    edit(config_file, 'url_scheme = "postgresql"', 'url_scheme = "postgresql+asyncpg"')
+    proc = _cli("doctor", str(backend), "--admin-url", admin_url)
+    job = next(line for line in proc.stdout.splitlines() if line.startswith("FAIL  alembic job:"))
+    assert "asyncpg" in job and "— set target.url_scheme" in job, job
+    # a variable env.py never connects with: env.py takes another URL
+    edit(config_file, 'url_scheme = "postgresql+asyncpg"', 'url_scheme = "postgresql"')
+    edit(config_file, 'migration_url_env = ["MIGRATION_DATABASE_URL"]', 'migration_url_env = ["APP_DB_URL"]')
+    proc = _cli("doctor", str(backend), "--admin-url", admin_url)
+    assert proc.returncode == 1
+    job = next(line for line in proc.stdout.splitlines() if line.startswith("FAIL  alembic job:"))
+    assert "check target.migration_url_env (APP_DB_URL)" in job, job

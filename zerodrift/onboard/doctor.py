@@ -10,7 +10,9 @@ when ZG-5 is configured, the driver ``target.url_scheme`` names) — in a subpro
 of that interpreter; the ``PYTHONPATH`` folders exist; the server starts (embedded)
 or answers (external), with its version; the roles exist or the admin user may
 create them (nothing is ever created); the registry, the Celery app and the refresh
-callable import in the target interpreter; ZG-2's revision and seed file exist; the
+callable import in the target interpreter; ZG-2's revision and seed file exist;
+one real alembic job (``alembic heads`` and ``alembic current``, which runs env.py and
+connects — to a database name that does not exist, so nothing is created); the
 signing key loads; the git state (repository, clean tree, shallow clone, base ref).
 
 Doctor never creates roles or databases and never changes the repository.
@@ -325,6 +327,8 @@ def _check_server_roles_imports(doc: _Doctor, loaded: LoadedConfig, python_ok: b
             from zerodrift.server.provision import Database
 
             db = Database(name=database_of(server.admin_url) or "postgres", purpose="doctor", admin_url=server.admin_url)
+        if python_ok and server is not None:
+            _check_alembic_job(doc, loaded, server)
         if python_ok:
             _check_imports(doc, loaded, db)
         elif any(loaded.gate_table(g).get(k) for g, k in (("ZG-3", "registry"), ("ZG-5", "celery_app"), ("ZG-6", "callable"))):
@@ -424,6 +428,52 @@ def _check_roles(doc: _Doctor, loaded: LoadedConfig, server: Any) -> None:
     if roles.runtime and roles.runtime in existing and not existing[roles.runtime]:
         doc.add(WARN, "roles", f"the runtime role {roles.runtime} exists without LOGIN; probes that connect as it will fail",
                 f"ALTER ROLE {roles.runtime} LOGIN on this server")
+
+
+def _check_alembic_job(doc: _Doctor, loaded: LoadedConfig, server: Any) -> None:
+    """One real alembic job: ``alembic heads``, then ``alembic current``, which runs env.py
+    and connects. The URL variables name a database that does not exist, so nothing is
+    created or changed: PostgreSQL answering 'database "…" does not exist' for *that*
+    name proves env.py connected with the URL zerodrift handed it, with the driver of
+    ``target.url_scheme``, and was authenticated (PostgreSQL checks the database after
+    authentication). Any other outcome is a FAIL naming alembic's error."""
+    import uuid
+
+    from zerodrift.server.provision import Database
+    from zerodrift.target import TargetRunner
+
+    cfg = loaded.config.target
+    name = f"zerodrift_doctor_{uuid.uuid4().hex[:12]}"
+    check = "alembic job"
+    try:
+        runner = TargetRunner(loaded)
+        job = runner.alembic_job(Database(name=name, purpose="doctor", admin_url=server.admin_url),
+                                 [{"op": "heads"}, {"op": "current"}])
+    except ZerodriftError as exc:
+        doc.add(FAIL, check, str(exc).splitlines()[0], "fix target.alembic_ini / target.python first")
+        return
+    heads = job.values[0] if job.values else None
+    if not job.steps or (job.steps[0].exit_status not in (0, None) and heads is None):
+        doc.add(FAIL, check, f"alembic heads failed: {job.error or 'no answer'}", "check alembic.ini and the migrations")
+        return
+    error = job.error or ""
+    variables = ", ".join(cfg.migration_url_env) or "(none)"
+    if f'database "{name}" does not exist' in error:
+        doc.add(OK, check, f"alembic heads ({', '.join(heads or []) or 'no head'}); alembic current ran env.py, which "
+                           f"connected with the URL in {variables} as {cfg.url_scheme} (the server answered for the "
+                           "database zerodrift named)")
+        return
+    if job.ok:
+        doc.add(FAIL, check, f"alembic current succeeded without reaching the database zerodrift named in {variables}: "
+                             "env.py connects with another URL (its own settings or alembic.ini's sqlalchemy.url)",
+                f"set target.migration_url_env to the variable env.py connects with (now: {variables})")
+        return
+    last = error.strip().splitlines()[-1] if error.strip() else "no error text"
+    fix = ("set target.url_scheme to a driver the target interpreter has (postgresql+psycopg, postgresql for psycopg2, "
+           "postgresql+asyncpg)" if any(w in error for w in ("No module named", "Can't load plugin", "greenlet",
+                                                              "is not async", "async"))
+           else f"check target.migration_url_env ({variables}), target.env and target.url_scheme")
+    doc.add(FAIL, check, f"alembic current failed: {last[:300]}", fix)
 
 
 def _check_imports(doc: _Doctor, loaded: LoadedConfig, db: Any) -> None:
