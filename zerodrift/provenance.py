@@ -214,3 +214,58 @@ def ci_context(environ: dict[str, str] | None = None) -> dict[str, str]:
     except (KeyError, OSError, ValueError):
         pass
     return {k: v for k, v in facts.items() if v}
+
+
+@dataclass
+class ReleasedChange:
+    """A revision file that existed at the release and differs at HEAD: ``status`` is git's
+    name-status letter (M modified, D deleted, R renamed, T type changed), ``stat`` the
+    diff stat (``+added -deleted`` lines, or ``binary``)."""
+
+    path: str
+    status: str
+    stat: str
+    new_path: str = ""
+
+
+def release_ref(repo_root: Path, ref: str = "", pattern: str = "*") -> tuple[str, str] | None:
+    """(name, SHA) of the release to compare with: ``ref`` when given, else the most recent
+    tag reachable from HEAD whose name matches ``pattern`` (``git describe --tags --abbrev=0
+    --match``). None when no such tag exists. Raises EnvironmentProblem with git's message
+    when ``ref`` is unknown (in a shallow clone: how to fetch the tags)."""
+    repo = git.Repo(repo_root)
+    if ref:
+        try:
+            return ref, repo.commit(ref).hexsha
+        except (git.BadName, ValueError, git.GitCommandError) as exc:
+            shallow = (Path(repo.git_dir) / "shallow").exists()
+            raise EnvironmentProblem(f"release_ref {ref!r} is not in this clone ({exc}); fetch it first "
+                                     f"({'git fetch --unshallow --tags' if shallow else 'git fetch --tags'})") from exc
+    try:
+        name = repo.git.describe("--tags", "--abbrev=0", "--match", pattern, "HEAD").strip()
+    except git.GitCommandError:
+        return None  # git says no names found: this history has no release yet
+    return name, repo.commit(name).hexsha
+
+
+def released_changes(repo_root: Path, release_sha: str, folders: list[str]) -> list[ReleasedChange]:
+    """Files under ``folders`` (repository-relative) that exist at ``release_sha`` and differ
+    at HEAD (modified, deleted, renamed; files added since the release are not listed).
+    Raises EnvironmentProblem with git's message when git fails."""
+    repo = git.Repo(repo_root)
+    try:
+        status = repo.git.diff("--name-status", "-M", "--diff-filter=MDRT", release_sha, "HEAD", "--", *folders)
+        numstat = repo.git.diff("--numstat", "-M", "--diff-filter=MDRT", release_sha, "HEAD", "--", *folders)
+    except git.GitCommandError as exc:
+        raise EnvironmentProblem(f"git diff against the release failed: {exc.stderr.strip() or exc}") from exc
+    stats = {}
+    for line in numstat.splitlines():
+        added, deleted, path = line.split("\t", 2)
+        path = re.sub(r"\{(.*?) => (.*?)\}", r"\1", path).split(" => ")[0].replace("//", "/")
+        stats[path] = "binary" if added == "-" else f"+{added} -{deleted}"
+    out = []
+    for line in status.splitlines():
+        parts = line.split("\t")
+        letter, path = parts[0][0], parts[1]
+        out.append(ReleasedChange(path, letter, stats.get(path, ""), parts[2] if len(parts) > 2 else ""))
+    return out

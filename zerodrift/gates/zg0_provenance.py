@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import fnmatch
+from datetime import date
+
 import git
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from zerodrift.errors import EnvironmentProblem
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
 from zerodrift.hookspecs import hookimpl
-from zerodrift.provenance import changed_paths, path_allowed, working_tree_diff
+from zerodrift.provenance import changed_paths, path_allowed, release_ref, released_changes, working_tree_diff
+
+
+class ReleasedFileWaiver(BaseModel):
+    """Accepts a change to a released revision file until an expiry date (``[[gates.ZG-0.released_waivers]]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="Repository-relative path of the revision file (a pattern, fnmatch rules).")
+    reason: str = Field(min_length=1, description="Why the released file may differ (shown in the ledger).")
+    expires: date = Field(description="Last day the waiver applies (YYYY-MM-DD).")
 
 
 class ProvenanceConfig(GateConfig):
@@ -17,6 +30,9 @@ class ProvenanceConfig(GateConfig):
     allow_dirty: bool = Field(False, description="Report a dirty tree without failing, for local trial runs only: ZG-0 is then "
                               "SKIPPED (never PASS), lists the modified paths and the SHA-256 of the working tree's diff "
                               "from HEAD, and says the proof is of the working tree, not of the commit.")
+    release_ref: str = Field("", description="The release whose revision files must be unchanged at HEAD (tag, branch, SHA); empty: the most recent tag reachable from HEAD matching release_tags.")
+    release_tags: str = Field("*", description="Pattern of release tag names (git describe --match, e.g. 'v[0-9]*').")
+    released_waivers: list[ReleasedFileWaiver] = Field(default_factory=list, description="Changed released revision files accepted until an expiry date, each with a reason.")
 
 
 class ProvenanceGate(Gate):
@@ -34,6 +50,17 @@ class ProvenanceGate(Gate):
     :func:`zerodrift.provenance.working_tree_diff`), which identifies what was proven.
     A shallow clone cannot give a merge base: the gate is ERROR with the fetch command
     to run.
+
+    Released revision files are unchanged: every file in the migration folders
+    (alembic.ini's version locations) that exists at the release — ``release_ref``, or
+    by default the most recent tag reachable from HEAD matching ``release_tags`` — must
+    be byte-identical at HEAD. A database that ran the release's revision never runs the
+    edited one again (Alembic only applies revisions newer than ``alembic_version``), so
+    an edit in place (a renamed constraint, a replaced trigger) is drift no fresh
+    database shows. Each modified, deleted or renamed file is a FAIL naming it and its
+    diff stat, unless a ``released_waivers`` entry accepts it until its expiry. No
+    database is needed. A history without a matching tag SKIPs this check; a
+    ``release_ref`` git cannot resolve is an ERROR with git's message.
     """
 
     id = "ZG-0"
@@ -62,6 +89,7 @@ class ProvenanceGate(Gate):
                          else f"{len(prov.dirty_paths)} dirty paths: {shown} — commit or stash them (untracked files count)")
         if not prov.dirty:  # shown only when the gate PASSes; a dirty tree never does
             result.headline = f"clean tree at {prov.commit[:12]} ({prov.branch or 'detached HEAD'})"
+        self._released_files(ctx, cfg, prov, result)
         if not (cfg.base_ref and cfg.allowed_paths):
             result.skip_check("changes within allowed paths", "base_ref and allowed_paths are not configured")
             return
@@ -76,6 +104,55 @@ class ProvenanceGate(Gate):
         result.check("changes within allowed paths", not outside,
                      f"{len(paths)} paths changed since {merge_base[:12]}, all within {cfg.allowed_paths}" if not outside
                      else f"{len(outside)} of {len(paths)} changed paths are outside {cfg.allowed_paths}: {', '.join(outside[:10])}")
+
+    @staticmethod
+    def _released_files(ctx, cfg: ProvenanceConfig, prov, result: GateResult) -> None:
+        """The check "released revision files unchanged" (see the class docstring)."""
+        from zerodrift.onboard.init import read_alembic_ini
+
+        name = "released revision files unchanged"
+        root = prov.repo_root.resolve()
+        _, _, versions = read_alembic_ini(ctx.loaded.path(ctx.config.target.alembic_ini))
+        folders = [v.resolve().relative_to(root).as_posix() for v in versions if v.resolve().is_relative_to(root)]
+        if not folders:
+            result.skip_check(name, "no migration folder inside the repository (alembic.ini's version locations)")
+            return
+        try:
+            release = release_ref(root, cfg.release_ref, cfg.release_tags)
+            if release is None:
+                result.skip_check(name, f"no tag matching {cfg.release_tags!r} is reachable from HEAD: no release to "
+                                        "compare with (set release_ref, or release_tags)")
+                return
+            changes = released_changes(root, release[1], folders)
+        except EnvironmentProblem as exc:
+            result.fail_with_error(str(exc), environment=True)
+            return
+        label, sha = release[0], release[1][:12]
+        result.add_step(EvidenceStep(
+            title=f"revision files changed since {label}",
+            command=f"git diff --name-status -M --diff-filter=MDRT {label} HEAD -- {' '.join(folders)}", exit_status=0,
+            output="\n".join(f"{c.status}\t{c.path}{' -> ' + c.new_path if c.new_path else ''}\t{c.stat}"
+                             for c in changes) or "(none)"))
+        today = date.today()
+        failing, waived = [], []
+        for change in changes:
+            what = {"M": "modified", "D": "deleted", "R": f"renamed to {change.new_path}", "T": "type changed"}.get(
+                change.status, change.status)
+            text = f"{change.path} ({what}{', ' + change.stat if change.stat else ''})"
+            waiver = next((w for w in cfg.released_waivers if fnmatch.fnmatchcase(change.path, w.path)), None)
+            if waiver is not None and today <= waiver.expires:
+                waived.append(f"{text}: waived until {waiver.expires} ({waiver.reason})")
+            else:
+                failing.append(text + (f" — its waiver expired on {waiver.expires}" if waiver is not None else ""))
+        where = f"{label} ({sha})"
+        if failing:
+            result.check(name, False, f"{len(failing)} revision file(s) that existed at {where} changed since: "
+                                      + "; ".join(failing) + " — a database at that release never runs the edited "
+                                      "revision again: add a new revision instead (or waive it with a reason and expiry)"
+                                      + (f"; also waived: {'; '.join(waived)}" if waived else ""))
+        else:
+            result.check(name, True, f"every revision file that existed at {where} is unchanged at HEAD"
+                                     + (f" except waived: {'; '.join(waived)}" if waived else ""))
 
     @staticmethod
     def _dirty_allowed(prov, result: GateResult) -> None:
