@@ -1125,13 +1125,8 @@ def _render_gates(w: _Writer, det: Detection) -> None:
 
     # ZG-3
     w.raw()
-    usable = [c for c in det.registries if not det.problem("registry", c)]
-    if det.registries and not usable:
-        w.todo("registry candidates did not check out, so ZG-3 stays SKIPPED: " + "; ".join(
-            f"{c.path}: {det.problem('registry', c)}" for c in det.registries[:3]))
-        w.raw("# [gates.ZG-3]")
-        w.commented_key("registry", det.registries[0].path)
-    elif det.registries:
+    usable = _verified(w, det, "registry", det.registries, "ZG-3", "registry")
+    if det.registries and usable:
         reg = usable[0]
         size = f" ({len(reg.value)} names)" if isinstance(reg.value, list) else ""
         w.comment(f"matview registry found in {_rel(reg.file, here)}{size}.")
@@ -1145,7 +1140,7 @@ def _render_gates(w: _Writer, det: Detection) -> None:
         w.raw("[gates.ZG-3]")
         w.key("registry", reg.path)
         w.key("schemas", ["public"])
-    else:
+    elif not det.registries:
         w.todo("no matview registry found (a module-level list or tuple whose name contains MATVIEW or MATERIALIZED"
                + (f"; the migrations create {len(det.matviews)} matviews" if det.matviews else "")
                + "): name the app's list of materialized views, or ZG-3 stays SKIPPED.")
@@ -1158,20 +1153,15 @@ def _render_gates(w: _Writer, det: Detection) -> None:
 
     # ZG-5
     w.raw()
-    apps = [c for c in det.celery_apps if not det.problem("celery", c)]
-    if det.celery_apps and not apps:
-        w.todo("Celery app candidates did not check out, so ZG-5 stays SKIPPED: " + "; ".join(
-            f"{c.path}: {det.problem('celery', c)}" for c in det.celery_apps[:3]))
-        w.raw("# [gates.ZG-5]")
-        w.commented_key("celery_app", det.celery_apps[0].path)
-    elif det.celery_apps:
+    apps = _verified(w, det, "celery", det.celery_apps, "ZG-5", "celery_app")
+    if det.celery_apps and apps:
         app = apps[0]
         w.comment(f"Celery app found in {_rel(app.file, here)} (imported in the target's interpreter).")
         if len(apps) > 1:
             w.todo("other Celery apps: " + ", ".join(c.path for c in apps[1:]) + "; keep the one that runs beat.")
         w.raw("[gates.ZG-5]")
         w.key("celery_app", app.path)
-    else:
+    elif not det.celery_apps:
         w.comment("no Celery app found (a module-level `x = Celery(...)`): ZG-5 stays SKIPPED.")
         w.raw("# [gates.ZG-5]")
         w.commented_key("celery_app", "app.celery_app:celery_app")
@@ -1235,6 +1225,19 @@ def _render_zg8_to_10(w: _Writer, det: Detection) -> None:
     w.commented_key("fixture_sql", "TODO: INSERT rows of '{tenant_a}' and '{tenant_b}' into every tenant table")
 
 
+def _verified(w: _Writer, det: Detection, kind: str, cands: list[Candidate], gate: str, key: str) -> list[Candidate]:
+    """The candidates that may be active config (:meth:`Detection.problem`); when there are
+    candidates but none may, a TODO naming why each did not check out and the first one
+    commented out under ``# [gates.<gate>]``."""
+    usable = [c for c in cands if not det.problem(kind, c)]
+    if cands and not usable:
+        w.todo(f"{key} candidates did not check out, so {gate} stays SKIPPED: " + "; ".join(
+            f"{c.path}: {det.problem(kind, c)}" for c in cands[:3]))
+        w.raw(f"# [gates.{gate}]")
+        w.commented_key(key, cands[0].path)
+    return usable
+
+
 def _render_zg6(w: _Writer, det: Detection) -> None:
     if not det.refreshers:
         w.comment("no refresh function that takes an advisory lock was found (a function with 'refresh' in its name "
@@ -1242,12 +1245,8 @@ def _render_zg6(w: _Writer, det: Detection) -> None:
         w.raw("# [gates.ZG-6]")
         w.commented_key("callable", "app.refresh:refresh_view")
         return
-    usable = [c for c in det.refreshers if not det.problem("callable", c)]
+    usable = _verified(w, det, "callable", det.refreshers, "ZG-6", "callable")
     if not usable:
-        w.todo("refresh path candidates did not check out, so ZG-6 stays SKIPPED: " + "; ".join(
-            f"{c.path}: {det.problem('callable', c)}" for c in det.refreshers[:3]))
-        w.raw("# [gates.ZG-6]")
-        w.commented_key("callable", det.refreshers[0].path)
         return
     ref = usable[0]
     strings = [v for v in ref.returns if isinstance(v, (str, int, bool))]
