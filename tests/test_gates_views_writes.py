@@ -313,8 +313,9 @@ def _append_only_backend(tmp_path, tables, operations):
     edit(backend / "zerodrift.toml", 'tables = ["attribution_events", "attribution_allocations"]',
          f'tables = ["attribution_events", "attribution_allocations", {", ".join(map(repr, tables))}]'.replace("'", '"'))
     config = backend / "zerodrift.toml"
-    config.write_text(config.read_text() + "".join(
-        f"{t} = \"INSERT INTO {t} (note) VALUES ('zg7')\"\n" for t in tables) + "\n[gates.ZG-7.operations]\n" + "".join(
+    edit(config, "[gates.ZG-7.insert_sql]\n", "[gates.ZG-7.insert_sql]\n" + "".join(
+        f"{t} = \"INSERT INTO {t} (note) VALUES ('zg7')\"\n" for t in tables))
+    config.write_text(config.read_text() + "\n[gates.ZG-7.operations]\n" + "".join(
         f'{t} = ["INSERT"]\n' for t in operations))
     return backend
 

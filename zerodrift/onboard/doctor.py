@@ -439,19 +439,29 @@ def _check_alembic_job(doc: _Doctor, loaded: LoadedConfig, server: Any) -> None:
     authentication). Any other outcome is a FAIL naming alembic's error."""
     import uuid
 
-    from zerodrift.server.provision import Database
+    from zerodrift.server.provision import Database, Provisioner, new_run_id
     from zerodrift.target import TargetRunner
 
     cfg = loaded.config.target
     name = f"zerodrift_doctor_{uuid.uuid4().hex[:12]}"
     check = "alembic job"
+    # as a run does: the target gets a login role of its own with a generated password
+    # (or roles.migration), never the admin's URL
+    provisioner = Provisioner(server.admin_url, new_run_id())
     try:
         runner = TargetRunner(loaded)
+        if loaded.config.roles.migration:
+            runner.default_role = loaded.config.roles.migration
+        else:
+            runner.default_role, _superuser = provisioner.create_migration_role()
+            runner.credentials = provisioner.passwords
         job = runner.alembic_job(Database(name=name, purpose="doctor", admin_url=server.admin_url),
                                  [{"op": "heads"}, {"op": "current"}])
     except ZerodriftError as exc:
         doc.add(FAIL, check, str(exc).splitlines()[0], "fix target.alembic_ini / target.python first")
         return
+    finally:
+        provisioner.retire_migration_role()
     heads = job.values[0] if job.values else None
     if not job.steps or (job.steps[0].exit_status not in (0, None) and heads is None):
         doc.add(FAIL, check, f"alembic heads failed: {job.error or 'no answer'}", "check alembic.ini and the migrations")
