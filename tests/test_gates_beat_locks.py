@@ -5,7 +5,9 @@ Each broken variant must fail the right gate with the cause named.
 
 from __future__ import annotations
 
+import json
 import re
+import uuid
 
 import pytest
 
@@ -306,3 +308,135 @@ def test_structured_refresh_result_is_read_as_configured(admin_url, tmp_path, re
     # the evidence shows the raw result beside what was read from it
     assert "RefreshResult(view='mv_allocation_summary', status=<Status.SKIPPED_LOCK_HELD" in held, held
     assert shown in held, held
+
+
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
+REDIS_URL = "redis://127.0.0.1:6379/13"  # a database of its own: other runs use other numbers
+
+
+def _broker_or_skip(url):
+    kombu = pytest.importorskip("kombu")
+    if url.startswith("redis"):
+        pytest.importorskip("redis", reason="the redis client library is not installed (pip install redis)")
+    try:
+        with kombu.Connection(url, connect_timeout=2) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception as exc:  # noqa: BLE001 - any failure means the broker is not there
+        pytest.skip(f"no broker answers at {url}: {exc}")
+
+
+def _publish_foreign(url, queue):
+    """Two well-formed task messages of another sender in ``queue``: the ones a real worker
+    or another app's beat would leave there."""
+    from kombu import Connection, Queue
+
+    with Connection(url) as conn:
+        producer = conn.Producer()
+        for n in (1, 2):
+            producer.publish({"n": n}, routing_key=queue, declare=[Queue(queue)], serializer="json",
+                             headers={"task": "app.tasks.refresh_all_matviews", "id": f"foreign-{n}",
+                                      "origin": "gen1@another-host"})
+
+
+def _left_in(url, queue):
+    """The ids (or raw bodies) of the messages still in ``queue``, read without removing them."""
+    from kombu import Connection, Queue
+
+    with Connection(url) as conn:
+        if url.startswith("redis"):
+            return sorted((json.loads(raw).get("headers") or {}).get("id", "?") if raw.startswith(b'{"body"')
+                          else raw.decode() for raw in conn.default_channel.client.lrange(queue, 0, -1))
+        left, simple = [], conn.SimpleQueue(Queue(queue))
+        try:
+            while True:
+                try:
+                    message = simple.get(block=False)
+                except simple.Empty:
+                    break
+                left.append(message.headers.get("id"))
+        finally:
+            simple.close()  # unacknowledged: requeued, and deleted below
+        conn.default_channel.queue_delete(queue)
+        return sorted(left)
+
+
+@pytest.mark.parametrize("url", [AMQP_URL, REDIS_URL], ids=["rabbitmq", "redis"])
+def test_foreign_messages_in_a_real_broker_are_left_in_place_and_not_counted(admin_url, tmp_path, url):
+    _broker_or_skip(url)
+    queue = f"zg5-{uuid.uuid4().hex[:12]}"  # a queue of this test alone
+    backend = make_backend(tmp_path / "repo", commit=False)
+    app_file = backend / "app" / "celery_app.py"
+    app_file.write_text(app_file.read_text() + f"\ncelery_app.conf.task_default_queue = {queue!r}\n")
+    edit(backend / "zerodrift.toml", 'celery_app = "app.celery_app:celery_app"',
+         f'celery_app = "app.celery_app:celery_app"\nbroker_url = "{url}"')
+    _publish_foreign(url, queue)
+    if url.startswith("redis"):  # a message no kombu transport can decode, ahead of beat's
+        from kombu import Connection
+
+        with Connection(url) as conn:
+            conn.default_channel.client.lpush(queue, '{"foreign":1}')
+    try:
+        zg5 = _gate(_run(backend, admin_url, ["ZG-5"]), "ZG-5")
+    finally:
+        left = _left_in(url, queue)
+    assert zg5.status.value == "PASS", (zg5.summary, zg5.error, [(c.name, c.detail) for c in zg5.checks])
+    inbox = _check(zg5, "messages are in the broker").detail
+    expected_foreign = 3 if url.startswith("redis") else 2
+    # only beat's three messages count, named by beat's own origin; the others are named and left
+    assert inbox.startswith("3 messages from this beat (gen") and "3 of 3" in inbox, inbox
+    assert f"{expected_foreign} foreign messages seen and left in place" in inbox, inbox
+    table = next(t for t in zg5.tables if t["title"] == "Foreign messages left in the broker")
+    assert sorted(r[2] for r in table["rows"] if r[2] != "(none)") == ["foreign-1", "foreign-2"], table["rows"]
+    # the broker still holds exactly the foreign messages: beat's were consumed, no worker will run them
+    assert left == sorted(["foreign-1", "foreign-2"] + (['{"foreign":1}'] if url.startswith("redis") else [])), left
+    if url.startswith("redis"):
+        assert any(r[4].startswith("undecodable") for r in table["rows"]), table["rows"]
+
+
+def test_beat_that_crashes_at_start_names_its_exit_and_exception(admin_url, tmp_path):
+    backend = make_backend(tmp_path / "repo", commit=False)
+    app_file = backend / "app" / "celery_app.py"
+    # the app loads in zerodrift's probe, but raises in the `celery beat` process
+    app_file.write_text("import sys\n\nif 'beat' in sys.argv:\n    raise RuntimeError('no beat on this host')\n"
+                        + app_file.read_text())
+    zg5 = _gate(_run(backend, admin_url, ["ZG-5"]), "ZG-5")
+    assert zg5.status.value == "FAIL", (zg5.summary, zg5.error)
+    sent = _check(zg5, "beat sent every entry")
+    assert re.match(r"celery beat exited 2 after \d+\.\d\d s: RuntimeError: no beat on this host", sent.detail), sent.detail
+    assert "never sent within" not in zg5.summary and "celery beat exited 2" in zg5.summary
+    beat = next(s for s in zg5.evidence if s.title == "celery beat")
+    assert beat.duration_s < 15 and "[zerodrift] beat stopped" not in beat.output
+
+
+def test_broker_client_library_missing_is_an_environment_error_of_zg5(admin_url, tmp_path):
+    pytest.importorskip("kombu")
+    try:
+        import librabbitmq  # noqa: F401
+        pytest.skip("librabbitmq is installed: this test needs a transport whose client library is missing")
+    except ImportError:
+        pass
+    backend = make_backend(tmp_path / "repo", commit=False)
+    edit(backend / "zerodrift.toml", 'celery_app = "app.celery_app:celery_app"',
+         'celery_app = "app.celery_app:celery_app"\nbroker_url = "librabbitmq://guest:guest@127.0.0.1:5672//"')
+    zg5 = _gate(_run(backend, admin_url, ["ZG-5"]), "ZG-5")
+    assert zg5.status.value == "ERROR" and zg5.environment_error, (zg5.summary, zg5.error)
+    assert "kombu's librabbitmq transport" in zg5.error and "pip install 'kombu[librabbitmq]'" in zg5.error, zg5.error
+    assert "No module named 'librabbitmq'" in zg5.error, zg5.error
+
+
+def test_beat_log_of_a_missing_broker_client_library_names_the_transport(tmp_path):
+    import subprocess
+    import sys
+
+    from zerodrift.gates.zg5_beat import _last_exception, _missing_client_library
+
+    (tmp_path / "capp.py").write_text("from celery import Celery\napp = Celery('x')\n")
+    out = subprocess.run([sys.executable, "-m", "celery", "-A", "capp:app", "-b", "librabbitmq://127.0.0.1//", "beat",
+                          "-s", str(tmp_path / "s")], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    log = out.stdout + out.stderr
+    assert out.returncode != 0
+    exception = _last_exception(log)
+    assert exception == "ModuleNotFoundError: No module named 'librabbitmq'", exception
+    assert _missing_client_library(log, exception) == "librabbitmq"
+    # the positive control: an app's own exception is no missing library
+    assert _missing_client_library("Traceback ...\nRuntimeError: no beat", "RuntimeError: no beat") is None

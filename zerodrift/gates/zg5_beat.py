@@ -22,6 +22,10 @@ from zerodrift.urls import mask
 _SENDING = re.compile(r"Scheduler: Sending due task (?P<name>.+?) \((?P<task>[^()]+)\)\s*$")
 # beat logs "Sending due task" *before* it publishes; a failed publish follows as this error
 _FAILED = re.compile(r"Couldn't apply scheduled task (?P<name>.+?): (?P<error>.*)$")
+# the last line of a Python traceback: the exception's class (dotted or not) and its message
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt)\b(?::.*)?$")
+# a frame in a kombu transport module: its client library is imported when the transport loads
+_TRANSPORT_FRAME = re.compile(r"kombu[/\\]transport[/\\](?P<transport>\w+)\.py")
 #: Celery's result backend alias that stores nothing (celery.backends.base.DisabledBackend)
 _NO_RESULTS = "disabled://"
 
@@ -34,6 +38,28 @@ def _published_to(entry: dict) -> str:
         return "(not routed)"
     kind = f" ({entry['exchange_type']})" if entry.get("exchange_type") and exchange else ""
     return (f"exchange {exchange!r}{kind}" if exchange else "default exchange ''") + f", routing key {entry['routing_key']!r}"
+
+
+def _last_exception(log_text: str) -> str:
+    """The last exception line (``Class: message``) of a process's output, else its last line."""
+    lines = [line.strip() for line in log_text.splitlines() if line.strip()]
+    found = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    return (found or lines or ["(no output)"])[-1]
+
+
+def _missing_client_library(log_text: str, exception: str) -> str | None:
+    """The kombu transport (e.g. ``redis``) whose client library a crashed process could not
+    import, read from its traceback: an ImportError, or kombu's AttributeError on the ``None``
+    it keeps in place of a missing library, raised in a frame of kombu/transport/<name>.py."""
+    if not re.search(r"(ImportError|ModuleNotFoundError|'NoneType' object has no attribute)", exception):
+        return None
+    frames = _TRANSPORT_FRAME.findall(log_text)
+    return frames[-1] if frames else None
+
+
+def _message_rows(messages: list[dict]) -> list[list[str]]:
+    return [[m["queue"], m.get("task") or "(none)", m.get("id") or "(none)", m.get("origin") or "(none)",
+             m.get("why") or ""] for m in messages]
 
 
 class BeatConfig(GateConfig):
@@ -124,16 +150,21 @@ class BeatGate(Gate):
                                             title="declare the app's queues on the broker")
                 step.command = f"kombu declare {', '.join(queues)} on {mask(broker)}"
                 result.add_step(step)
+                if declared is not None and not declared.get("ok") and declared.get("kind") == "environment":
+                    result.fail_with_error(f"{declared.get('stage')}: {declared.get('error')}", environment=True)
+                    return
             expect = [[q, e["task"]] for e in entries.values() for q in e["queues"]]
             drain_request = {"app": cfg.celery_app, "mode": "drain", "broker": broker, "queues": queues,
                              "expect": expect, "timeout_s": 10.0}
             drained_box: list = []
 
-            def drain_while_beat_runs() -> None:
-                # beat logs "Sending due task" just before it publishes: read the broker while beat still runs
-                drained_box.append(celery.ask(drain_request, title="drain the broker with kombu"))
+            def drain_while_beat_runs(beat_pid: int) -> None:
+                # beat logs "Sending due task" just before it publishes: read the broker while beat still runs;
+                # only messages whose origin is this beat process count (and are consumed)
+                drained_box.append(celery.ask(dict(drain_request, origin_pid=beat_pid),
+                                              title="drain the broker with kombu"))
 
-            sent, log_text, elapsed, exit_status = self._run_beat(target, cfg, fresh, runtime, broker, schedule_file,
+            sent, log_text, elapsed, exit_status, stopped = self._run_beat(target, cfg, fresh, runtime, broker, schedule_file,
                                                                   set(entries), drain_while_beat_runs,
                                                                   ctx.artifacts.cancelled)
             result.add_step(EvidenceStep(
@@ -146,7 +177,18 @@ class BeatGate(Gate):
             missing = sorted(set(entries) - set(sent))
             broken = sorted(set(entries) & set(failed))
             detail = f"all {len(entries)} entries sent in {elapsed:.2f} s"
-            if missing:
+            if missing and not stopped:  # beat ended on its own before sending every entry
+                exception = _last_exception(log_text)
+                transport = _missing_client_library(log_text, exception)
+                crashed = f"celery beat exited {exit_status} after {elapsed:.2f} s: {exception}"
+                if transport:
+                    result.fail_with_error(f"{crashed} (kombu's {transport} transport cannot import its client "
+                                           f"library: install it in the target's environment, e.g. "
+                                           f"pip install 'kombu[{transport}]')", environment=True)
+                    return
+                detail = (f"{crashed} (beat's output is in the evidence: fix what it names, then run "
+                          f"`celery -A {cfg.celery_app} beat` by hand to confirm it starts)")
+            elif missing:
                 detail = f"never sent within {cfg.timeout:.0f} s: {', '.join(missing)} (beat's log tail is in the evidence)"
             elif broken:
                 detail = "beat could not publish: " + "; ".join(f"{n}: {failed[n]}" for n in broken)
@@ -162,6 +204,12 @@ class BeatGate(Gate):
                 result.check("messages are in the broker", False,
                              f"could not read the broker: {(drained or {}).get('error', 'probe failed')}")
                 return
+            foreign = drained.get("foreign") or []
+            if foreign:
+                result.add_table("Foreign messages left in the broker", ["Queue", "Task", "Id", "Origin", "Why foreign"],
+                                 _message_rows(foreign),
+                                 summary=f"{len(foreign)} messages not sent by this beat ({drained.get('origin')}): "
+                                         "not counted, not consumed")
             seen = Counter((m["queue"], m["task"]) for m in drained["messages"])
             absent = []
             for name, e in sorted(entries.items()):
@@ -173,16 +221,20 @@ class BeatGate(Gate):
             routed = len(entries) - len(unrouted)
             result.headline = (f"{len(entries)} entries sent by a real celery beat in {elapsed:.1f} s; "
                                f"{len(drained['messages'])} messages in queues {', '.join(queues) or '(none)'}")
+            left = (f"; {len(foreign)} foreign messages seen and left in place (not counted)" if foreign else "")
             result.check("messages are in the broker", not absent,
-                         f"{len(drained['messages'])} messages: every routed entry's task ({routed} of {len(entries)}) "
-                         f"in its queue, read in {step.duration_s:.2f} s" if not absent else
-                         f"no message for {'; '.join(absent)}")
+                         (f"{len(drained['messages'])} messages from this beat ({drained.get('origin')}): every routed "
+                          f"entry's task ({routed} of {len(entries)}) in its queue, read in {step.duration_s:.2f} s"
+                          if not absent else
+                          f"no message from this beat ({drained.get('origin')}) for {'; '.join(absent)}") + left)
 
     @staticmethod
     def _run_beat(target, cfg: BeatConfig, db, role, broker: str, schedule_file: str, names: set[str], when_sent,
                   cancelled):
         """Run beat until every entry in ``names`` was logged as sent (or the timeout),
-        call ``when_sent()`` while beat still runs, then stop it with SIGTERM."""
+        call ``when_sent(pid)`` while beat still runs, then stop it with SIGTERM. Returns the
+        entries logged as sent, beat's output, the seconds it ran, its exit status and whether
+        zerodrift stopped it (False: beat exited on its own)."""
         env, _ = target.environment(db, role=role, runtime=True)
         pidfile = str(Path(schedule_file).with_name("beat.pid"))
         # the seeded store is a PersistentScheduler file: use that scheduler even if the app configures
@@ -217,7 +269,7 @@ class BeatGate(Gate):
                 pass
             elapsed = time.perf_counter() - started
             if names <= set(sent):
-                when_sent()
+                when_sent(proc.pid)
         finally:
             stopped = proc.poll() is None
             if stopped:
@@ -232,7 +284,7 @@ class BeatGate(Gate):
         if stopped:
             lines.append(f"[zerodrift] beat stopped with SIGTERM after {elapsed:.1f} s "
                          f"({'every entry logged' if names <= set(sent) else 'not every entry logged'} 'Sending due task')\n")
-        return sent, "".join(lines), elapsed, proc.returncode
+        return sent, "".join(lines), elapsed, proc.returncode, stopped
 
 
 @hookimpl

@@ -7,7 +7,8 @@ the target has). Requests on stdin, one JSON object per line, answered in turn::
      "schedule_file": "/tmp/.../beat-schedule",       # inspect: seed it here
      "broker": "sqla+postgresql+psycopg://...",         # declare, drain
      "queues": ["celery"],                              # declare, drain
-     "expect": [["celery", "app.tasks.x"], ...], "timeout_s": 10}   # drain
+     "expect": [["celery", "app.tasks.x"], ...], "timeout_s": 10,    # drain
+     "origin_pid": 1234}                                # drain: the beat process
 
 ``inspect`` imports the app and its configured task modules, lists the beat
 entries (task name, schedule text, args) with the destination Celery's own router
@@ -15,9 +16,10 @@ gives each (see :func:`destination`) and the registered task names, and — with
 ``schedule_file`` — writes every entry into a ``celery.beat.PersistentScheduler``
 store with a last run long ago, so a real ``celery beat`` started on that file
 finds every entry due at once. ``declare`` declares the app's queues (with their
-bindings) on the broker, as a worker does when it starts. ``drain`` consumes the
-messages in the given queues with kombu, all queues in turn, and stops as soon as
-every expected (queue, task) pair was seen.
+bindings) on the broker, as a worker does when it starts. ``drain`` reads the given
+queues with kombu, all in turn, consumes only the messages the beat process sent
+(their ``origin`` header) and stops as soon as every expected (queue, task) pair was
+seen among them; other messages are left in the broker.
 Answer: one line ``ZERODRIFT-RESULT {json}``; a failed ``inspect`` carries ``stage`` and
 ``kind`` (config, environment or target) as ``import_object.py`` describes them.
 """
@@ -156,13 +158,44 @@ def _topic_match(pattern, key):
     return match(0, 0)
 
 
+def transport_failure(exc):
+    """The kombu transport module (e.g. ``redis``, ``librabbitmq``) whose client library could
+    not be imported when ``exc`` was raised, or None. kombu imports a transport's client library
+    when the transport is first used; a missing one surfaces as ImportError, or as
+    AttributeError on the ``None`` kombu keeps in its place (kombu/transport/redis.py)."""
+    if not isinstance(exc, (ImportError, AttributeError)):
+        return None
+    if isinstance(exc, AttributeError) and "'NoneType' object" not in str(exc):
+        return None
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        parts = frame.filename.replace(os.sep, "/").split("/")
+        if len(parts) >= 3 and parts[-3] == "kombu" and parts[-2] == "transport":
+            return parts[-1][:-3]
+    return None
+
+
+def _connect(broker):
+    """A kombu Connection whose transport loaded; a missing client library raises
+    LoadError of kind ``environment`` naming the transport and the package to install."""
+    from kombu import Connection
+
+    conn = Connection(broker)
+    try:
+        conn.transport  # noqa: B018 - loads the transport module and its client library
+    except Exception as exc:
+        transport = transport_failure(exc)
+        if transport is None:
+            raise
+        raise LoadError(f"load kombu's {transport} transport (install its client library in the target's "
+                        f"environment: pip install 'kombu[{transport}]')", "environment", exc) from exc
+    return conn
+
+
 def declare(request):
     """Declare the app's queues named in ``queues`` (with their exchanges and bindings) on
     the broker, as a worker does at start-up, so a publish to an exchange finds them."""
-    from kombu import Connection
-
     app = load_app(request["app"])
-    with Connection(request["broker"]) as conn:
+    with _connect(request["broker"]) as conn:
         channel = conn.default_channel
         for name in request["queues"]:
             queue = app.amqp.queues.get(name)
@@ -171,43 +204,113 @@ def declare(request):
     return {"ok": True, "declared": sorted(request["queues"])}
 
 
+def _row(queue, headers, why=""):
+    headers = headers if isinstance(headers, dict) else {}
+    return {"queue": queue, "task": headers.get("task"), "id": headers.get("id"),
+            "origin": headers.get("origin"), "why": why}
+
+
+def _why_foreign(headers, origin):
+    if not isinstance(headers, dict) or "task" not in headers:
+        return "no Celery protocol-2 headers"
+    return f"origin {headers.get('origin')!r}, not {origin!r}"
+
+
+def _drain_redis_lists(conn, names, origin, ours, foreign, seen):
+    """One pass over kombu's Redis lists of ``names`` (every priority step) without popping:
+    LRANGE reads them, LREM removes exactly the items ``origin`` sent. Any other item,
+    undecodable ones included, is never touched. Returns whether a new item was seen."""
+    channel = conn.default_channel
+    client = channel.client
+    got = False
+    for name in names:
+        for key in dict.fromkeys(channel._q_for_pri(name, pri) for pri in channel.priority_steps):
+            for raw in client.lrange(key, 0, -1):
+                if (key, raw) in seen:
+                    continue
+                seen.add((key, raw))
+                got = True
+                try:
+                    headers = json.loads(raw)["headers"]
+                except Exception as exc:  # not a kombu message: foreign, left where it is
+                    foreign.append(_row(name, None, f"undecodable: {type(exc).__name__}: {exc}"))
+                    continue
+                if isinstance(headers, dict) and headers.get("origin") == origin:
+                    if client.lrem(key, 1, raw):
+                        ours.append(_row(name, headers))
+                else:
+                    foreign.append(_row(name, headers, _why_foreign(headers, origin)))
+    return got
+
+
+def _drain_gets(queues, origin, ours, foreign):
+    """One round of basic_get on each queue: ``origin``'s messages are acknowledged, any other
+    stays unacknowledged, so the broker requeues it when the channel closes (AMQP 0-9-1;
+    kombu's virtual transports restore unacknowledged messages on close). basic_get is not
+    limited by a prefetch count, so held messages never hold back the next one."""
+    got = False
+    for name, queue in queues.items():
+        try:
+            message = queue.get(block=False)
+        except queue.Empty:
+            continue
+        except Exception as exc:  # a message kombu cannot read: foreign
+            foreign.append(_row(name, None, f"undecodable: {type(exc).__name__}: {exc}"))
+            got = True
+            continue
+        got = True
+        headers = message.headers
+        if isinstance(headers, dict) and headers.get("origin") == origin:
+            ours.append(_row(name, headers))
+            message.ack()
+        else:
+            foreign.append(_row(name, headers, _why_foreign(headers, origin)))
+    return got
+
+
 def drain(request):
-    """Consume every message in the queues, all in turn, until each (queue, task) pair in
-    ``expect`` was seen as often as listed, or ``timeout_s`` passed (beat may still be
-    publishing). Messages are acknowledged (removed): the broker is a throwaway one."""
+    """Read the queues until each (queue, task) pair in ``expect`` was seen as often as
+    listed among the messages sent by ``origin_pid`` (or ``timeout_s`` passed: beat may
+    still be publishing). A message is this run's when its Celery protocol-2 ``origin``
+    header is ``gen<pid>@<hostname>`` of the beat process (celery.app.amqp.as_task_v2 sets
+    it with celery.utils.nodenames.anon_nodename); those are acknowledged (removed), so no
+    worker runs them later. Any other message — another sender's, or one that cannot be
+    decoded — is foreign: listed, never counted, never consumed. Redis lists are read
+    without popping (see :func:`_drain_redis_lists`); other transports with basic_get
+    (see :func:`_drain_gets`). Answer: ``messages`` (ours) and ``foreign``, each with
+    queue, task, id, origin."""
     import time
     from collections import Counter
 
-    from kombu import Connection
+    from celery.utils.nodenames import anon_nodename
 
-    messages = []
+    origin = anon_nodename().replace(f"gen{os.getpid()}@", f"gen{int(request['origin_pid'])}@", 1)
+    ours, foreign, seen = [], [], set()
     expect = Counter(tuple(pair) for pair in request.get("expect") or ())
     deadline = time.monotonic() + float(request.get("timeout_s", 5.0))
     app_queues = load_app(request["app"]).amqp.queues if request.get("app") else {}
-    with Connection(request["broker"]) as conn:
-        # the app's own Queue (exchange, type, bindings) where it has one, as its workers consume it
-        queues = {name: conn.SimpleQueue(app_queues.get(name) or name) for name in request["queues"]}
+    with _connect(request["broker"]) as conn:
+        if conn.transport.driver_type == "redis":
+            def one_pass():
+                return _drain_redis_lists(conn, request["queues"], origin, ours, foreign, seen)
+            queues = {}
+        else:
+            # the app's own Queue (exchange, type, bindings) where it has one, as its workers consume it
+            queues = {name: conn.SimpleQueue(app_queues.get(name) or name) for name in request["queues"]}
+
+            def one_pass():
+                return _drain_gets(queues, origin, ours, foreign)
         try:
             while True:
-                got = False
-                for name, queue in queues.items():
-                    try:
-                        message = queue.get(block=False)
-                    except queue.Empty:
-                        continue
-                    got = True
-                    headers = message.headers or {}
-                    messages.append({"queue": name, "task": headers.get("task"), "id": headers.get("id")})
-                    message.ack()
-                seen = Counter((m["queue"], m["task"]) for m in messages)
-                if not expect - seen or time.monotonic() > deadline:
+                got = one_pass()
+                if not expect - Counter((m["queue"], m["task"]) for m in ours) or time.monotonic() > deadline:
                     break
                 if not got:
                     time.sleep(0.05)
         finally:
             for queue in queues.values():
                 queue.close()
-    return {"ok": True, "messages": messages}
+    return {"ok": True, "origin": origin, "messages": ours, "foreign": foreign}
 
 
 def main():
