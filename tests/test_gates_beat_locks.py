@@ -312,6 +312,12 @@ def test_structured_refresh_result_is_read_as_configured(admin_url, tmp_path, re
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 REDIS_URL = "redis://127.0.0.1:6379/13"  # a database of its own: other runs use other numbers
+#: the app's Redis key prefix (kombu's global_keyprefix): the drain must read the keys beat writes
+REDIS_PREFIX = "zg5test:"
+
+
+def _options(url):
+    return {"global_keyprefix": REDIS_PREFIX} if url.startswith("redis") else {}
 
 
 def _broker_or_skip(url):
@@ -330,7 +336,7 @@ def _publish_foreign(url, queue):
     or another app's beat would leave there."""
     from kombu import Connection, Queue
 
-    with Connection(url) as conn:
+    with Connection(url, transport_options=_options(url)) as conn:
         producer = conn.Producer()
         for n in (1, 2):
             producer.publish({"n": n}, routing_key=queue, declare=[Queue(queue)], serializer="json",
@@ -344,8 +350,11 @@ def _left_in(url, queue):
 
     with Connection(url) as conn:
         if url.startswith("redis"):
-            return sorted((json.loads(raw).get("headers") or {}).get("id", "?") if raw.startswith(b'{"body"')
-                          else raw.decode() for raw in conn.default_channel.client.lrange(queue, 0, -1))
+            client = conn.default_channel.client
+            left = sorted((json.loads(raw).get("headers") or {}).get("id", "?") if raw.startswith(b'{"body"')
+                          else raw.decode() for raw in client.lrange(REDIS_PREFIX + queue, 0, -1))
+            client.delete(REDIS_PREFIX + queue)
+            return left
         left, simple = [], conn.SimpleQueue(Queue(queue))
         try:
             while True:
@@ -366,7 +375,8 @@ def test_foreign_messages_in_a_real_broker_are_left_in_place_and_not_counted(adm
     queue = f"zg5-{uuid.uuid4().hex[:12]}"  # a queue of this test alone
     backend = make_backend(tmp_path / "repo", commit=False)
     app_file = backend / "app" / "celery_app.py"
-    app_file.write_text(app_file.read_text() + f"\ncelery_app.conf.task_default_queue = {queue!r}\n")
+    app_file.write_text(app_file.read_text() + f"\ncelery_app.conf.task_default_queue = {queue!r}\n"
+                        f"celery_app.conf.broker_transport_options = {_options(url)!r}\n")
     edit(backend / "zerodrift.toml", 'celery_app = "app.celery_app:celery_app"',
          f'celery_app = "app.celery_app:celery_app"\nbroker_url = "{url}"')
     _publish_foreign(url, queue)
@@ -374,7 +384,7 @@ def test_foreign_messages_in_a_real_broker_are_left_in_place_and_not_counted(adm
         from kombu import Connection
 
         with Connection(url) as conn:
-            conn.default_channel.client.lpush(queue, '{"foreign":1}')
+            conn.default_channel.client.lpush(REDIS_PREFIX + queue, '{"foreign":1}')
     try:
         zg5 = _gate(_run(backend, admin_url, ["ZG-5"]), "ZG-5")
     finally:

@@ -259,8 +259,10 @@ class BeatGate(Gate):
                     sent[m.group("name")] = m.group("task")
                     if names <= set(sent):
                         done.set()
+            ended.set()
             done.set()
 
+        ended = threading.Event()  # beat's output closed: it exited (or is exiting) on its own
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
         try:
@@ -269,8 +271,18 @@ class BeatGate(Gate):
                 pass
             elapsed = time.perf_counter() - started
             if names <= set(sent):
-                when_sent(proc.pid)
+                # the pid beat writes itself: the interpreter may be a wrapper that starts beat as a child
+                try:
+                    beat_pid = int(Path(pidfile).read_text().strip())
+                except (OSError, ValueError):
+                    beat_pid = proc.pid
+                when_sent(beat_pid)
         finally:
+            if ended.is_set():  # reap it: its output closes just before it exits
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    pass
             stopped = proc.poll() is None
             if stopped:
                 proc.send_signal(signal.SIGTERM)

@@ -174,14 +174,13 @@ def transport_failure(exc):
     return None
 
 
-def _connect(broker):
-    """A kombu Connection whose transport loaded; a missing client library raises
-    LoadError of kind ``environment`` naming the transport and the package to install."""
-    from kombu import Connection
-
-    conn = Connection(broker)
-    try:
-        conn.transport  # noqa: B018 - loads the transport module and its client library
+def _connect(app, broker):
+    """A kombu Connection to ``broker`` with the app's ``broker_transport_options`` (key
+    prefix, priority steps: as beat publishes), whose transport loaded; a missing client
+    library raises LoadError of kind ``environment`` naming the transport and the package."""
+    try:  # kombu loads the transport module (and so its client library) in Connection()
+        conn = app.connection_for_write(broker)
+        conn.transport  # noqa: B018
     except Exception as exc:
         transport = transport_failure(exc)
         if transport is None:
@@ -195,7 +194,7 @@ def declare(request):
     """Declare the app's queues named in ``queues`` (with their exchanges and bindings) on
     the broker, as a worker does at start-up, so a publish to an exchange finds them."""
     app = load_app(request["app"])
-    with _connect(request["broker"]) as conn:
+    with _connect(app, request["broker"]) as conn:
         channel = conn.default_channel
         for name in request["queues"]:
             queue = app.amqp.queues.get(name)
@@ -222,9 +221,11 @@ def _drain_redis_lists(conn, names, origin, ours, foreign, seen):
     undecodable ones included, is never touched. Returns whether a new item was seen."""
     channel = conn.default_channel
     client = channel.client
+    # kombu prefixes the keys of the commands it sends itself (global_keyprefix), not LRANGE/LREM
+    prefix = getattr(channel, "global_keyprefix", "") or ""
     got = False
     for name in names:
-        for key in dict.fromkeys(channel._q_for_pri(name, pri) for pri in channel.priority_steps):
+        for key in dict.fromkeys(prefix + channel._q_for_pri(name, pri) for pri in channel.priority_steps):
             for raw in client.lrange(key, 0, -1):
                 if (key, raw) in seen:
                     continue
@@ -288,8 +289,9 @@ def drain(request):
     ours, foreign, seen = [], [], set()
     expect = Counter(tuple(pair) for pair in request.get("expect") or ())
     deadline = time.monotonic() + float(request.get("timeout_s", 5.0))
-    app_queues = load_app(request["app"]).amqp.queues if request.get("app") else {}
-    with _connect(request["broker"]) as conn:
+    app = load_app(request["app"])
+    app_queues = app.amqp.queues
+    with _connect(app, request["broker"]) as conn:
         if conn.transport.driver_type == "redis":
             def one_pass():
                 return _drain_redis_lists(conn, request["queues"], origin, ours, foreign, seen)
