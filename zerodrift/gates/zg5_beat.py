@@ -64,7 +64,8 @@ def _message_rows(messages: list[dict]) -> list[list[str]]:
 
 class BeatConfig(GateConfig):
     celery_app: str = Field("", description="module:attribute of the Celery app whose beat schedule is proven.")
-    broker_url: str = Field("", description="Broker beat sends to; empty: kombu's SQLAlchemy transport on a throwaway database.")
+    broker_url: str = Field("", description="Broker beat sends to; empty: kombu's SQLAlchemy transport on a throwaway database. "
+                            "Only this run's messages are removed from it; use a vhost or database no worker reads.")
     sqla_driver: str = Field("postgresql+psycopg", description="SQLAlchemy dialect+driver for the default throwaway broker.")
     timeout: float = Field(30.0, gt=0, description="Seconds beat may take to send every entry.")
 
@@ -87,9 +88,14 @@ class BeatGate(Gate):
     with Celery's disabled result backend, so the app's result backend (e.g. a
     database) is never set up. It stops beat as soon as the log shows every entry sent
     (never a fixed sleep), then reads exactly the routed queues with kombu until a
-    message for each entry's task is in each of its queues (at most 10 s). Without ``celery_app`` the gate is SKIPPED. An app
+    message of this beat (Celery's ``origin`` header, ``gen<pid>@<hostname>`` of the beat
+    process) for each entry's task is in each of its queues (at most 10 s). Only those
+    messages are counted and removed; any other message is foreign: listed, left in the
+    broker. Without ``celery_app`` the gate is SKIPPED. An app
     whose modules raise while they are imported is a FAIL naming the stage and the
-    target's exception; a path that names no module or attribute is an ERROR.
+    target's exception; a path that names no module or attribute is an ERROR. Beat that
+    exits on its own is a FAIL naming its exit status and last exception, except a broker
+    client library missing from the target's environment: an environment ERROR.
     """
 
     id = "ZG-5"
