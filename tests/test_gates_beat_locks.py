@@ -353,7 +353,7 @@ def _left_in(url, queue):
             client = conn.default_channel.client
             left = sorted((json.loads(raw).get("headers") or {}).get("id", "?") if raw.startswith(b'{"body"')
                           else raw.decode() for raw in client.lrange(REDIS_PREFIX + queue, 0, -1))
-            client.delete(REDIS_PREFIX + queue)
+            client.delete(*client.keys(f"*{queue}*"))  # the list and kombu's binding sets of this queue
             return left
         left, simple = [], conn.SimpleQueue(Queue(queue))
         try:
