@@ -528,3 +528,14 @@ def test_doctor_runs_a_real_alembic_job_and_names_a_wrong_driver_or_url_variable
     assert proc.returncode == 1
     job = next(line for line in proc.stdout.splitlines() if line.startswith("FAIL  alembic job:"))
     assert "check target.migration_url_env (APP_DB_URL)" in job, job
+
+
+def test_doctor_without_a_config_or_a_folder_exits_2_and_starts_nothing(tmp_path):
+    (tmp_path / "alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
+    proc = _cli("doctor", str(tmp_path))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "FAIL  config: no zerodrift.toml" in proc.stdout and f"run `zerodrift init {tmp_path}`" in proc.stdout
+    assert "server:" not in proc.stdout  # no server started, no check against defaults a run would refuse
+    proc = _cli("doctor", str(tmp_path / "missing"))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "give the backend's folder" in proc.stdout and "fix the file" not in proc.stdout

@@ -143,7 +143,8 @@ def _check_config(doc: _Doctor, target: Path, config_file: Path | None, admin_ur
     except ZerodriftError as exc:
         first, _, rest = str(exc).partition("\n")
         doc.add(FAIL, "config", first + (" " + "; ".join(line.strip() for line in rest.splitlines()) if rest else ""),
-                "fix the file as the message says (keys: docs/config-reference.md)")
+                "give the backend's folder (the one holding alembic.ini or zerodrift.toml)" if not target.is_dir()
+                else "fix the file as the message says (keys: docs/config-reference.md)")
         doc.report.config_error = True
         return None
     where = str(loaded.source) if loaded.source else "defaults"
@@ -169,8 +170,9 @@ def _check_config(doc: _Doctor, target: Path, config_file: Path | None, admin_ur
     if loaded.source is None:
         doc.add(FAIL, "config", f"no zerodrift.toml (or [tool.zerodrift] in pyproject.toml) from {loaded.target_dir} "
                 "upward: `zerodrift run` refuses to run on defaults", f"run `zerodrift init {target}` to write one")
-    else:
-        doc.add(OK, "config", f"{loaded.source} loads")
+        doc.report.config_error = True  # nothing else is checked against defaults no run would use
+        return None
+    doc.add(OK, "config", f"{loaded.source} loads")
     return loaded
 
 
