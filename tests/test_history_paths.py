@@ -102,3 +102,25 @@ def test_missing_ref_is_an_environment_error_saying_how_to_fetch(admin_url, tmp_
     assert zg2.status.value == "ERROR" and zg2.environment_error
     assert "v9.9" in zg2.error and "git fetch" in zg2.error
     assert report.exit_code == 3
+
+
+def test_git_failures_are_environment_errors_with_gits_message(admin_url, tmp_path):
+    """A commit a shallow clone lacks and a worktree git cannot create: exit 3, git's words, no traceback."""
+    origin = make_backend(tmp_path / "origin")
+    first = git.Repo(origin.parent).head.commit.hexsha
+    edit(origin / "seed.sql", "ZG Existing Tenant", "ZG Tenant")
+    commit_all(origin.parent, "second commit")
+    git.Repo.clone_from(f"file://{origin.parent}", tmp_path / "clone", depth=1)
+    (tmp_path / "clone" / ".git" / "worktrees").write_text("not a folder: git cannot add a worktree here\n")
+    report = run(RunOptions(target=tmp_path / "clone" / "backend", admin_url=admin_url, gates=["ZG-2"],
+                            from_refs=[first, "HEAD"]))
+    zg2 = next(r for r in report.results if r.gate_id == "ZG-2")
+    assert zg2.status.value == "ERROR" and zg2.environment_error and report.exit_code == 3
+    assert "Traceback" not in zg2.error, zg2.error
+    missing, worktree = zg2.error.split("; [ref HEAD] ")
+    assert missing.startswith(f"[ref {first}] ref {first!r} is not in this clone (git rev-parse --verify ")
+    assert "the clone is shallow: git fetch --unshallow --tags" in missing
+    assert worktree.startswith("git could not check out 'HEAD'")
+    assert "fatal: could not create leading directories of '.git/worktrees/" in worktree  # git's own message
+    # the healthy path of the same run still ran to the end
+    assert _check(zg2, "[revision 0004_merge_branches] catalog equals fresh database").status.value == "PASS"

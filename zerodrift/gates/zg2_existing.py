@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-import git
 import psycopg
 from pydantic import Field, model_validator
 
@@ -21,6 +17,7 @@ from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
 from zerodrift.gates.common import add_drift_table, drift_detail, revisions_text, sql_value
 from zerodrift.hookspecs import hookimpl
 from zerodrift.urls import user_of
+from zerodrift.worktree import RefWorktree
 
 class DataCheck(GateConfig):
     name: str = Field(description="What the check asserts, shown in the ledger.")
@@ -123,8 +120,9 @@ class ExistingDatabaseGate(Gate):
             prefix = "" if len(paths) == 1 else f"[{path.label}] "
             try:
                 rows = self._prove_path(ctx, result, cfg, path, purpose, prefix, publish=index == 0)
-            except EnvironmentProblem as exc:
-                result.fail_with_error(f"{prefix}{exc}", environment=True)
+            except (EnvironmentProblem, UsageError) as exc:  # one path's problem: the others still run
+                environment = isinstance(exc, EnvironmentProblem) or result.environment_error
+                result.fail_with_error("; ".join(filter(None, [result.error, f"{prefix}{exc}"])), environment=environment)
                 rows = None
             if rows is not None:
                 all_rows.extend((path.label, d) for d in rows)
@@ -166,8 +164,13 @@ class ExistingDatabaseGate(Gate):
         target = ctx.target
         role = ctx.migration_role
         if path.from_ref:
-            with _worktree(ctx, path.from_ref, result) as (checkout, sha):
-                old = target.rebased(ctx.provenance.repo_root, checkout)
+            if ctx.provenance.repo_root is None:
+                raise UsageError(f"from_ref {path.from_ref!r} needs the target to be in a git repository")
+            checkout = RefWorktree(ctx.provenance.repo_root, path.from_ref, shallow=ctx.provenance.shallow)
+            with checkout as (folder, sha):
+                result.add_step(EvidenceStep(title=f"{prefix}check out {path.from_ref}", command=checkout.command,
+                                             output=f"{path.from_ref} = {sha}"))
+                old = target.rebased(ctx.provenance.repo_root, folder)
                 first = old.alembic_job(db, [{"op": "heads"}, {"op": "upgrade", "revision": "heads"}, {"op": "current"}],
                                         role=role)
                 for step in first.steps:
@@ -253,38 +256,6 @@ class ExistingDatabaseGate(Gate):
         if rows:
             result.attachments[f"fresh-vs-{purpose}.diff.txt"] = format_drift(groups, "fresh", purpose)
         return report.rows
-
-
-class _worktree:
-    """Context manager: ``ref`` checked out (detached) in a temporary git worktree."""
-
-    def __init__(self, ctx, ref: str, result: GateResult) -> None:
-        self.ctx, self.ref, self.result = ctx, ref, result
-
-    def __enter__(self) -> tuple[Path, str]:
-        root = self.ctx.provenance.repo_root
-        if root is None:
-            raise UsageError(f"from_ref {self.ref!r} needs the target to be in a git repository")
-        self.repo = git.Repo(root)
-        shallow = self.ctx.provenance.shallow
-        try:
-            sha = self.repo.commit(self.ref).hexsha
-        except (git.BadName, ValueError) as exc:
-            how = ("the clone is shallow: git fetch --unshallow --tags (GitHub Actions: fetch-depth: 0)" if shallow
-                   else f"fetch it: git fetch origin {self.ref} (tags: git fetch --tags)")
-            raise EnvironmentProblem(f"ref {self.ref!r} is not in this clone; {how}") from exc
-        self.path = Path(tempfile.mkdtemp(prefix="zerodrift-ref-"))
-        self.repo.git.worktree("add", "--detach", str(self.path), sha)
-        self.result.add_step(EvidenceStep(title=f"check out {self.ref}", command=f"git worktree add --detach <tmp> {sha}",
-                                          output=f"{self.ref} = {sha}"))
-        return self.path, sha
-
-    def __exit__(self, *exc) -> None:
-        try:
-            self.repo.git.worktree("remove", "--force", str(self.path))
-        except git.GitCommandError:
-            shutil.rmtree(self.path, ignore_errors=True)
-            self.repo.git.worktree("prune")
 
 
 def _job_failure(job, db) -> str:
