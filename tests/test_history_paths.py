@@ -44,6 +44,9 @@ def test_release_path_catches_an_old_revision_edited_in_place(admin_url, tmp_pat
     assert release.detail.startswith("3 drift row(s) (fresh → existing_2): 1 default changed, 1 name differs; "
                                      "first: default changed: columns public.attribution_allocations.model_version default")
     assert set(zg2.facts["fingerprints"]) == {"revision 0004_merge_branches", "ref v1"}
+    # built to v1's head, the seed written for 0004 does not fit: not applied, and the skip says how to get it
+    seed = _check(zg2, "[ref v1] seed applied")
+    assert seed.status.value == "SKIPPED" and 'set revision = "0004_merge_branches" in the path' in seed.detail
     table = zg2.tables[0]
     assert table["summary"].startswith("3 diff row(s) (fresh → existing); counting: 1 default changed, 1 name differs")
     # the rename is one row (fresh name → existing name), not a missing + extra pair
@@ -124,3 +127,39 @@ def test_git_failures_are_environment_errors_with_gits_message(admin_url, tmp_pa
     assert "fatal: could not create leading directories of '.git/worktrees/" in worktree  # git's own message
     # the healthy path of the same run still ran to the end
     assert _check(zg2, "[revision 0004_merge_branches] catalog equals fresh database").status.value == "PASS"
+
+
+def _tagged(tmp_path, paths_toml: str):
+    """The example at tag v1, ``paths_toml`` appended to its config after the tag."""
+    backend = make_backend(tmp_path / "repo")
+    git.Repo(backend.parent).create_tag("v1")
+    with (backend / "zerodrift.toml").open("a") as fh:
+        fh.write(paths_toml)
+    commit_all(backend.parent, "release paths")
+    return backend
+
+
+def test_release_path_up_to_a_named_revision_takes_the_gates_seed_and_checks(admin_url, tmp_path):
+    backend = _tagged(tmp_path, '\n[[gates.ZG-2.paths]]\nfrom_ref = "v1"\nrevision = "0004_merge_branches"\n'
+                                '\n[[gates.ZG-2.paths]]\nfrom_ref = "v1"\nname = "typo"\nrevision = "0099_not_released"\n')
+    _, zg2 = _zg2(backend, admin_url)
+    build = _check(zg2, "[ref v1] build with the migrations of v1 up to 0004_merge_branches")
+    assert build.status.value == "PASS" and "at 0004_merge_branches (its heads: 0012_comments)" in build.detail
+    assert _check(zg2, "[ref v1] seed applied").status.value == "PASS"
+    for name in ("idempotency_key backfilled", "event_timestamp backfilled", "seeded event survived the upgrade"):
+        assert _check(zg2, f"[ref v1] data: {name}").status.value == "PASS"
+    assert _check(zg2, "[ref v1] catalog equals fresh database").status.value == "PASS"
+    # a revision the release does not have: the configuration is wrong (ERROR), named with the fix
+    assert zg2.status.value == "ERROR" and not zg2.environment_error
+    assert zg2.error == ("[typo] [[gates.ZG-2.paths]] revision '0099_not_released' is not in the history of v1 "
+                         "(its heads: 0012_comments): name a revision of that release (git checkout v1 && alembic history)")
+
+    # broken: today's 0005 lost its backfill; only a seeded database shows it, on the release path too
+    backend = _tagged(tmp_path / "b", '\n[[gates.ZG-2.paths]]\nfrom_ref = "v1"\nrevision = "0004_merge_branches"\n')
+    edit(backend / "migrations/versions/0005_idempotency_key.py", "SET idempotency_key = tenant_id::text || ':id:' || id::text",
+         "SET idempotency_key = NULL")
+    commit_all(backend.parent, "0005 loses its backfill")
+    _, zg2 = _zg2(backend, admin_url)
+    upgrade = _check(zg2, "[ref v1] upgrade to head")
+    assert zg2.status.value == "FAIL" and upgrade.status.value == "FAIL"
+    assert "0005_idempotency_key" in upgrade.detail and "idempotency_key" in upgrade.detail and "null" in upgrade.detail

@@ -141,7 +141,24 @@ class TargetRunner:
         clone._path_map = (old_root, new_root)
         return clone
 
+    def with_interpreter(self, python: str = "", env: dict[str, str] | None = None) -> "TargetRunner":
+        """A copy of this runner whose subprocesses run ``python`` (path or command name, a
+        relative path taken from the config root; empty: this runner's) with ``env`` set over
+        ``target.env`` (names shown in evidence, values never). Raises EnvironmentProblem when
+        that interpreter does not exist or cannot import alembic."""
+        import copy
+
+        clone = copy.copy(self)
+        if python:
+            if ("/" in python or python.startswith(".")) and not Path(python).is_absolute():
+                python = str(self.loaded.path(python))
+            clone.python = self._resolve_python(python)
+            clone._check_imports()
+        clone._extra_env = {**self._extra_env, **(env or {})}
+        return clone
+
     _path_map: tuple[Path, Path] | None = None
+    _extra_env: dict[str, str] = {}  #: set over target.env (with_interpreter)
 
     def _map(self, path: Path) -> Path:
         if self._path_map is None:
@@ -176,9 +193,10 @@ class TargetRunner:
         if paths:
             env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
             names.append("PYTHONPATH")
-        for key, value in cfg.env.items():
+        for key, value in {**cfg.env, **self._extra_env}.items():
             env[key] = value
-            names.append(key)
+            if key not in names:
+                names.append(key)
         if db is not None:
             url = self.url_for(db, role=role, password=password, scheme=cfg.url_scheme)
             for var in (cfg.runtime_url_env if runtime else cfg.migration_url_env):

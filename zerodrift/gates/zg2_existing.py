@@ -17,7 +17,7 @@ from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
 from zerodrift.gates.common import add_drift_table, drift_detail, revisions_text, sql_value
 from zerodrift.hookspecs import hookimpl
 from zerodrift.urls import user_of
-from zerodrift.worktree import RefWorktree
+from zerodrift.worktree import RefWorktree, migration_folders
 
 class DataCheck(GateConfig):
     name: str = Field(description="What the check asserts, shown in the ledger.")
@@ -30,10 +30,14 @@ class UpgradePath(GateConfig):
 
     name: str = Field("", description="Label in the ledger; default: the ref or revision.")
     from_revision: str = Field("", description="Build the database with today's migration files up to this revision.")
-    from_ref: str = Field("", description="Build it with the migration files of this git ref (tag, branch, SHA), to that ref's head.")
-    seed_sql: str = Field("", description="SQL applied before the upgrade, as the migration role.")
+    from_ref: str = Field("", description="Build it with the migration files of this git ref (tag, branch, SHA), to that ref's head (or `revision`).")
+    revision: str = Field("", description="With from_ref: build the old database up to this revision of the ref's history instead of its head(s), e.g. the revision ZG-2's seed is written for.")
+    python: str = Field("", description="With from_ref: interpreter that builds the old database (path or command; relative paths from the config root), e.g. a venv holding the release's own dependencies; today's upgrade keeps target.python.")
+    env: dict[str, str] = Field(default_factory=dict, description="With from_ref: environment variables for building the old database, over target.env (names shown in evidence, values never).")
+    sparse: bool = Field(True, description="With from_ref: check out only the folders the migrations need (alembic.ini's folder, script_location, prepend_sys_path, target.pythonpath); false: the whole tree.")
+    seed_sql: str = Field("", description="SQL applied before the upgrade, as the migration role; default for a from_ref path whose revision is the gate's from_revision: the gate's seed.")
     seed_sql_file: str = Field("", description="File holding the seed SQL, relative to the config root.")
-    data_checks: list[DataCheck] | None = Field(None, description="Checks after the upgrade; default: none (the gate's data_checks belong to its from_revision path and seed).")
+    data_checks: list[DataCheck] | None = Field(None, description="Checks after the upgrade; default: the gate's data_checks where the gate's seed applies (its from_revision path, a from_ref path with revision = from_revision and no seed of its own), else none.")
 
     @model_validator(mode="after")
     def _one_origin(self):
@@ -41,6 +45,9 @@ class UpgradePath(GateConfig):
             raise ValueError("give exactly one of from_revision or from_ref")
         if self.seed_sql and self.seed_sql_file:
             raise ValueError("give seed_sql or seed_sql_file, not both")
+        if self.from_revision and (self.revision or self.python or self.env):
+            raise ValueError("revision, python and env belong to from_ref paths; a from_revision path uses "
+                             "today's files and target.python")
         return self
 
     @property
@@ -61,6 +68,16 @@ class ExistingConfig(GateConfig):
         if self.seed_sql and self.seed_sql_file:
             raise ValueError("give seed_sql or seed_sql_file, not both")
         return self
+
+    def seed_of(self, path: UpgradePath) -> tuple[str, str, bool]:
+        """``(seed_sql, seed_sql_file, inherited)`` for ``path``: its own seed, else — for a
+        from_ref path built up to the gate's ``from_revision`` (``revision``), the schema the
+        gate's seed is written for — the gate's seed and data checks (``inherited`` True)."""
+        if path.seed_sql or path.seed_sql_file or not path.from_ref:
+            return path.seed_sql, path.seed_sql_file, False
+        if self.from_revision and path.revision == self.from_revision and (self.seed_sql or self.seed_sql_file):
+            return self.seed_sql, self.seed_sql_file, True
+        return "", "", False
 
     def all_paths(self) -> list[UpgradePath]:
         first = ([UpgradePath(from_revision=self.from_revision, seed_sql=self.seed_sql,
@@ -145,9 +162,9 @@ class ExistingDatabaseGate(Gate):
     # -- one path ----------------------------------------------------------
     def _prove_path(self, ctx, result: GateResult, cfg: ExistingConfig, path: UpgradePath, purpose: str,
                     prefix: str, publish: bool):
-        seed = path.seed_sql
-        if path.seed_sql_file:
-            seed_path = ctx.loaded.path(path.seed_sql_file)
+        seed, seed_file, self.inherited = cfg.seed_of(path)
+        if seed_file:
+            seed_path = ctx.loaded.path(seed_file)
             try:
                 seed = seed_path.read_text(encoding="utf-8")
             except OSError as exc:
@@ -160,32 +177,64 @@ class ExistingDatabaseGate(Gate):
         with target.alembic_session(db, role=role) as session:
             return self._build_and_upgrade(ctx, result, cfg, path, purpose, prefix, publish, db, seed, session)
 
+    def _build_from_ref(self, ctx, result: GateResult, path: UpgradePath, prefix: str, db) -> bool:
+        """Build ``db`` with the migration files of ``path.from_ref`` (a temporary worktree,
+        sparse unless ``sparse = false``) up to ``path.revision`` or that ref's heads, with the
+        path's own interpreter and environment when given. True when the database stands there.
+        Raises EnvironmentProblem for git and interpreter failures."""
+        target, ref = ctx.target, path.from_ref
+        root = ctx.provenance.repo_root
+        if root is None:
+            raise UsageError(f"from_ref {ref!r} needs the target to be in a git repository")
+        tcfg = ctx.loaded.config.target
+        folders = (migration_folders(root, target.alembic_ini, [ctx.loaded.path(p) for p in tcfg.pythonpath])
+                   if path.sparse else None)
+        checkout = RefWorktree(root, ref, shallow=ctx.provenance.shallow, folders=folders)
+        with checkout as (folder, sha):
+            result.add_step(EvidenceStep(title=f"{prefix}check out {ref}", command=checkout.command,
+                                         output=f"{ref} = {sha}\nchecked out: {', '.join(checkout.checked_out) or '(nothing)'}"))
+            old = target.rebased(root, folder)
+            if path.python or path.env:
+                try:
+                    old = old.with_interpreter(path.python, path.env)
+                except EnvironmentProblem as exc:
+                    raise EnvironmentProblem(f"[[gates.ZG-2.paths]] python of {path.label}: {exc}") from exc
+            goal = path.revision or "heads"
+            first = old.alembic_job(db, [{"op": "heads"}, {"op": "upgrade", "revision": goal}, {"op": "current"}],
+                                    role=ctx.migration_role)
+            for step in first.steps:
+                step.title = f"{step.title} (files of {ref} @ {sha[:12]})"
+            result.add_steps(first.steps)
+            old_heads = first.values[0] if first.values else None
+            expected = [path.revision] if path.revision else sorted(old_heads or [])
+            current = sorted(first.values[-1] or []) if first.ok else []
+            # alembic takes a unique prefix of a revision id as that revision
+            at_rev = first.ok and (current == expected or (bool(path.revision) and len(current) == 1
+                                                           and current[0].startswith(path.revision)))
+            label = f"{prefix}build with the migrations of {ref}" + (f" up to {path.revision}" if path.revision else "")
+            if at_rev:
+                detail = (f"{ref} ({sha[:12]}) at {revisions_text(current)} (its heads: {revisions_text(old_heads)})"
+                          if path.revision else f"{ref} ({sha[:12]}) head {revisions_text(old_heads)}")
+            elif first.ok:
+                detail = f"current is {revisions_text(first.values[-1])}, expected {revisions_text(expected)}"
+            else:
+                detail = _job_failure(first, db) + _sparse_hint(first.error, checkout, path)
+            if result.check(label, at_rev, detail):
+                return True
+            if path.revision and "Can't locate revision" in first.error:  # the configuration names a revision the ref lacks
+                result.fail_with_error(f"{prefix}[[gates.ZG-2.paths]] revision {path.revision!r} is not in the history "
+                                       f"of {ref} (its heads: {revisions_text(old_heads)}): name a revision of that "
+                                       f"release (git checkout {ref} && alembic history)")
+            elif first.process_failed:
+                result.fail_with_error(f"{prefix}building the database with {ref}'s migrations could not run: {first.error}")
+            return False
+
     def _build_and_upgrade(self, ctx, result, cfg, path, purpose, prefix, publish, db, seed, session):
         target = ctx.target
         role = ctx.migration_role
         if path.from_ref:
-            if ctx.provenance.repo_root is None:
-                raise UsageError(f"from_ref {path.from_ref!r} needs the target to be in a git repository")
-            checkout = RefWorktree(ctx.provenance.repo_root, path.from_ref, shallow=ctx.provenance.shallow)
-            with checkout as (folder, sha):
-                result.add_step(EvidenceStep(title=f"{prefix}check out {path.from_ref}", command=checkout.command,
-                                             output=f"{path.from_ref} = {sha}"))
-                old = target.rebased(ctx.provenance.repo_root, folder)
-                first = old.alembic_job(db, [{"op": "heads"}, {"op": "upgrade", "revision": "heads"}, {"op": "current"}],
-                                        role=role)
-                for step in first.steps:
-                    step.title = f"{step.title} (files of {path.from_ref} @ {sha[:12]})"
-                result.add_steps(first.steps)
-                old_heads = first.values[0] if first.values else None
-                at_rev = first.ok and sorted(first.values[-1] or []) == sorted(old_heads or [])
-                label = f"{prefix}build with the migrations of {path.from_ref}"
-                if not result.check(label, at_rev, f"{path.from_ref} ({sha[:12]}) head {revisions_text(old_heads)}"
-                                    if at_rev else _job_failure(first, db) if not first.ok
-                                    else f"current is {revisions_text(first.values[-1])}"):
-                    if first.process_failed:
-                        result.fail_with_error(f"{prefix}building the database with {path.from_ref}'s migrations "
-                                               f"could not run: {first.error}")
-                    return None
+            if not self._build_from_ref(ctx, result, path, prefix, db):
+                return None
         else:
             first = session.job([{"op": "upgrade", "revision": path.from_revision}, {"op": "current"}])
             result.add_steps(first.steps)
@@ -201,6 +250,11 @@ class ExistingDatabaseGate(Gate):
             if not result.check(f"{prefix}seed applied", seeded.ok,
                                 "seed SQL committed" if seeded.ok else f"{seeded.sqlstate}: {seeded.error}"):
                 return None
+        elif path.from_ref and (cfg.seed_sql or cfg.seed_sql_file):
+            at = path.revision or "its head"
+            result.skip_check(f"{prefix}seed applied", f"ZG-2's seed is written for from_revision {cfg.from_revision} "
+                              f"and this path builds {path.from_ref} up to {at}: set revision = \"{cfg.from_revision}\" "
+                              "in the path to seed it (and run the gate's data checks), or give it its own seed_sql")
         else:
             result.skip_check(f"{prefix}seed applied", "no seed configured: backfills run on an empty database")
 
@@ -218,7 +272,9 @@ class ExistingDatabaseGate(Gate):
             self.upgraded.append((path.label, db))
         check_sequences(ctx, result, db, prefix)
 
-        default_checks = cfg.data_checks if (path.from_revision == cfg.from_revision and publish) else []
+        # the gate's data checks belong with its seed: its from_revision path, and a from_ref path that inherits it
+        default_checks = cfg.data_checks if ((path.from_revision == cfg.from_revision and publish)
+                                             or self.inherited) else []
         for check in (path.data_checks if path.data_checks is not None else default_checks):
             outcome = ctx.run_sql(result, db, check.sql, role=role, title=f"{prefix}data check: {check.name}")
             value = outcome.scalar()
@@ -256,6 +312,16 @@ class ExistingDatabaseGate(Gate):
         if rows:
             result.attachments[f"fresh-vs-{purpose}.diff.txt"] = format_drift(groups, "fresh", purpose)
         return report.rows
+
+
+def _sparse_hint(error: str, checkout: RefWorktree, path: UpgradePath) -> str:
+    """When a sparse worktree's job failed on a missing module or file: what was checked out and the fix."""
+    if checkout.checked_out == ["."] or not any(word in error for word in ("ModuleNotFoundError", "ImportError",
+                                                                          "No module named", "FileNotFoundError")):
+        return ""
+    return (f" — the worktree of {path.from_ref} holds only {', '.join(checkout.checked_out)} (the folders the "
+            "migrations are known to need): add the folder they import from to target.pythonpath, or set "
+            "sparse = false in this path")
 
 
 def _job_failure(job, db) -> str:
