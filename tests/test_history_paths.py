@@ -163,3 +163,50 @@ def test_release_path_up_to_a_named_revision_takes_the_gates_seed_and_checks(adm
     upgrade = _check(zg2, "[ref v1] upgrade to head")
     assert zg2.status.value == "FAIL" and upgrade.status.value == "FAIL"
     assert "0005_idempotency_key" in upgrade.detail and "idempotency_key" in upgrade.detail and "null" in upgrade.detail
+
+
+LEGACY_ENV_PY = '''
+import importlib.util, os
+import legacy_dep  # the release's own dependency, installed only in its interpreter
+assert os.environ.get("LEGACY_MODE") == "on", "v1's env.py needs LEGACY_MODE=on"
+'''
+
+
+def test_release_path_builds_with_its_own_interpreter_and_environment(admin_url, tmp_path):
+    """v1 needs a package (legacy_dep) and a variable today's interpreter must not have: the path's
+    python and env build the old database, today's upgrade runs with the normal interpreter."""
+    import sys
+
+    backend = make_backend(tmp_path / "repo")
+    env_py = backend / "migrations" / "env.py"
+    today = env_py.read_text()
+    env_py.write_text(LEGACY_ENV_PY + today)
+    commit_all(backend.parent, "v1 needs legacy_dep")
+    git.Repo(backend.parent).create_tag("v1")
+    env_py.write_text('import importlib.util\nassert importlib.util.find_spec("legacy_dep") is None, '
+                      '"legacy_dep leaked into today\'s interpreter"\n' + today)
+    site = tmp_path / "old-venv" / "site"
+    site.mkdir(parents=True)
+    (site / "legacy_dep.py").write_text("VERSION = 1\n")
+    old_python = tmp_path / "old-venv" / "python"  # stands for /path/to/old/venv/bin/python
+    old_python.write_text(f'#!/bin/sh\nPYTHONPATH="{site}${{PYTHONPATH:+:$PYTHONPATH}}" exec {sys.executable} "$@"\n')
+    old_python.chmod(0o755)
+    with (backend / "zerodrift.toml").open("a") as fh:
+        fh.write(f'\n[[gates.ZG-2.paths]]\nfrom_ref = "v1"\npython = "{old_python}"\nenv = {{ LEGACY_MODE = "on" }}\n'
+                 '\n[[gates.ZG-2.paths]]\nname = "no env"\nfrom_ref = "v1"\n'
+                 f'python = "{old_python}"\n'
+                 '\n[[gates.ZG-2.paths]]\nname = "no interpreter"\nfrom_ref = "v1"\nenv = { LEGACY_MODE = "on" }\n'
+                 '\n[[gates.ZG-2.paths]]\nname = "gone"\nfrom_ref = "v1"\npython = "old-venv/bin/python"\n')
+    commit_all(backend.parent, "today's env.py; release paths")
+    _, zg2 = _zg2(backend, admin_url)
+    assert _check(zg2, "[ref v1] build with the migrations of v1").status.value == "PASS"
+    assert _check(zg2, "[ref v1] upgrade to head").status.value == "PASS"  # today's interpreter: no legacy_dep
+    assert _check(zg2, "[ref v1] catalog equals fresh database").status.value == "PASS"
+    no_env = _check(zg2, "[no env] build with the migrations of v1")
+    assert no_env.status.value == "FAIL" and "v1's env.py needs LEGACY_MODE=on" in no_env.detail
+    no_python = _check(zg2, "[no interpreter] build with the migrations of v1")
+    assert no_python.status.value == "FAIL" and "No module named 'legacy_dep'" in no_python.detail
+    assert "sparse" not in no_python.detail  # the module is nowhere in the tree: no checkout hint
+    assert zg2.status.value == "ERROR" and zg2.environment_error
+    assert zg2.error.startswith(f"[gone] target interpreter '{backend / 'old-venv/bin/python'}' not found or not "
+                                "executable (python of [[gates.ZG-2.paths]] gone)")

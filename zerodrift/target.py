@@ -114,13 +114,13 @@ class TargetRunner:
                 "into it (e.g. pip install -r requirements.txt), or point target.python / --python at the one that has them")
 
     @staticmethod
-    def _resolve_python(python: str) -> str:
+    def _resolve_python(python: str, where: str = "target.python / --python / ZERODRIFT_PYTHON") -> str:
         if not python:
             return sys.executable
         found = shutil.which(python)
         if not found or not os.access(found, os.X_OK):
             raise EnvironmentProblem(
-                f"target interpreter {python!r} not found or not executable (target.python / --python / ZERODRIFT_PYTHON): "
+                f"target interpreter {python!r} not found or not executable ({where}): "
                 "give the path of the Python that has the backend's dependencies installed"
             )
         return found
@@ -141,18 +141,20 @@ class TargetRunner:
         clone._path_map = (old_root, new_root)
         return clone
 
-    def with_interpreter(self, python: str = "", env: dict[str, str] | None = None) -> "TargetRunner":
+    def with_interpreter(self, python: str = "", env: dict[str, str] | None = None, *,
+                         where: str = "") -> "TargetRunner":
         """A copy of this runner whose subprocesses run ``python`` (path or command name, a
         relative path taken from the config root; empty: this runner's) with ``env`` set over
         ``target.env`` (names shown in evidence, values never). Raises EnvironmentProblem when
-        that interpreter does not exist or cannot import alembic."""
+        that interpreter does not exist or cannot import alembic; ``where`` names the setting in
+        that message."""
         import copy
 
         clone = copy.copy(self)
         if python:
             if ("/" in python or python.startswith(".")) and not Path(python).is_absolute():
                 python = str(self.loaded.path(python))
-            clone.python = self._resolve_python(python)
+            clone.python = self._resolve_python(python, where) if where else self._resolve_python(python)
             clone._check_imports()
         clone._extra_env = {**self._extra_env, **(env or {})}
         return clone

@@ -103,6 +103,26 @@ class RefWorktree:
         listed = self.repo.git.ls_tree("--name-only", sha, "--", *folders).splitlines()
         return [f for f in folders if any(line == f or line.startswith(f + "/") for line in listed)]
 
+    def left_out(self, module: str) -> list[str]:
+        """Paths of the ref's tree, outside what a sparse checkout holds, that would provide
+        the top-level module ``module`` (``module.py`` or a ``module/`` folder); empty for a
+        full checkout."""
+        if self.checked_out == ["."] or self.path is None or not module:
+            return []
+        names = self.repo.git.ls_tree("-r", "--name-only", self._sha(), "--").splitlines()
+        found = set()
+        for name in names:
+            if any(name == f or name.startswith(f + "/") for f in self.checked_out):
+                continue
+            parts = name.split("/")
+            for i, part in enumerate(parts):
+                if part == module and i < len(parts) - 1 or part == module + ".py":
+                    found.add("/".join(parts[:i + 1]))
+        return sorted(found)
+
+    def _sha(self) -> str:
+        return git.Repo(self.path).head.commit.hexsha
+
     def __exit__(self, *exc) -> None:
         if self.path is None:
             return

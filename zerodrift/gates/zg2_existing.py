@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -195,10 +196,7 @@ class ExistingDatabaseGate(Gate):
                                          output=f"{ref} = {sha}\nchecked out: {', '.join(checkout.checked_out) or '(nothing)'}"))
             old = target.rebased(root, folder)
             if path.python or path.env:
-                try:
-                    old = old.with_interpreter(path.python, path.env)
-                except EnvironmentProblem as exc:
-                    raise EnvironmentProblem(f"[[gates.ZG-2.paths]] python of {path.label}: {exc}") from exc
+                old = old.with_interpreter(path.python, path.env, where=f"python of [[gates.ZG-2.paths]] {path.label}")
             goal = path.revision or "heads"
             first = old.alembic_job(db, [{"op": "heads"}, {"op": "upgrade", "revision": goal}, {"op": "current"}],
                                     role=ctx.migration_role)
@@ -315,13 +313,15 @@ class ExistingDatabaseGate(Gate):
 
 
 def _sparse_hint(error: str, checkout: RefWorktree, path: UpgradePath) -> str:
-    """When a sparse worktree's job failed on a missing module or file: what was checked out and the fix."""
-    if checkout.checked_out == ["."] or not any(word in error for word in ("ModuleNotFoundError", "ImportError",
-                                                                          "No module named", "FileNotFoundError")):
+    """When a sparse worktree's job failed on a module that the ref holds outside the
+    folders checked out: what was checked out and the fix. Empty otherwise."""
+    missing = re.search(r"No module named '([^'.]+)", error)
+    elsewhere = checkout.left_out(missing.group(1)) if missing else []
+    if not elsewhere:
         return ""
-    return (f" — the worktree of {path.from_ref} holds only {', '.join(checkout.checked_out)} (the folders the "
-            "migrations are known to need): add the folder they import from to target.pythonpath, or set "
-            "sparse = false in this path")
+    return (f" — {path.from_ref} holds {', '.join(elsewhere)} outside the sparse worktree, which held only "
+            f"{', '.join(checkout.checked_out)} (alembic.ini's folder, script_location, prepend_sys_path, "
+            "target.pythonpath): add its folder to target.pythonpath, or set sparse = false in this path")
 
 
 def _job_failure(job, db) -> str:
