@@ -210,3 +210,40 @@ def test_release_path_builds_with_its_own_interpreter_and_environment(admin_url,
     assert zg2.status.value == "ERROR" and zg2.environment_error
     assert zg2.error.startswith(f"[gone] target interpreter '{backend / 'old-venv/bin/python'}' not found or not "
                                 "executable (python of [[gates.ZG-2.paths]] gone)")
+
+
+def test_release_worktree_holds_only_the_migrations_folders(admin_url, tmp_path):
+    """Sparse by default: a folder the migrations do not read is not checked out; env.py reaching
+    outside the known folders fails naming what was left out and the fix, and sparse = false heals it."""
+    from zerodrift.worktree import migration_folders
+
+    backend = make_backend(tmp_path / "repo")
+    root = backend.parent
+    (root / "frontend").mkdir()
+    (root / "frontend" / "bundle.js").write_text("// not needed by the migrations\n")
+    (root / "shared").mkdir()
+    (root / "shared" / "legacy_names.py").write_text("TENANTS = 'tenants'\n")
+    env_py = backend / "migrations" / "env.py"
+    today = env_py.read_text()
+    env_py.write_text("import sys, pathlib\nsys.path.insert(0, str(pathlib.Path(__file__).parents[2] / 'shared'))\n"
+                      "import legacy_names  # outside alembic.ini's folder and target.pythonpath\n" + today)
+    commit_all(root, "v1 reads shared/")
+    git.Repo(root).create_tag("v1")
+    env_py.write_text(today)
+    with (backend / "zerodrift.toml").open("a") as fh:
+        fh.write('\n[[gates.ZG-2.paths]]\nfrom_ref = "v1"\n\n[[gates.ZG-2.paths]]\nname = "whole tree"\n'
+                 'from_ref = "v1"\nsparse = false\n')
+    commit_all(root, "release paths")
+    assert migration_folders(root, backend / "alembic.ini", [backend]) == ["backend"]
+    assert migration_folders(root, backend / "alembic.ini", [root / "shared"]) == ["backend", "shared"]
+    assert migration_folders(root, backend / "alembic.ini", [root]) == ["."]
+    _, zg2 = _zg2(backend, admin_url)
+    sparse = _check(zg2, "[ref v1] build with the migrations of v1")
+    assert sparse.status.value == "FAIL" and "No module named 'legacy_names'" in sparse.detail
+    assert ("v1 holds shared/legacy_names.py outside the sparse worktree, which held only backend" in sparse.detail
+            and "add its folder to target.pythonpath, or set sparse = false in this path" in sparse.detail)
+    checkout = next(s for s in zg2.evidence if s.title == "[ref v1] check out v1")
+    assert checkout.output.endswith("checked out: backend") and "--no-checkout" in checkout.command
+    assert _check(zg2, "[whole tree] build with the migrations of v1").status.value == "PASS"
+    assert _check(zg2, "[whole tree] catalog equals fresh database").status.value == "PASS"
+    assert next(s for s in zg2.evidence if s.title == "[whole tree] check out v1").output.endswith("checked out: .")
