@@ -539,3 +539,73 @@ def test_doctor_without_a_config_or_a_folder_exits_2_and_starts_nothing(tmp_path
     proc = _cli("doctor", str(tmp_path / "missing"))
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "give the backend's folder" in proc.stdout and "fix the file" not in proc.stdout
+
+
+def _history_repo(root: Path, revisions: dict[str, str]) -> None:
+    """An Alembic project in a new git repository holding ``revisions`` (file name -> source)."""
+    import git
+
+    versions = root / "migrations" / "versions"
+    versions.mkdir(parents=True, exist_ok=True)
+    (root / "alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
+    (root / "migrations" / "env.py").write_text("import os\nurl = os.environ['DATABASE_URL']\n")
+    for name, source in revisions.items():
+        (versions / name).write_text(textwrap.dedent(source))
+    if not (root / ".git").exists():
+        repo = git.Repo.init(root, initial_branch="main")
+        with repo.config_writer() as cw:
+            cw.set_value("user", "name", "zerodrift tests")
+            cw.set_value("user", "email", "tests@zerodrift.invalid")
+
+
+def _revision(rev: str, down: str | None, body: str, doc: str = "") -> str:
+    return f'"""{doc or rev}"""\nrevision = "{rev}"\ndown_revision = {down!r}\n\ndef upgrade():\n{body}\n'
+
+
+def test_init_proposes_a_release_path_when_the_history_starts_with_a_squashed_base(tmp_path):
+    import git
+
+    from zerodrift.onboard.squash import MANY_TABLES, squash_reason
+
+    root = tmp_path / "svc"
+    _history_repo(root, {"a1.py": _revision("a1", None, '    op.execute("CREATE TABLE t (id int)")'),
+                         "a2.py": _revision("a2", "a1", '    op.execute("ALTER TABLE t ADD c int")')})
+    commit_all(root, "old history")
+    git.Repo(root).create_tag("v1.0")
+    for name in ("a1.py", "a2.py"):
+        (root / "migrations" / "versions" / name).unlink()
+    _history_repo(root, {"0001_base.py": _revision("0001_base", None, '    op.execute("CREATE TABLE t (id int, c int)")',
+                                                   "Squashed base: a1 and a2 folded into one."),
+                         "0002_more.py": _revision("0002_more", "0001_base", '    op.execute("ALTER TABLE t ADD d int")')})
+    commit_all(root, "squash the history")
+    text = init_config(root, write=False).text
+    flat = text.replace("\n# ", " ")
+    assert ("TODO: the history starts with 0001_base (migrations/versions/0001_base.py), which looks like a "
+            "squashed base: its docstring says 'squash'. Databases created before the squash" in flat)
+    assert "That release: v1.0 (the last tag before commit" in flat
+    assert '# [[gates.ZG-2.paths]]\n# from_ref = "v1.0"' in text
+    validate(text)
+    # uncommented, the proposal is a valid path (ZG-2's own validation)
+    active = text.replace("# [gates.ZG-2]\n", "[gates.ZG-2]\n").replace(
+        '# [[gates.ZG-2.paths]]\n# from_ref = "v1.0"', '[[gates.ZG-2.paths]]\nfrom_ref = "v1.0"')
+    from zerodrift.gates.zg2_existing import ExistingConfig
+
+    assert ExistingConfig.model_validate(tomllib.loads(active)["gates"]["ZG-2"]).paths[0].from_ref == "v1.0"
+
+    # many tables in one base revision, whatever its name; without an earlier tag the release is a TODO
+    many = "\n".join(f'    op.create_table("t{i}")' for i in range(MANY_TABLES))
+    other = tmp_path / "big"
+    _history_repo(other, {"0001_initial.py": _revision("0001_initial", None, many)})
+    commit_all(other, "first")
+    text = init_config(other, write=False).text
+    flat = text.replace("\n# ", " ")
+    assert f"its upgrade creates {MANY_TABLES} tables" in flat
+    assert '# from_ref = "TODO_last_release_before_the_squash"' in text
+    assert "added by the repository's first commit: no release came before it" in flat
+
+    # healthy: an ordinary first revision called "initial" that creates a few tables is no squash
+    few = "\n".join(f'    op.create_table("t{i}")' for i in range(MANY_TABLES - 1))
+    assert squash_reason("0001_initial", Path("0001_initial.py"), _revision("0001_initial", None, few), MANY_TABLES - 1) == ""
+    plain = tmp_path / "plain"
+    _history_repo(plain, {"0001_initial.py": _revision("0001_initial", None, few)})
+    assert "gates.ZG-2.paths" not in init_config(plain, write=False).text

@@ -47,6 +47,7 @@ from typing import Any, Iterable, Iterator
 
 from zerodrift.config import CONFIG_FILENAME, Config, format_validation_error
 from zerodrift.errors import UsageError
+from zerodrift.onboard.squash import SquashedBase, release_before, squash_reason, tables_created
 from zerodrift.onboard.urlflow import UrlFlow, built_drivers, rewrites_plain_scheme, url_flow
 from zerodrift.onboard.verify import Checked, check_in_target, shape_problem
 
@@ -169,6 +170,7 @@ class Detection:
     runtime_env_files: list[Path] = field(default_factory=list)
     package_roots: dict[str, Path] = field(default_factory=dict)  #: local top-level package -> folder holding it
     seed_files: list[Path] = field(default_factory=list)
+    squashed_base: SquashedBase | None = None  #: a first revision taken for a squash (zerodrift.onboard.squash)
     venv_python: Path | None = None
     git_root: Path | None = None
     notes: list[str] = field(default_factory=list)
@@ -447,6 +449,7 @@ def scan_migrations(det: Detection) -> None:
     files = [f for d in det.version_dirs for f in sorted(d.rglob("*")) if f.suffix in (".py", ".sql") and f.is_file()
              and "__pycache__" not in f.parts]
     down: dict[str, list[str]] = {}
+    bases: list[tuple[str, Path, str, list[str]]] = []  #: (revision, file, source, SQL strings) of base revisions
     guard_functions: set[str] = set()
     for path in files:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -459,12 +462,19 @@ def scan_migrations(det: Detection) -> None:
                 continue
             if revision:
                 down[revision] = down_revs
+                if not down_revs:
+                    bases.append((revision, path, text, strings))
         else:
             strings = [text]
         label = path.name
         for sql in strings:
             _scan_sql(det, sql, label, guard_functions)
     det.revisions, det.heads = _order_revisions(down)
+    for revision, path, text, strings in bases:
+        tables = tables_created(text, strings)
+        reason = squash_reason(revision, path, text, tables)
+        if reason and det.squashed_base is None:
+            det.squashed_base = SquashedBase(revision, path, tables, reason)
     det.created_roles = sorted(set(det.created_roles))
     det.settings_read = [s for s in dict.fromkeys(det.settings_read) if s not in det.worker_settings]
     det.policy_settings = list(dict.fromkeys(det.policy_settings))
@@ -866,6 +876,9 @@ def detect(target: Path, *, check: bool = True) -> Detection:
             python = folder / venv / "bin" / "python"
             if python.exists() and det.venv_python is None:
                 det.venv_python = python
+    if det.squashed_base is not None:
+        base = det.squashed_base
+        base.release, base.release_note = release_before(det.git_root, base.file)
     if check:
         det.checked = _check_candidates(det)
     _detect_url_scheme(det, files)
@@ -1122,6 +1135,16 @@ def _render_gates(w: _Writer, det: Detection) -> None:
     w.commented_key("name", "no NULL left in a backfilled column")
     w.commented_key("sql", "SELECT count(*) FROM some_table WHERE new_column IS NULL")
     w.commented_key("expect", 0)
+    base = det.squashed_base
+    if base is not None:
+        release = (f"{base.release} ({base.release_note})" if base.release
+                   else f"none found ({base.release_note}): name it")
+        w.todo(f"the history starts with {base.revision} ({_rel(base.file, here)}), which looks like a squashed base: "
+               f"{base.reason}. Databases created before the squash were built by the revisions it replaced; a "
+               f"from_ref path builds one with the last release before the squash and upgrades it with today's files. "
+               f"That release: {release}.")
+        w.raw("# [[gates.ZG-2.paths]]")
+        w.commented_key("from_ref", base.release or "TODO_last_release_before_the_squash")
 
     # ZG-3
     w.raw()
