@@ -91,7 +91,8 @@ class ExistingDatabaseGate(Gate):
 
     For each upgrade path — ``from_revision`` (today's migration files up to an older
     revision) and any ``paths`` with ``from_ref`` (an older release's own migration
-    files, checked out in a temporary git worktree, up to that release's head; this is
+    files, checked out in a temporary sparse git worktree, up to that release's head or
+    its ``revision``, with the path's own ``python`` and ``env`` when given; this is
     how production databases were really built, and it catches old revision files
     edited in place) — it builds a database, applies the seed (rows a real database
     holds, so backfills have something to do), upgrades to head with the current
