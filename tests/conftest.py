@@ -15,13 +15,8 @@ import psycopg
 import pytest
 
 
-@pytest.fixture(scope="session")
-def admin_url() -> Iterator[str]:
-    """An admin (superuser) libpq URL of a running PostgreSQL server."""
-    url = os.environ.get("ZERODRIFT_TEST_ADMIN_URL")
-    if url:
-        yield url
-        return
+def _embedded_admin_url() -> Iterator[str]:
+    """Start an embedded server, yield its admin URL, stop it."""
     from zerodrift.server.embedded import EmbeddedServer
 
     server = EmbeddedServer()
@@ -30,6 +25,24 @@ def admin_url() -> Iterator[str]:
         yield server.admin_url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def admin_url() -> Iterator[str]:
+    """An admin (superuser) libpq URL of a running PostgreSQL server."""
+    url = os.environ.get("ZERODRIFT_TEST_ADMIN_URL")
+    if url:
+        yield url
+        return
+    yield from _embedded_admin_url()
+
+
+@pytest.fixture
+def private_admin_url() -> Iterator[str]:
+    """The admin URL of a server no other test uses: for server-wide facts (another
+    zerodrift run is active; a run's start-up sweep of dead runs' databases), which the
+    suite's parallel workers would change on the shared server."""
+    yield from _embedded_admin_url()
 
 
 @pytest.fixture

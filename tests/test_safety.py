@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -335,20 +334,6 @@ def test_wrong_password_is_an_environment_error():
                           "--admin-url", wrong, "-g", "ZG-1")
     assert proc.returncode == 3, proc.stderr
     assert "password authentication failed" in proc.stderr and "Not-The-Password-123" not in proc.stderr
-
-
-@pytest.fixture
-def private_admin_url() -> Iterator[str]:
-    """The admin URL of a server no other test uses: whether "another zerodrift run is active"
-    is a server-wide fact, and the suite's parallel workers run on the shared server."""
-    from zerodrift.server.embedded import EmbeddedServer
-
-    server = EmbeddedServer()
-    server.start()
-    try:
-        yield server.admin_url
-    finally:
-        server.stop()
 
 
 def test_roles_created_on_a_shared_server_are_dropped_unless_another_run_is_active(private_admin_url, tmp_path):
