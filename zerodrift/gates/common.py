@@ -123,15 +123,35 @@ def load_failure(result: GateResult, answer: dict | None, step_output: str, what
 
 def fresh_and_existing(ctx, result: GateResult, fresh, doing: str) -> list[tuple[str, object]]:
     """``[("fresh", db), ("existing", db), …]``: ZG-1's database (``fresh``) and every database
-    ZG-2 brought to head (artifact ``dbs.existing``; labelled ``existing (<path>)`` when there
-    are several paths). A SKIPPED check says why a database is not ``doing`` (e.g.
-    "refreshed"): ZG-2 not selected, no upgrade path, or a path that did not reach head."""
+    ZG-2 brought to head (see :func:`upgraded_databases`)."""
+    return [("fresh", fresh)] + upgraded_databases(ctx, result, doing)
+
+
+def upgraded_databases(ctx, result: GateResult, doing: str, *, name_paths: bool = False) -> list[tuple[str, object]]:
+    """Every database ZG-2 brought to head (artifact ``dbs.existing``) as ``(label, db)``;
+    waits for ZG-2. The label is ``existing``, or ``existing (<path>)`` when there are several
+    paths or ``name_paths`` is set. A SKIPPED check says why a database is not ``doing``
+    (e.g. "refreshed"): ZG-2 not selected, no upgrade path, or a path that did not reach head."""
     from zerodrift.context import ArtifactUnavailable
 
-    databases = [("fresh", fresh)]
     if not ctx.artifacts.produced_by("dbs.existing"):
         result.skip_check("existing database", f"ZG-2 is not selected: only the fresh database is {doing}")
-        return databases
+        return []
+    try:
+        published = ctx.artifacts.require("dbs.existing") or []
+    except ArtifactUnavailable as exc:
+        result.skip_check("existing database", f"no existing database: {exc}")
+        return []
+    if not published:
+        result.skip_check("existing database", f"ZG-2 has no upgrade path: only the fresh database is {doing}")
+    databases = []
+    for path_label, db in published:
+        label = f"existing ({path_label})" if name_paths or len(published) > 1 else "existing"
+        if db is None:
+            result.skip_check(f"{label} database", f"not {doing}: ZG-2 did not bring it to head")
+        else:
+            databases.append((label, db))
+    return databases
     try:
         published = ctx.artifacts.require("dbs.existing") or []
     except ArtifactUnavailable as exc:

@@ -10,7 +10,7 @@ import psycopg
 from psycopg import sql as pgsql
 from pydantic import Field, model_validator
 
-from zerodrift.context import ArtifactUnavailable
+from zerodrift.gates.common import upgraded_databases
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
 from zerodrift.hookspecs import hookimpl
 from zerodrift.urls import user_of
@@ -189,7 +189,7 @@ class WriteBlockGate(Gate):
         labelled = bool(ctx.artifacts.produced_by("dbs.existing"))  # more than one database: name each in the checks
         databases = [("fresh", fresh)]
         for index in range(2):  # the fresh database first (it is ready), then the upgraded ones once ZG-2 is done
-            for label, db in (databases if index == 0 else self._existing(ctx, result)):
+            for label, db in (databases if index == 0 else upgraded_databases(ctx, result, "written", name_paths=True)):
                 if index:
                     databases.append((label, db))
                 prefix = f"{label}: " if labelled else ""
@@ -212,28 +212,6 @@ class WriteBlockGate(Gate):
                            f"in worker context on {' + '.join(lbl for lbl, _ in databases)}, raised by "
                            f"{names}; each beside a control write in a session that never set the worker settings, "
                            "its rows read back")
-
-    # -- which databases ----------------------------------------------------
-    @staticmethod
-    def _existing(ctx, result: GateResult) -> list[tuple[str, object]]:
-        """The databases ZG-2 upgraded to head, as ``(label, Database)``."""
-        if not ctx.artifacts.produced_by("dbs.existing"):
-            result.skip_check("upgraded databases", "ZG-2 is not selected: only the fresh database was written")
-            return []
-        try:
-            published = ctx.artifacts.require("dbs.existing")
-        except ArtifactUnavailable as exc:
-            result.skip_check("upgraded databases", f"no upgraded database to write: {exc}")
-            return []
-        out = []
-        for path_label, db in published or []:
-            if db is None:
-                result.skip_check(f"existing ({path_label})", "not written: ZG-2 did not bring it to head")
-            else:
-                out.append((f"existing ({path_label})", db))
-        if not published:
-            result.skip_check("upgraded databases", "ZG-2 has no upgrade path: only the fresh database was written")
-        return out
 
     # -- one database -------------------------------------------------------
     def _prove_database(self, ctx, result, cfg: WriteBlockConfig, db, roles, prefix, guards) -> dict[tuple[str, str, str], tuple[str, str]]:
