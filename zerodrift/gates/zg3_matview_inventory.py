@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from zerodrift.context import ArtifactUnavailable
 from zerodrift.gates.base import Gate, GateConfig, GateResult
-from zerodrift.gates.common import load_failure
+from zerodrift.gates.common import fresh_and_existing, load_failure
 from zerodrift.hookspecs import hookimpl
 
 MATVIEWS_SQL = (
@@ -33,7 +32,7 @@ class MatviewInventoryGate(Gate):
     Imports the registry from the target (``registry = "module:attribute"``; a list,
     or a callable returning one) in the target's interpreter and compares it with
     ``pg_matviews`` in the configured schemas, in both directions, on the fresh
-    database and — when ZG-2 built one — on the existing database. A view the
+    database and on every database ZG-2 brought to head (each upgrade path). A view the
     registry names but the database lacks is never refreshed by anyone; a view the
     database has but the registry lacks goes stale silently. Without a registry the
     gate is SKIPPED, and publishes no registry (ZG-4 then covers every matview). A
@@ -46,7 +45,7 @@ class MatviewInventoryGate(Gate):
     title = "Matview inventory"
     config_model = InventoryConfig
     requires = ("db.fresh",)
-    optional_requires = ("db.existing",)
+    optional_requires = ("dbs.existing",)
     provides = ("matview.registry",)
     needs = ("server", "target")
 
@@ -77,17 +76,7 @@ class MatviewInventoryGate(Gate):
         ctx.artifacts.publish("matview.registry", sorted(registry))
         result.facts["registry"] = sorted(registry)
 
-        databases = [("fresh", fresh)]
-        existing = None
-        if ctx.artifacts.produced_by("db.existing"):
-            try:
-                existing = ctx.artifacts.require("db.existing")
-            except ArtifactUnavailable:
-                existing = None
-        if existing is not None:
-            databases.append(("existing", existing))
-        else:
-            result.skip_check("existing database inventory", "no existing database (ZG-2 not configured or failed)")
+        databases = fresh_and_existing(ctx, result, fresh, "inventoried")
         result.headline = f"{len(registry)} registered views = pg_matviews on {' + '.join(lbl for lbl, _ in databases)}"
         for label, db in databases:
             out = ctx.run_sql(result, db, MATVIEWS_SQL, params=(cfg.schemas,), title=f"pg_matviews ({label})")
