@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+import typing
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -24,11 +25,57 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from typer.core import TyperCommand, TyperGroup, TyperOption
+
 from zerodrift import __version__
 from zerodrift.errors import EXIT_USAGE, UsageError, ZerodriftError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Zero-drift release gates for Alembic + PostgreSQL backends, with a proof pack.")
+
+class _HelpOption(TyperOption):
+    """An option as ``--help`` shows it: a flag shows no value type (not ``<bool>``), and a
+    repeatable option shows its element type and says so (``<str> (repeatable)``, not
+    ``<list[str]>``)."""
+
+    def display_type_rich(self, ctx):  # noqa: D401 - typer's hook
+        if self.is_flag or self.count:
+            return None
+        if self.multiple:
+            element = typing.get_args(self.type_descriptor.annotation)
+            return f"<{self._bare_type(element[0]) if element else 'str'}> (repeatable)"
+        return super().display_type_rich(ctx)
+
+
+def _help_params(params: list) -> list:
+    for param in params:
+        if isinstance(param, TyperOption) and not isinstance(param, _HelpOption):
+            param.__class__ = _HelpOption
+    return params
+
+
+class _Command(TyperCommand):
+    """A command whose ``--help`` shows options as :class:`_HelpOption` does."""
+
+    def get_params(self, ctx):
+        return _help_params(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    """The command group, with ``--help`` shown as :class:`_HelpOption` does."""
+
+    def get_params(self, ctx):
+        return _help_params(super().get_params(ctx))
+
+
+class _App(typer.Typer):
+    """``typer.Typer`` whose commands show their options as :class:`_HelpOption` does."""
+
+    def command(self, *args, **kwargs):
+        kwargs.setdefault("cls", _Command)
+        return super().command(*args, **kwargs)
+
+
+app = _App(add_completion=False, no_args_is_help=True, cls=_Group,
+           help="Zero-drift release gates for Alembic + PostgreSQL backends, with a proof pack.")
 err = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False, soft_wrap=True)
 
 _STATUS_STYLE = {"PASS": "bold green", "FAIL": "bold red", "ERROR": "bold magenta", "SKIPPED": "yellow"}
@@ -67,12 +114,12 @@ def run(
     admin_url: Optional[str] = typer.Option(None, "--admin-url", help="Admin URL of an external PostgreSQL (env ZERODRIFT_ADMIN_URL); default: an embedded server."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder of the commit's proof packs; this run's pack goes into a new <run id> folder below it (default: output.dir, proofs/{short_sha} under the config root)."),
     python: Optional[str] = typer.Option(None, "--python", help="Target interpreter (env ZERODRIFT_PYTHON)."),
-    gate: list[str] = typer.Option([], "--gate", "-g", help="Run only this gate (repeatable); its dependencies are added."),
+    gate: list[str] = typer.Option([], "--gate", "-g", help="Run only this gate; its dependencies are added."),
     keep: bool = typer.Option(False, "--keep", help="Keep the throwaway databases (listed in the ledger; `zerodrift gc --kept` drops them)."),
-    from_ref: list[str] = typer.Option([], "--from-ref", help="Add a ZG-2 upgrade path built with this git ref's own migrations (repeatable)."),
+    from_ref: list[str] = typer.Option([], "--from-ref", help="Add an existing-database upgrade path (ZG-2) built with this git ref's own migrations."),
     output_format: OutputFormat = typer.Option(OutputFormat.none, "--format", "-f", help="Also print the ledger to stdout as json, junit or markdown."),
     sign_key: Optional[str] = typer.Option(None, "--sign-key", help="Ed25519 private key (OpenSSH) that signs the ledger (env ZERODRIFT_SIGNING_KEY: a path or the key itself; config signing.key)."),
-    require: list[str] = typer.Option([], "--require", help="This gate must PASS for exit 0 (repeatable; `all`: every installed gate); added to the config's required_gates."),
+    require: list[str] = typer.Option([], "--require", help="This gate must PASS for exit 0 (`all`: every installed gate); added to the config's required_gates."),
     pg_version: Optional[int] = typer.Option(None, "--pg-version", min=9, help="PostgreSQL major version of production, e.g. 16 (config server.version): the embedded server runs it; an external server of another major is an error."),
 ) -> None:
     """Run the gates against TARGET and write the proof pack.
@@ -261,6 +308,32 @@ def gates() -> None:
     for row in rows:
         table.add_row(*row)
     Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False).print(table)
+
+
+@app.command("config-reference")
+def config_reference(
+    name: Optional[str] = typer.Argument(None, help="A config section (target, server, roles, output, signing) or a gate id such as ZG-7; nothing: the whole reference."),
+) -> None:
+    """Print the configuration reference: every key with its type, default and meaning (Markdown).
+
+    Generated from the config models of this installation, plugins' gates included, so it
+    matches the version that reads the file. Exit 2 for a name that is neither a section nor
+    an installed gate.
+    """
+    from zerodrift.config_reference import render, render_section
+
+    try:
+        text = render(plugins=True) if name is None else render_section(name)
+    except ZerodriftError as exc:
+        err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
+        raise typer.Exit(exc.exit_code)
+    if sys.stdout.isatty():
+        from rich.markdown import Markdown
+
+        Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False).print(Markdown(text))
+        return
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 @app.command()

@@ -240,7 +240,11 @@ def _from_cwd(section: str, key: str, value):
 
 
 def format_validation_error(where: str, exc: ValidationError, prefix: str = "") -> str:
-    """Turn a pydantic ValidationError into lines naming file, key and expectation."""
+    """Turn a pydantic ValidationError into lines naming file, key and expectation, and
+    the ``zerodrift config-reference`` command that shows the keys of that section
+    (``prefix`` is prepended to each key, e.g. ``gates.ZG-7``)."""
+    from zerodrift.config_reference import reference_command
+
     lines = [f"{where}: invalid configuration"]
     for err in exc.errors():
         key = ".".join(str(part) for part in err["loc"])
@@ -249,10 +253,15 @@ def format_validation_error(where: str, exc: ValidationError, prefix: str = "") 
         if err["type"] == "extra_forbidden" and key.endswith(".required_gates"):
             lines.append(f"  {key}: required_gates is a top-level key: move it above the first [table] of the file")
         elif err["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key (check the spelling; see docs/config-reference.md)")
+            lines.append(f"  {key}: unknown key (check the spelling; `{reference_command(key)}` lists the keys there are)")
         elif isinstance(got, (dict, list)) or err["type"] == "value_error":
             msg = err["msg"].removeprefix("Value error, ")
             lines.append(f"  {key}: {msg}")
         else:
             lines.append(f"  {key}: {err['msg']} (got {got!r})")
+    commands = list(dict.fromkeys(reference_command(".".join(str(p) for p in (prefix, *e["loc"]) if p))
+                                  for e in exc.errors()))
+    commands = [c for c in commands if not any(f"`{c}`" in line for line in lines)]
+    if commands:
+        lines.append(f"  (each key's type, default and meaning: {' / '.join(f'`{c}`' for c in commands)})")
     return "\n".join(lines)

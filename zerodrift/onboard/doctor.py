@@ -144,7 +144,7 @@ def _check_config(doc: _Doctor, target: Path, config_file: Path | None, admin_ur
         first, _, rest = str(exc).partition("\n")
         doc.add(FAIL, "config", first + (" " + "; ".join(line.strip() for line in rest.splitlines()) if rest else ""),
                 "give the backend's folder (the one holding alembic.ini or zerodrift.toml)" if not target.is_dir()
-                else "fix the file as the message says (keys: docs/config-reference.md)")
+                else "fix the file as the message says (`zerodrift config-reference` lists every key)")
         doc.report.config_error = True
         return None
     where = str(loaded.source) if loaded.source else "defaults"
@@ -164,7 +164,7 @@ def _check_config(doc: _Doctor, target: Path, config_file: Path | None, admin_ur
                 problems.append(format_validation_error(where, exc, prefix=f"gates.{key}"))
     if problems:
         text = "; ".join(line.strip() for p in problems for line in p.splitlines()[1:])
-        doc.add(FAIL, "config", f"{where}: invalid gate configuration: {text}", "fix those keys (docs/config-reference.md)")
+        doc.add(FAIL, "config", f"{where}: invalid gate configuration: {text}", "fix those keys (the message names the `zerodrift config-reference` command for each)")
         doc.report.config_error = True
         return None
     if loaded.source is None:

@@ -966,7 +966,7 @@ def render(det: Detection) -> tuple[str, list[str]]:
     w.comment("zerodrift configuration, written by `zerodrift init`.")
     w.comment("Paths are relative to this file's folder. Lines marked TODO need your decision; a gate whose "
               "inputs are commented out is SKIPPED with the reason (never PASS) until you fill them in. "
-              "Every key: docs/config-reference.md in zerodrift's repository. Check the setup with `zerodrift doctor`, then `zerodrift run`.")
+              "Every key, its type, default and meaning: `zerodrift config-reference [SECTION or GATE]`. Check the setup with `zerodrift doctor`, then `zerodrift run`.")
     if det.other_alembic_inis:
         w.todo("other Alembic projects were found too: " + ", ".join(_rel(p, det.scan_root) for p in det.other_alembic_inis)
                + f". This file is for {_rel(det.alembic_ini, det.scan_root)}; run `zerodrift init <folder>` for each other one.")
