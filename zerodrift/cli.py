@@ -1,6 +1,6 @@
 """Command line: parsing, output streams and exit codes only.
 
-Exit codes (docs/architecture.md, "Errors and exit codes"; the verdict rules are in
+Exit codes (docs/architecture.md, "Errors and exit codes"; :mod:`zerodrift.errors`; the verdict rules are in
 :mod:`zerodrift.verdict`): 0 PASS, or INCOMPLETE with no required gate missing;
 1 FAIL, or INCOMPLETE with a required gate skipped or not run; 2 usage or config
 error; 3 environment error. Machine output goes to stdout,
@@ -18,7 +18,7 @@ import threading
 import typing
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
@@ -28,7 +28,10 @@ from rich.table import Table
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from zerodrift import __version__
-from zerodrift.errors import EXIT_USAGE, UsageError, ZerodriftError
+from zerodrift.errors import EXIT_USAGE, RunInterrupted, UsageError, ZerodriftError
+
+if TYPE_CHECKING:
+    from zerodrift.config import LoadedConfig
 
 
 class _HelpOption(TyperOption):
@@ -129,20 +132,21 @@ def run(
     """
     from zerodrift.ledger.model import ledger_data
     from zerodrift.ledger.render import write_proof_pack
-    from zerodrift.runner import RunOptions
+    from zerodrift.runner import RunOptions, load_run_config
     from zerodrift.runner import run as run_gates
 
     signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        # only checked now (exists, is an Ed25519 key, has its passphrase); loaded once every
-        # process running the target's code has ended
-        key_source = _signing_key_source(target, config, sign_key)
-    except ZerodriftError as exc:
-        err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
-        raise typer.Exit(exc.exit_code)
     options = RunOptions(target=target, config_file=config, admin_url=admin_url, output=out, python=python,
                          gates=list(gate), keep=keep, from_refs=list(from_ref), require=list(require),
                          pg_version=pg_version)
+    try:
+        loaded = load_run_config(options)  # once: the run gets this same configuration
+        # only checked now (exists, is an Ed25519 key, has its passphrase); loaded once every
+        # process running the target's code has ended
+        key_source = _signing_key_source(loaded, sign_key)
+    except ZerodriftError as exc:
+        err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
+        raise typer.Exit(exc.exit_code)
 
     stopping = threading.Event()  # set once interrupted: nothing is printed after the final line
 
@@ -157,7 +161,7 @@ def run(
                       f"[dim]({result.duration_s:.1f} s)[/dim]")
 
     try:
-        report = run_gates(options, progress=progress)
+        report = run_gates(options, progress=progress, loaded=loaded)
     except ZerodriftError as exc:
         err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
         raise typer.Exit(exc.exit_code)
@@ -176,8 +180,8 @@ def run(
             key = load_signing_key(*key_source)
         except ZerodriftError as exc:
             key_error = exc
-    written = write_proof_pack(report, signing_key=key)
-    data = ledger_data(report)
+    data = ledger_data(report)  # built once: the pack's files and the CI summary render from it
+    written = write_proof_pack(report, signing_key=key, data=data)
     from zerodrift.ledger import github
 
     github.emit(data, str(written["markdown"]), sys.stderr)
@@ -211,8 +215,6 @@ def _interrupted_exit_code(exc: BaseException) -> int:
 def _interrupted_text(exc: BaseException) -> str:
     """What an interruption stopped, from the runner's RunInterrupted (gates interrupted,
     finished, not started); gates interrupted are named as such, never as FAIL or ERROR."""
-    from zerodrift.runner import RunInterrupted
-
     cause = "Ctrl-C (SIGINT)"
     if exc.args and str(exc.args[0]).startswith("signal "):
         try:
@@ -231,20 +233,18 @@ def _interrupted_text(exc: BaseException) -> str:
     return "; ".join(parts)
 
 
-def _signing_key_source(target: Optional[Path], config: Optional[Path], flag: Optional[str]):
+def _signing_key_source(loaded: Optional[LoadedConfig], flag: Optional[str]):
     """(key path or text, passphrase) from the flag, ZERODRIFT_SIGNING_KEY or the config's
-    signing.key, checked without decrypting (:func:`zerodrift.ledger.sign.inspect_signing_key`);
+    signing.key (of ``loaded``, the run's configuration; None: no config to read),
+    checked without decrypting (:func:`zerodrift.ledger.sign.inspect_signing_key`);
     None when no key is given. Raises UsageError (one line) for a key that cannot work."""
     from zerodrift.childenv import secret
-    from zerodrift.config import load_config
     from zerodrift.ledger.sign import inspect_signing_key
 
     passphrase = secret("ZERODRIFT_SIGNING_KEY_PASSPHRASE")
     source = flag or secret("ZERODRIFT_SIGNING_KEY")
-    if not source and target is not None:
-        loaded = load_config(target, config_file=config)
-        if loaded.config.signing.key:
-            source = str(loaded.path(loaded.config.signing.key))
+    if not source and loaded is not None and loaded.config.signing.key:
+        source = str(loaded.path(loaded.config.signing.key))
     if not source:
         return None
     inspect_signing_key(source, passphrase)
@@ -264,7 +264,7 @@ def sign(
     from zerodrift.ledger.sign import load_signing_key, sign_pack
 
     try:
-        source = _signing_key_source(None, None, sign_key)
+        source = _signing_key_source(None, sign_key)
         if source is None:
             raise UsageError("no signing key: give --sign-key PATH or set ZERODRIFT_SIGNING_KEY (a path or the key text)")
         key = load_signing_key(*source)

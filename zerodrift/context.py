@@ -1,8 +1,9 @@
 """What the runner hands each gate: config, databases, the target, shared artifacts.
 
 Gates never import each other; what two gates share (a migrated database, a catalog
-snapshot) goes through :class:`ArtifactStore`, which the runner owns
-(DESIGN.md, "Plugin per gate").
+snapshot) goes through :class:`ArtifactStore`, which the runner owns; when a gate
+starts follows from the inputs it declares (docs/architecture.md, "Scheduling";
+:mod:`zerodrift.scheduling`).
 """
 
 from __future__ import annotations
@@ -11,32 +12,38 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql as pgsql
 from pydantic import BaseModel
 
-from zerodrift.config import LoadedConfig
+from zerodrift.config import Config, LoadedConfig
+from zerodrift.errors import ArtifactUnavailable
 from zerodrift.gates.base import EvidenceStep, GateResult
 from zerodrift.provenance import Provenance
+from zerodrift.server import Server
 from zerodrift.server.provision import Database, Provisioner
 from zerodrift.urls import user_of
+
+if TYPE_CHECKING:
+    from zerodrift.catalog.snapshot import CatalogSnapshot
+    from zerodrift.target import TargetRunner
+
+__all__ = ["ARTIFACT_WAIT_S", "ArtifactStore", "ArtifactUnavailable", "GateContext", "SqlOutcome", "psql_table"]
 
 #: Seconds a gate waits for an artifact another gate is still producing.
 ARTIFACT_WAIT_S = 3600.0
 
 
-class ArtifactUnavailable(Exception):
-    """Raised by :meth:`ArtifactStore.require` when the producing gate ended without it."""
-
-
 class ArtifactStore:
     """Thread-safe store of shared artifacts; ``require`` blocks until published.
 
-    ``producers`` maps an artifact name to the gate id that provides it; once that
-    gate has finished (``gate_finished``) a missing artifact raises
-    ArtifactUnavailable naming the gate, instead of blocking.
+    ``producers`` maps an artifact name to the id of the selected gate that provides it;
+    once that gate has finished (``gate_finished``) a missing artifact raises
+    ArtifactUnavailable naming the gate, instead of blocking. An artifact is *ready*
+    (:meth:`ready`) when it exists or is known unavailable: the scheduler starts a gate
+    when all the inputs it needs to start are ready (docs/architecture.md, "Scheduling").
     """
 
     def __init__(self, producers: dict[str, str]) -> None:
@@ -45,20 +52,28 @@ class ArtifactStore:
         self._producers = producers
         self._cond = threading.Condition()
         self._locks: dict[str, threading.Lock] = {}
+        self._changes = 0  #: publications and gate ends so far (see wait_for_change)
         #: set by the runner on Ctrl-C/SIGTERM: long waits in gates stop early
         self.cancelled = threading.Event()
 
     def publish(self, key: str, value: Any) -> None:
+        """Publish artifact ``key`` (``value`` may be None: "produced, nothing there")."""
         with self._cond:
             self._values[key] = value
+            self._changes += 1
             self._cond.notify_all()
 
     def gate_finished(self, gate_id: str, status: str) -> None:
+        """Record that ``gate_id`` ended with ``status``: what it did not publish is now unavailable."""
         with self._cond:
             self._finished[gate_id] = status
+            self._changes += 1
             self._cond.notify_all()
 
     def require(self, key: str, timeout: float = ARTIFACT_WAIT_S) -> Any:
+        """The value of ``key``, waiting up to ``timeout`` seconds while its producer runs.
+        Raises ArtifactUnavailable when no selected gate provides it, its producer ended
+        without it, or the wait timed out."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -80,14 +95,23 @@ class ArtifactStore:
             producer = self._producers.get(key)
             return key in self._values or producer is None or producer in self._finished
 
-    def wait_for_change(self, timeout: float) -> None:
-        """Block until something is published or a gate ends (or ``timeout`` seconds pass)."""
+    def changes(self) -> int:
+        """How many publications and gate ends happened so far (for :meth:`wait_for_change`)."""
         with self._cond:
-            self._cond.wait(timeout)
+            return self._changes
+
+    def wait_for_change(self, seen: int, timeout: float) -> int:
+        """Block until something was published or a gate ended after ``seen`` (a value of
+        :meth:`changes`), or ``timeout`` seconds pass; returns the current :meth:`changes`."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._changes != seen, timeout)
+            return self._changes
 
     def exclusive(self, name: str) -> threading.Lock:
         """A lock per shared resource (e.g. a database name): gates that take locks or
-        refresh in a shared database hold it, so they cannot disturb each other's proof."""
+        refresh in a shared database hold it, so they cannot disturb each other's proof
+        (the one rule besides declared inputs on how gates run side by side:
+        docs/architecture.md, "Scheduling")."""
         with self._cond:
             return self._locks.setdefault(name, threading.Lock())
 
@@ -133,29 +157,40 @@ def psql_table(columns: list[str], rows: list[tuple], limit: int = 50) -> str:
     return "\n".join(lines)
 
 
+@dataclass
 class GateContext:
-    """Everything a gate may use. Created by the runner, one per gate."""
+    """Everything a gate may use; the runner creates one per gate (docs/architecture.md,
+    "Writing a gate").
 
-    def __init__(self, *, run_id: str, loaded: LoadedConfig, gate_config: BaseModel | None,
-                 provenance: Provenance, server: Any, provisioner: Provisioner | None,
-                 target: Any, artifacts: ArtifactStore, output_dir: Path) -> None:
-        self.run_id = run_id
-        self.loaded = loaded
-        self.config = loaded.config
-        self.gate_config = gate_config
-        self.provenance = provenance
-        self.server = server
-        self.provisioner = provisioner
-        self._target = target
-        self.artifacts = artifacts
-        self.output_dir = output_dir
+    ``gate_config`` is the gate's ``[gates.<id>]`` table validated by its ``config_model``
+    (None for a gate without one); ``server`` and ``provisioner`` are None unless some
+    selected gate declared ``needs = ("server", …)``; the target is reached through
+    :attr:`target`; ``artifacts`` holds what gates share; ``output_dir`` is the proof pack
+    folder (written after the gates ran).
+    """
+
+    run_id: str
+    loaded: LoadedConfig
+    gate_config: BaseModel | None
+    provenance: Provenance
+    server: Server | None
+    provisioner: Provisioner | None
+    target_runner: TargetRunner | None
+    artifacts: ArtifactStore
+    output_dir: Path
+    #: ``loaded.config``: the run's whole configuration
+    config: Config = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.config = self.loaded.config
 
     @property
-    def target(self):
-        """The :class:`zerodrift.target.TargetRunner`; only gates that declare ``needs = ("target", …)`` get one."""
-        if self._target is None:
+    def target(self) -> TargetRunner:
+        """The :class:`zerodrift.target.TargetRunner`; only gates that declare ``needs = ("target", …)`` get one.
+        Raises RuntimeError otherwise."""
+        if self.target_runner is None:
             raise RuntimeError("this gate did not declare that it needs the target (needs = ('target',))")
-        return self._target
+        return self.target_runner
 
     @property
     def migration_role(self) -> str | None:
@@ -174,6 +209,7 @@ class GateContext:
 
     def server_version_num(self) -> int:
         """The server's ``server_version_num`` (e.g. 180004)."""
+        assert self.provisioner is not None, "gate declared no need for a server"
         with psycopg.connect(self.provisioner.admin_url, connect_timeout=10) as conn:
             return int(conn.execute("SHOW server_version_num").fetchone()[0])
 
@@ -235,7 +271,7 @@ class GateContext:
             output=text))  # a statement, not a process: no exit status (an error is in the output)
         return outcome
 
-    def snapshot(self, result: GateResult, db: Database, label: str):
+    def snapshot(self, result: GateResult, db: Database, label: str) -> CatalogSnapshot:
         """Take the catalog snapshot of ``db`` and record the step; returns a CatalogSnapshot."""
         from zerodrift.catalog.snapshot import take_snapshot
 

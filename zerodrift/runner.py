@@ -1,10 +1,19 @@
-"""One run: config → provenance → server → gates → proof pack → cleanup.
+"""One run, as named steps (docs/architecture.md, "Flow of one run"):
+
+1. :func:`prepare` — config, gate selection, gate configs, provenance, the pack folder;
+   nothing is started, so every UsageError comes before any side effect.
+2. :func:`provision` — the target interpreter, the server, prerequisites and roles.
+3. :func:`schedule` — the gates, on worker threads, each started when its declared
+   inputs are ready (:mod:`zerodrift.scheduling`, docs/architecture.md, "Scheduling").
+4. :func:`collect` — the results into the report, in selection order.
+5. :func:`clean_up` — in a ``finally``: the run's migration role retired, only this
+   run's throwaway databases dropped (or marked kept), roles it created dropped, the
+   embedded server stopped — on a gate failure, an exception, Ctrl-C and SIGTERM (the
+   CLI turns SIGTERM into an exception).
 
 The runner owns databases, order, parallelism, timing and cleanup; gates own their
-checks; the ledger package owns presentation (DESIGN.md, "Flow of one run").
-Cleanup (dropping this run's throwaway databases, stopping the embedded server)
-happens in a ``finally`` block, so it runs on a gate failure, an exception,
-Ctrl-C and SIGTERM (the CLI turns SIGTERM into an exception).
+checks; the ledger package owns presentation. Writing the proof pack is the CLI's next
+step (:func:`zerodrift.ledger.render.write_proof_pack`).
 """
 
 from __future__ import annotations
@@ -12,24 +21,36 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from zerodrift import __version__
 from zerodrift.config import LoadedConfig, format_validation_error, load_config
 from zerodrift.context import ArtifactStore, GateContext
-from zerodrift.errors import EnvironmentProblem, UsageError
+from zerodrift.errors import EnvironmentProblem, RunInterrupted, UsageError
 from zerodrift.gates.base import Gate, GateResult
 from zerodrift.plugins import installed_gates
-from zerodrift.provenance import Provenance, ci_context, collect
+from zerodrift.provenance import Provenance, ci_context
+from zerodrift.provenance import collect as collect_provenance
+from zerodrift.scheduling import Scheduler, providers_of, select_gates
+from zerodrift.server import Server
 from zerodrift.server.provision import Provisioner, new_run_id
 from zerodrift.urls import mask
 from zerodrift.verdict import GateOutcome, Verdict, compute_verdict, resolve_required
+
+if TYPE_CHECKING:
+    from zerodrift.target import TargetRunner
+
+__all__ = ["DEFAULT_PARALLELISM", "RunOptions", "ServerInfo", "RunReport", "RunInterrupted", "RunPlan", "Resources",
+           "run", "load_run_config", "prepare", "provision", "schedule", "collect", "clean_up", "select_gates",
+           "resolve_output_dir", "output_base", "make_server"]
+
+#: Progress callback: a message, and the gate's result once it finished (None before).
+Progress = Callable[[str, "GateResult | None"], None]
 
 log = logging.getLogger("zerodrift")
 
@@ -126,70 +147,12 @@ class RunReport:
         return ""
 
 
-class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM while gates ran (raised after cleanup). ``interrupted`` names
-    the gates that were running (they are neither FAIL nor ERROR: they did not finish),
-    ``finished`` maps the gates that had finished to their status, ``not_started``
-    lists the rest. ``args`` are the original interruption's."""
-
-    def __init__(self, *args, interrupted: list[str], finished: dict[str, str], not_started: list[str]) -> None:
-        super().__init__(*args)
-        self.interrupted = interrupted
-        self.finished = finished
-        self.not_started = not_started
-
-
-def select_gates(available: dict[str, type[Gate]], wanted: list[str]) -> tuple[list[type[Gate]], list[str]]:
-    """Gates to run in dependency order, and the ids added only as dependencies.
-
-    Raises UsageError for an unknown gate id or a requirement no gate provides.
-    """
-    by_upper = {gid.upper(): gid for gid in available}
-    if wanted:
-        unknown = [w for w in wanted if w.upper() not in by_upper]
-        if unknown:
-            raise UsageError(f"unknown gate id {', '.join(unknown)}; installed gates: {', '.join(available)} (see `zerodrift gates`)")
-        chosen = {by_upper[w.upper()] for w in wanted}
-    else:
-        chosen = set(available)
-    providers = {art: gid for gid, g in available.items() for art in g.provides}
-    added: list[str] = []
-    stack = list(chosen)
-    while stack:
-        gid = stack.pop()
-        for need in available[gid].requires:
-            if need not in providers:
-                raise UsageError(f"gate {gid} requires {need!r}, which no installed gate provides")
-            prov = providers[need]
-            if prov not in chosen:
-                chosen.add(prov)
-                added.append(prov)
-                stack.append(prov)
-    ordered: list[str] = []
-    visiting: set[str] = set()
-
-    def visit(gid: str) -> None:
-        if gid in ordered:
-            return
-        if gid in visiting:
-            raise UsageError(f"gate dependency cycle through {gid}")
-        visiting.add(gid)
-        for need in available[gid].requires:
-            visit(providers[need])
-        for want in available[gid].optional_requires:
-            if providers.get(want) in chosen:
-                visit(providers[want])
-        visiting.discard(gid)
-        ordered.append(gid)
-
-    for gid in available:  # stable: registry order, dependencies first
-        if gid in chosen:
-            visit(gid)
-    return [available[g] for g in ordered], sorted(added)
-
-
-def _validate_gate_configs(loaded: LoadedConfig, gates: list[type[Gate]], available: dict[str, type[Gate]]) -> dict[str, Any]:
-    configs: dict[str, Any] = {}
+def _validate_gate_configs(loaded: LoadedConfig, gates: list[type[Gate]],
+                           available: dict[str, type[Gate]]) -> dict[str, BaseModel | None]:
+    """Each selected gate's ``[gates.<id>]`` table validated by its ``config_model`` (None
+    for a gate without one). Raises UsageError for a table naming no installed gate or
+    one its model rejects (the message names the key)."""
+    configs: dict[str, BaseModel | None] = {}
     where = str(loaded.source or "config")
     known = {g.upper() for g in available}
     unknown = [key for key in loaded.config.gates if key.upper() not in known]
@@ -235,20 +198,75 @@ def output_base(options: RunOptions, loaded: LoadedConfig) -> Path:
     return Path(head).resolve() if options.output else loaded.path(head)
 
 
-def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], None] | None = None,
-        server_factory: Callable[..., Any] | None = None) -> RunReport:
-    """Run the selected gates for ``options.target`` and return the report.
+@dataclass
+class RunPlan:
+    """What :func:`prepare` decided before anything is started."""
 
-    Does not write the proof pack (see :func:`zerodrift.ledger.render.write_proof_pack`).
-    Raises UsageError (exit 2) for config problems and EnvironmentProblem (exit 3)
-    when the server or the target interpreter is unusable — both before any gate runs.
-    """
-    notify = progress or (lambda msg, res: None)
-    started = datetime.now(timezone.utc)
-    run_id = new_run_id()
+    options: RunOptions
+    loaded: LoadedConfig
+    gates: list[type[Gate]]  #: selected, in dependency order
+    gate_configs: dict[str, BaseModel | None]  #: gate id -> its validated config (None: the gate has no model)
+    setup_sql: str  #: ``[target] setup_sql`` text ("" when none)
+    report: RunReport  #: filled in by the later steps
+
+    def needs(self, resource: str) -> bool:
+        """True when some selected gate declares ``needs`` ``resource`` ("git", "server", "target")."""
+        return any(resource in g.needs for g in self.gates)
+
+
+@dataclass
+class Resources:
+    """What :func:`provision` started or created, and :func:`clean_up` ends."""
+
+    target: TargetRunner | None = None
+    server: Server | None = None
+    provisioner: Provisioner | None = None
+
+
+def load_run_config(options: RunOptions) -> LoadedConfig:
+    """The run's configuration: the file found from ``options.target`` upward (or
+    ``options.config_file``) with the flags applied over it (``--admin-url``, ``--python``,
+    ``--pg-version``). Loaded once per run: the CLI passes it on to :func:`run`.
+    Raises UsageError for a file that does not validate."""
     overrides = {("server", "admin_url"): options.admin_url, ("target", "python"): options.python,
                  ("server", "version"): options.pg_version}
-    loaded = load_config(options.target, config_file=options.config_file, overrides=overrides)
+    return load_config(options.target, config_file=options.config_file, overrides=overrides)
+
+
+def run(options: RunOptions, *, progress: Progress | None = None,
+        server_factory: Callable[..., Server] | None = None, loaded: LoadedConfig | None = None) -> RunReport:
+    """Run the selected gates for ``options.target`` and return the report.
+
+    ``loaded`` is the configuration :func:`load_run_config` returned (loaded here when
+    None); ``server_factory(loaded, extensions=[…])`` makes the server (default
+    :func:`make_server`); ``progress`` gets one message per step and gate.
+    Does not write the proof pack (see :func:`zerodrift.ledger.render.write_proof_pack`).
+    Raises UsageError (exit 2) for config problems and EnvironmentProblem (exit 3)
+    when the server or the target interpreter is unusable — both before any gate runs —
+    and RunInterrupted on Ctrl-C/SIGTERM while gates run, after cleaning up.
+    """
+    notify: Progress = progress or (lambda message, result: None)
+    plan = prepare(options, loaded=loaded)
+    resources = Resources()
+    try:
+        provision(plan, resources, notify, server_factory or make_server)
+        collect(plan, schedule(plan, resources, notify))
+    finally:
+        clean_up(plan, resources)
+    return plan.report
+
+
+def prepare(options: RunOptions, *, loaded: LoadedConfig | None = None) -> RunPlan:
+    """Step 1: everything decided before anything starts — the config (``loaded``, or
+    :func:`load_run_config`), ``--from-ref`` paths, the gates (:func:`select_gates`) and
+    their configs, the required gates, provenance, the pack folder.
+
+    Raises UsageError: no config file, an invalid one, an unknown gate, a bad
+    ``--require``, ``--keep`` with the embedded server, a pack folder that already holds a pack.
+    """
+    started = datetime.now(timezone.utc)
+    run_id = new_run_id()
+    loaded = loaded or load_run_config(options)
     if loaded.source is None:
         raise UsageError(f"no zerodrift configuration in {loaded.target_dir} or above (zerodrift.toml, or [tool.zerodrift] "
                          f"in pyproject.toml): run `zerodrift init {options.target}` to write one, then `zerodrift doctor`")
@@ -269,17 +287,14 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
         where = "--require" if any(r not in loaded.config.required_gates for r in options.require) else \
             f"{loaded.source or 'config'}: required_gates"
         raise UsageError(f"{where}: {exc}") from exc
-
     if options.keep and not loaded.config.server.admin_url and any("server" in g.needs for g in gates):
         raise UsageError("--keep keeps throwaway databases on an external server, but this run would start the "
                          "embedded server, which ends with the run and its databases with it: give --admin-url "
                          "(or ZERODRIFT_ADMIN_URL, server.admin_url) to keep them for inspection")
-    phases: dict[str, float] = {}
     t0 = time.perf_counter()
-    prov = collect(loaded.target_dir, exclude=[output_base(options, loaded)])
-    phases["provenance"] = time.perf_counter() - t0
-    report = RunReport(run_id=run_id, started_at=started, loaded=loaded, provenance=prov,
-                       included_as_dependency=added, phases=phases)
+    prov = collect_provenance(loaded.target_dir, exclude=[output_base(options, loaded)])
+    report = RunReport(run_id=run_id, started_at=started, loaded=loaded, provenance=prov, included_as_dependency=added,
+                       phases={"provenance": time.perf_counter() - t0})
     report.output_dir = resolve_output_dir(options, loaded, prov, run_id)
     from zerodrift.ledger.layout import is_pack
 
@@ -290,143 +305,158 @@ def run(options: RunOptions, *, progress: Callable[[str, GateResult | None], Non
     report.gate_info = {g.id: {"title": g.title, "doc": (g.__doc__ or "").strip()} for g in gates}
     report.not_run = [gid for gid in available if gid not in {g.id for g in gates}]
     report.required = required
+    return RunPlan(options=options, loaded=loaded, gates=gates, gate_configs=gate_configs, setup_sql=setup_sql,
+                   report=report)
 
-    target = None
-    if any("target" in g.needs for g in gates):
+
+def provision(plan: RunPlan, resources: Resources, notify: Progress, server_factory: Callable[..., Server]) -> None:
+    """Step 2: what the selected gates ``need`` — the target interpreter (checked), the
+    server (started, or checked and swept of dead runs' databases), the history's
+    prerequisites (extensions, ``setup_sql``), the configured roles and the run's
+    migration role. Fills ``resources`` as it goes, so :func:`clean_up` ends what was
+    started even when a later part raises (EnvironmentProblem: server, interpreter,
+    extensions; UsageError: no alembic.ini)."""
+    loaded, report = plan.loaded, plan.report
+    if plan.needs("target"):
         from zerodrift.target import TargetRunner
 
-        target = TargetRunner(loaded)
+        resources.target = TargetRunner(loaded)
+    if not plan.needs("server"):
+        return
+    from zerodrift.server import prereq
 
-    server = None
-    provisioner = None
-    try:
-        if any("server" in g.needs for g in gates):
-            needed = prereq.scan_extensions(prereq.version_dirs(loaded), setup_sql) if target is not None else {}
-            t0 = time.perf_counter()
-            server = (server_factory or make_server)(loaded, extensions=list(needed))
-            notify("starting the embedded PostgreSQL" if server.kind == "embedded" else "connecting to the external PostgreSQL", None)
-            server.start()
-            phases["server start"] = time.perf_counter() - t0
-            pinned = loaded.config.server.version
-            report.server = ServerInfo(kind=server.kind, version=server.version, url=mask(server.admin_url),
-                                       origin=getattr(server, "origin", ""), pinned_major=pinned)
-            if pinned is not None and server.version.split(".")[0] != str(pinned):
-                raise EnvironmentProblem(
-                    f"the server runs PostgreSQL {server.version}, but server.version (or --pg-version) asks for {pinned}: "
-                    f"point --admin-url at a PostgreSQL {pinned} server, or change server.version to production's major")
-            provisioner = Provisioner(server.admin_url, run_id, setup_sql)
-            if server.kind == "external":
-                from zerodrift.server.provision import drop_leftovers, find_leftovers
+    needed = prereq.scan_extensions(prereq.version_dirs(loaded), plan.setup_sql) if resources.target is not None else {}
+    t0 = time.perf_counter()
+    server = resources.server = server_factory(loaded, extensions=list(needed))
+    notify("starting the embedded PostgreSQL" if server.kind == "embedded" else "connecting to the external PostgreSQL", None)
+    server.start()
+    report.phases["server start"] = time.perf_counter() - t0
+    pinned = loaded.config.server.version
+    report.server = ServerInfo(kind=server.kind, version=server.version, url=mask(server.admin_url),
+                               origin=getattr(server, "origin", ""), pinned_major=pinned)
+    if pinned is not None and server.version.split(".")[0] != str(pinned):
+        raise EnvironmentProblem(
+            f"the server runs PostgreSQL {server.version}, but server.version (or --pg-version) asks for {pinned}: "
+            f"point --admin-url at a PostgreSQL {pinned} server, or change server.version to production's major")
+    provisioner = resources.provisioner = Provisioner(server.admin_url, report.run_id, plan.setup_sql)
+    if server.kind == "external":
+        from zerodrift.server.provision import drop_leftovers, find_leftovers
 
-                swept = drop_leftovers(server.admin_url, find_leftovers(server.admin_url))
-                if swept:
-                    log.warning("dropped %d databases left by dead zerodrift runs: %s", len(swept), ", ".join(swept))
-            t0 = time.perf_counter()
-            prereq.check_prerequisites(provisioner, needed, setup_sql, server_name=_server_name(report.server),
-                                       fixes=prereq.FIXES_EMBEDDED if server.kind == "embedded" else prereq.FIXES_EXTERNAL)
-            report.prerequisites = {"extensions": needed, "setup_sql_sha256": prereq.digest(setup_sql),
-                                    "setup_sql_ran": provisioner.setup_ran}
-            phases["prerequisites"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            if server.kind == "external":
-                provisioner.hold_presence()
-            roles = loaded.config.roles
-            wanted_roles = list(dict.fromkeys(roles.ensure + ([roles.runtime] if roles.runtime else [])))
-            if wanted_roles:
-                created, _ = provisioner.ensure_roles(wanted_roles, set(roles.login) | ({roles.runtime} if roles.runtime else set()))
-                report.roles_created = created
-            if target is not None:
-                report.migration_role = _migration_role(provisioner, roles.migration)
-                if report.migration_role.get("created_for_run"):
-                    report.roles_created = report.roles_created + [report.migration_role["name"]]
-                    target.default_role = report.migration_role["name"]
-                target.credentials = provisioner.passwords
-            phases["roles"] = time.perf_counter() - t0
-        artifacts = ArtifactStore({art: g.id for g in gates for art in g.provides})
+        swept = drop_leftovers(server.admin_url, find_leftovers(server.admin_url))
+        if swept:
+            log.warning("dropped %d databases left by dead zerodrift runs: %s", len(swept), ", ".join(swept))
+    t0 = time.perf_counter()
+    prereq.check_prerequisites(provisioner, needed, plan.setup_sql, server_name=_server_name(report.server),
+                               fixes=prereq.FIXES_EMBEDDED if server.kind == "embedded" else prereq.FIXES_EXTERNAL)
+    report.prerequisites = {"extensions": needed, "setup_sql_sha256": prereq.digest(plan.setup_sql),
+                            "setup_sql_ran": provisioner.setup_ran}
+    report.phases["prerequisites"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    _ensure_roles(plan, resources)
+    report.phases["roles"] = time.perf_counter() - t0
 
-        def execute(gate_cls: type[Gate]) -> GateResult:
-            result = GateResult(gate_id=gate_cls.id, title=gate_cls.title)
-            notify(f"{gate_cls.id} {gate_cls.title}: running", None)
-            start = time.perf_counter()
-            ctx = GateContext(run_id=run_id, loaded=loaded, gate_config=gate_configs[gate_cls.id], provenance=prov,
-                              server=server, provisioner=provisioner, target=target,
-                              artifacts=artifacts, output_dir=report.output_dir)
-            try:
-                gate_cls().run(ctx, result)
-            except EnvironmentProblem as exc:
-                result.fail_with_error(str(exc), environment=True)
-            except Exception as exc:  # a gate must never take the run down
-                tb = traceback.format_exc(limit=6)
-                result.fail_with_error(f"{type(exc).__name__}: {exc}\n{tb}")
-            finally:
-                result.duration_s = time.perf_counter() - start
-                artifacts.gate_finished(gate_cls.id, result.status.value)
-            if not artifacts.cancelled.is_set():  # after an interruption nothing more is reported
-                notify(f"{gate_cls.id} {result.status.value}", result)
-            return result
 
-        t0 = time.perf_counter()
-        pool = ThreadPoolExecutor(max_workers=max(1, options.parallelism), thread_name_prefix="gate")
-        futures: dict[str, Any] = {}
-        pending = list(gates)
+def _ensure_roles(plan: RunPlan, resources: Resources) -> None:
+    """The roles ``roles.ensure`` and ``roles.runtime`` name (created only when missing; on
+    an external server others' runs are announced by the presence lock first), and who
+    the target's migrations run as (:func:`_migration_role`)."""
+    provisioner, report, roles = resources.provisioner, plan.report, plan.loaded.config.roles
+    assert provisioner is not None and resources.server is not None
+    if resources.server.kind == "external":
+        provisioner.hold_presence()
+    wanted_roles = list(dict.fromkeys(roles.ensure + ([roles.runtime] if roles.runtime else [])))
+    if wanted_roles:
+        created, _ = provisioner.ensure_roles(wanted_roles, set(roles.login) | ({roles.runtime} if roles.runtime else set()))
+        report.roles_created = created
+    if resources.target is not None:
+        report.migration_role = _migration_role(provisioner, roles.migration)
+        if report.migration_role.get("created_for_run"):
+            report.roles_created = report.roles_created + [report.migration_role["name"]]
+            resources.target.default_role = report.migration_role["name"]
+        resources.target.credentials = provisioner.passwords
+
+
+def schedule(plan: RunPlan, resources: Resources, notify: Progress) -> dict[str, GateResult]:
+    """Step 3: run the selected gates, each started when the inputs it needs to start
+    are ready (:class:`zerodrift.scheduling.Scheduler`), at most ``options.parallelism``
+    at once; returns the results by gate id. A gate's exception never ends the run: it
+    becomes the gate's ERROR (an EnvironmentProblem an environment ERROR). Raises
+    RunInterrupted on Ctrl-C/SIGTERM."""
+    report = plan.report
+    artifacts = ArtifactStore(providers_of({g.id: g for g in plan.gates}))
+
+    def execute(gate_cls: type[Gate]) -> GateResult:
+        result = GateResult(gate_id=gate_cls.id, title=gate_cls.title)
+        notify(f"{gate_cls.id} {gate_cls.title}: running", None)
+        start = time.perf_counter()
+        ctx = GateContext(run_id=report.run_id, loaded=plan.loaded, gate_config=plan.gate_configs[gate_cls.id],
+                          provenance=report.provenance, server=resources.server, provisioner=resources.provisioner,
+                          target_runner=resources.target, artifacts=artifacts, output_dir=report.output_dir)
         try:
-            while pending:
-                for gate_cls in list(pending):
-                    needs_first = gate_cls.requires if gate_cls.starts_after is None else gate_cls.starts_after
-                    if all(artifacts.ready(key) for key in needs_first):
-                        futures[gate_cls.id] = pool.submit(execute, gate_cls)
-                        pending.remove(gate_cls)
-                if pending:
-                    artifacts.wait_for_change(0.5)
-            report.results = [futures[g.id].result() for g in gates]
-            pool.shutdown(wait=True)
-        except BaseException as exc:
-            # interrupted: tell gates to stop waiting, do not wait for them; the cleanup below
-            # drops the databases (ending their sessions) and stops the server
-            artifacts.cancelled.set()
-            pool.shutdown(wait=False, cancel_futures=True)
-            if isinstance(exc, KeyboardInterrupt):
-                finished = {gid: f.result().status.value for gid, f in futures.items()
-                            if f.done() and not f.cancelled() and f.exception() is None}
-                running = [gid for gid, f in futures.items() if gid not in finished and not f.cancelled()]
-                raise RunInterrupted(*exc.args, interrupted=running, finished=finished,
-                                     not_started=[g.id for g in gates if g.id not in finished and g.id not in running]) from exc
-            raise
-        phases["gates"] = time.perf_counter() - t0
-    finally:
-        t0 = time.perf_counter()
-        if provisioner is not None:
-            try:  # first: no other run uses it, and it must not outlive the run even with --keep
-                note = provisioner.retire_migration_role()
-                if report.migration_role.get("created_for_run") and not note:
-                    report.roles_dropped.append(report.migration_role["name"])
-                report.roles_note = note
+            gate_cls().run(ctx, result)
+        except EnvironmentProblem as exc:
+            result.fail_with_error(str(exc), environment=True)
+        except Exception as exc:  # a gate must never take the run down
+            tb = traceback.format_exc(limit=6)
+            result.fail_with_error(f"{type(exc).__name__}: {exc}\n{tb}")
+        finally:
+            result.duration_s = time.perf_counter() - start
+            artifacts.gate_finished(gate_cls.id, result.status.value)
+        if not artifacts.cancelled.is_set():  # after an interruption nothing more is reported
+            notify(f"{gate_cls.id} {result.status.value}", result)
+        return result
+
+    t0 = time.perf_counter()
+    results = Scheduler(plan.gates, artifacts, execute, plan.options.parallelism).run()
+    report.phases["gates"] = time.perf_counter() - t0
+    return results
+
+
+def collect(plan: RunPlan, results: dict[str, GateResult]) -> None:
+    """Step 4: the gates' results into the report, in selection order (providers first),
+    which is the order every output lists them in."""
+    plan.report.results = [results[g.id] for g in plan.gates]
+
+
+def clean_up(plan: RunPlan, resources: Resources) -> None:
+    """Step 5, always run (``finally``): retire the run's migration role, then drop this
+    run's throwaway databases — only those, marked with its run id — or mark them kept
+    (``--keep``); on an external server drop the roles this run created unless another
+    run is active; stop the embedded server. Each part's failure is logged or noted in
+    the report, never raised, so the next part still runs."""
+    report, provisioner, server = plan.report, resources.provisioner, resources.server
+    t0 = time.perf_counter()
+    if provisioner is not None:
+        try:  # first: no other run uses it, and it must not outlive the run even with --keep
+            note = provisioner.retire_migration_role()
+            if report.migration_role.get("created_for_run") and not note:
+                report.roles_dropped.append(report.migration_role["name"])
+            report.roles_note = note
+        except Exception as exc:
+            report.roles_note = f"could not drop the run's migration role: {exc}"
+        if plan.options.keep:
+            try:
+                report.kept_databases = provisioner.mark_kept()
             except Exception as exc:
-                report.roles_note = f"could not drop the run's migration role: {exc}"
-            if options.keep:
+                log.warning("could not mark the kept databases: %s", exc)
+        else:
+            try:
+                report.dropped_databases = provisioner.drop_all()
+            except Exception as exc:  # server gone (e.g. killed): nothing left to drop there
+                log.warning("could not drop throwaway databases: %s", exc)
+            if server is not None and server.kind == "external":
                 try:
-                    report.kept_databases = provisioner.mark_kept()
+                    dropped, note = provisioner.drop_created_roles()
+                    report.roles_dropped += dropped
+                    report.roles_note = "; ".join(n for n in (report.roles_note, note) if n)
                 except Exception as exc:
-                    log.warning("could not mark the kept databases: %s", exc)
-            else:
-                try:
-                    report.dropped_databases = provisioner.drop_all()
-                except Exception as exc:  # server gone (e.g. killed): nothing left to drop there
-                    log.warning("could not drop throwaway databases: %s", exc)
-                if server is not None and server.kind == "external" and not options.keep:
-                    try:
-                        dropped, note = provisioner.drop_created_roles()
-                        report.roles_dropped += dropped
-                        report.roles_note = "; ".join(n for n in (report.roles_note, note) if n)
-                    except Exception as exc:
-                        report.roles_note = f"could not drop created roles: {exc}"
-        if provisioner is not None and report.prerequisites:
+                    report.roles_note = f"could not drop created roles: {exc}"
+        if report.prerequisites:
             report.prerequisites["setup_sql_ran"] = list(provisioner.setup_ran)
-        if server is not None:
-            server.stop()
-        phases["cleanup"] = time.perf_counter() - t0
-        report.finished_at = datetime.now(timezone.utc)
-    return report
+    if server is not None:
+        server.stop()
+    report.phases["cleanup"] = time.perf_counter() - t0
+    report.finished_at = datetime.now(timezone.utc)
 
 
 def _migration_role(provisioner: Provisioner, configured: str) -> dict[str, Any]:
@@ -448,7 +478,7 @@ def _server_name(info: ServerInfo) -> str:
     return f"the {info.kind} PostgreSQL {info.version}" + (f" ({info.origin})" if info.origin else "")
 
 
-def make_server(loaded: LoadedConfig, extensions: list[str] | tuple[str, ...] = ()):
+def make_server(loaded: LoadedConfig, extensions: list[str] | tuple[str, ...] = ()) -> Server:
     """The external server when an admin URL is configured, else an embedded one of the
     major ``server.version`` names (default: the newest available), preferring binaries
     that ship every name in ``extensions``."""

@@ -3,8 +3,8 @@
 A **gate** holds **checks**; each check asserts one fact and is PASS, FAIL or SKIPPED.
 An **evidence step** records one thing that was run (a SQL statement, an alembic
 command, a probe) with role, database, duration, exit status and output tail.
-The gate's status is derived, never set by hand (DESIGN.md, "Gates — what PASS must
-mean"): ERROR when the gate could not run, FAIL when any check failed, SKIPPED when
+The gate's status is derived, never set by hand (docs/architecture.md, "Verdict
+rules"): ERROR when the gate could not run, FAIL when any check failed, SKIPPED when
 no check ran, PASS only when at least one check passed and none failed.
 """
 
@@ -180,28 +180,75 @@ class GateResult:
         return f"{self.headline} ({text})" if self.headline else text
 
 
-class Gate:
-    """Base class of every gate, built-in or third-party.
+@dataclass(frozen=True)
+class Input:
+    """One artifact a gate reads, as declared in :attr:`Gate.inputs` (docs/architecture.md,
+    "Scheduling"; the rule is implemented in :mod:`zerodrift.scheduling`).
 
-    Subclasses set ``id``, ``title``, optionally ``config_model`` (a pydantic model
-    for their ``[gates.<id>]`` table), ``requires``/``provides`` (names of shared
-    artifacts such as ``"snapshot.fresh"``; the runner orders gates by them, and adds
-    the providers of ``requires`` to the selection), ``optional_requires`` and
-    ``needs`` (resources: ``"git"``, ``"server"``, ``"target"``), and implement
-    :meth:`run`. The docstring of a gate class is what ``zerodrift gates`` shows.
+    ``name``: the artifact (e.g. ``"db.fresh"``), published by the gate whose ``provides``
+    names it. ``optional``: False (default) — selecting this gate selects the gate that
+    provides the input, and an input no installed gate provides is a UsageError; True —
+    the input is read only when a selected gate provides it (it orders, never selects).
+    ``at_start``: True (default) — the gate starts once the input exists or is known
+    unavailable (its producer ended without it, or no selected gate provides it); False —
+    the gate starts without it and waits when it reads it (``ctx.require``), for an input
+    needed only late (ZG-2 builds its own database alongside ZG-1 and needs ZG-1's
+    snapshot only to compare at the end).
+    """
+
+    name: str
+    optional: bool = False
+    at_start: bool = True
+
+
+class Gate:
+    """Base class of every gate, built-in or third-party (docs/architecture.md, "Writing a gate").
+
+    Subclasses set ``id``, ``title``, optionally ``config_model`` (a pydantic model for
+    their ``[gates.<id>]`` table), and implement :meth:`run`. What a gate exchanges with
+    others is declared, and decides when it starts (docs/architecture.md, "Scheduling"):
+
+    * ``inputs``: the artifacts it reads — a name (``"db.fresh"``: required, needed to
+      start) or an :class:`Input` (optional, or read later);
+    * ``provides``: the artifacts it publishes (``ctx.artifacts.publish``);
+    * ``needs``: resources the runner provisions before any gate starts (``"git"``,
+      ``"server"``, ``"target"``); they never delay a gate.
+
+    Gates written before ``inputs`` existed may still set ``requires`` (required inputs),
+    ``optional_requires`` (optional inputs, read later) and ``starts_after`` (the required
+    inputs needed to start; None: all of them): :meth:`declared_inputs` reads them.
+    The docstring of a gate class is what ``zerodrift gates`` shows.
     """
 
     id: ClassVar[str]
     title: ClassVar[str]
     config_model: ClassVar[type[BaseModel] | None] = None
-    requires: ClassVar[tuple[str, ...]] = ()
-    #: artifacts used when a selected gate provides them (ordering only; never auto-selected)
-    optional_requires: ClassVar[tuple[str, ...]] = ()
-    #: artifacts that must exist before the gate starts (None: all of ``requires``); a gate
-    #: that needs an input only at its end lists fewer and runs alongside its producer
-    starts_after: ClassVar[tuple[str, ...] | None] = None
+    inputs: ClassVar[tuple[str | Input, ...]] = ()
     provides: ClassVar[tuple[str, ...]] = ()
     needs: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def declared_inputs(cls) -> tuple[Input, ...]:
+        """Every input of the gate as an :class:`Input`, in declaration order: ``inputs``
+        (a bare name is a required input needed to start), then the older attributes
+        ``requires``/``starts_after``/``optional_requires`` of gates that still set them.
+        Raises TypeError for an entry that is neither a name nor an Input."""
+        declared: list[Input] = []
+        for item in cls.inputs:
+            if isinstance(item, str):
+                declared.append(Input(item))
+            elif isinstance(item, Input):
+                declared.append(item)
+            else:
+                raise TypeError(f"gate {cls.id}: inputs holds {item!r}; give artifact names or Input(...)")
+        starts_after = getattr(cls, "starts_after", None)
+        declared += [Input(name, at_start=starts_after is None or name in starts_after)
+                     for name in getattr(cls, "requires", ())]
+        declared += [Input(name, optional=True, at_start=False) for name in getattr(cls, "optional_requires", ())]
+        first: dict[str, Input] = {}
+        for item in declared:  # a name declared twice: its first declaration counts
+            first.setdefault(item.name, item)
+        return tuple(first.values())
 
     def run(self, ctx: GateContext, result: GateResult) -> None:  # pragma: no cover - interface
         """Run the checks, recording them and their evidence on ``result``."""

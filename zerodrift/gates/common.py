@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from zerodrift.catalog.drift import CLASS_ORDER, POSITION, Drift, DriftGroup, counts_text
+from zerodrift.context import GateContext
+from zerodrift.errors import ArtifactUnavailable
 from zerodrift.gates.base import GateResult
 
 #: Drift rows shown inline in a check's detail; all of them are in the attached diff.
@@ -121,19 +123,17 @@ def load_failure(result: GateResult, answer: dict | None, step_output: str, what
     result.fail_with_error(f"{what} could not be loaded{stage}: {error}" + (where or f" — {fix}"))
 
 
-def fresh_and_existing(ctx, result: GateResult, fresh, doing: str) -> list[tuple[str, object]]:
+def fresh_and_existing(ctx: GateContext, result: GateResult, fresh, doing: str) -> list[tuple[str, object]]:
     """``[("fresh", db), ("existing", db), …]``: ZG-1's database (``fresh``) and every database
     ZG-2 brought to head (see :func:`upgraded_databases`)."""
     return [("fresh", fresh)] + upgraded_databases(ctx, result, doing)
 
 
-def upgraded_databases(ctx, result: GateResult, doing: str, *, name_paths: bool = False) -> list[tuple[str, object]]:
+def upgraded_databases(ctx: GateContext, result: GateResult, doing: str, *, name_paths: bool = False) -> list[tuple[str, object]]:
     """Every database ZG-2 brought to head (artifact ``dbs.existing``) as ``(label, db)``;
     waits for ZG-2. The label is ``existing``, or ``existing (<path>)`` when there are several
     paths or ``name_paths`` is set. A SKIPPED check says why a database is not ``doing``
     (e.g. "refreshed"): ZG-2 not selected, no upgrade path, or a path that did not reach head."""
-    from zerodrift.context import ArtifactUnavailable
-
     if not ctx.artifacts.produced_by("dbs.existing"):
         result.skip_check("existing database", f"ZG-2 is not selected: only the fresh database is {doing}")
         return []

@@ -8,6 +8,7 @@ from datetime import date
 import git
 from pydantic import BaseModel, ConfigDict, Field
 
+from zerodrift.context import GateContext
 from zerodrift.errors import EnvironmentProblem
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
 from zerodrift.hookspecs import hookimpl
@@ -68,7 +69,7 @@ class ProvenanceGate(Gate):
     config_model = ProvenanceConfig
     needs = ("git",)
 
-    def run(self, ctx, result: GateResult) -> None:
+    def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: ProvenanceConfig = ctx.gate_config
         prov = ctx.provenance
         if not result.check("commit identified", bool(prov.commit),
@@ -106,7 +107,7 @@ class ProvenanceGate(Gate):
                      else f"{len(outside)} of {len(paths)} changed paths are outside {cfg.allowed_paths}: {', '.join(outside[:10])}")
 
     @staticmethod
-    def _released_files(ctx, cfg: ProvenanceConfig, prov, result: GateResult) -> None:
+    def _released_files(ctx: GateContext, cfg: ProvenanceConfig, prov, result: GateResult) -> None:
         """The check "released revision files unchanged" (see the class docstring)."""
         from zerodrift.onboard.init import read_alembic_ini
 

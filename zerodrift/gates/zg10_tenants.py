@@ -9,8 +9,8 @@ import psycopg
 from psycopg import sql as pgsql
 from pydantic import Field
 
-from zerodrift.context import SqlOutcome, psql_table
-from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
+from zerodrift.context import GateContext, SqlOutcome, psql_table
+from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult, Input
 from zerodrift.gates.common import fresh_and_existing
 from zerodrift.hookspecs import hookimpl
 from zerodrift.urls import user_of
@@ -69,11 +69,10 @@ class TenantIsolationGate(Gate):
     id = "ZG-10"
     title = "Tenant isolation"
     config_model = TenantConfig
-    requires = ("db.fresh",)
-    optional_requires = ("dbs.existing",)
+    inputs = ("db.fresh", Input("dbs.existing", optional=True, at_start=False))
     needs = ("server",)
 
-    def run(self, ctx, result: GateResult) -> None:
+    def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: TenantConfig = ctx.gate_config
         role = ctx.config.roles.runtime
         if not cfg.setting or not role:

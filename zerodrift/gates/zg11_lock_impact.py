@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from zerodrift.context import GateContext
 from zerodrift.errors import EnvironmentProblem
 from zerodrift.gates.base import Gate, GateConfig, GateResult
 from zerodrift.gates.common import revisions_text
@@ -108,7 +109,7 @@ class LockImpactGate(Gate):
     config_model = LockImpactConfig
     needs = ("server", "target")
 
-    def run(self, ctx, result: GateResult) -> None:
+    def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: LockImpactConfig = ctx.gate_config
         existing = ctx.loaded.gate_table("ZG-2")
         from_revision = cfg.from_revision or existing.get("from_revision", "")
@@ -128,7 +129,7 @@ class LockImpactGate(Gate):
             result.fail_with_error(str(exc), environment=True)
 
     @staticmethod
-    def _seed(ctx, result: GateResult, cfg: LockImpactConfig, existing: dict) -> str | None:
+    def _seed(ctx: GateContext, result: GateResult, cfg: LockImpactConfig, existing: dict) -> str | None:
         """The seed SQL: this gate's own, else ZG-2's when the path starts at ZG-2's from_revision."""
         own = bool(cfg.seed_sql or cfg.seed_sql_file)
         shared = not own and cfg.from_revision in ("", existing.get("from_revision", ""))
@@ -144,7 +145,7 @@ class LockImpactGate(Gate):
                 return None
         return text
 
-    def _walk(self, ctx, result, cfg, session, db, role, from_revision, seed) -> None:
+    def _walk(self, ctx: GateContext, result, cfg, session, db, role, from_revision, seed) -> None:
         first = session.job([{"op": "upgrade", "revision": from_revision}, {"op": "current"}])
         result.add_steps(first.steps)
         at_rev = first.ok and first.values[-1] == [from_revision]

@@ -8,11 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import Field
 
+from zerodrift.catalog.clock_literals import Window, clock_literals
 from zerodrift.catalog.diff import diff_snapshots
 from zerodrift.catalog.drift import classify, format_drift, group_drift
-from zerodrift.gates.base import Gate, GateConfig, GateResult
-from zerodrift.catalog.clock_literals import Window, clock_literals
 from zerodrift.clock import FIRST_ZONE, SECOND_ZONE, ClockShift, format_offset, shift_seconds, verify
+from zerodrift.context import GateContext
+from zerodrift.gates.base import Gate, GateConfig, GateResult
 from zerodrift.gates.common import INLINE_ROWS, add_drift_table, drift_detail, revisions_text
 from zerodrift.hookspecs import hookimpl
 
@@ -69,7 +70,7 @@ class FreshMigrationGate(Gate):
     provides = ("db.fresh", "snapshot.fresh", "heads")
     needs = ("server", "target")
 
-    def run(self, ctx, result: GateResult) -> None:
+    def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: FreshConfig = ctx.gate_config
         target = ctx.target
         upgrade_to = "heads" if len(cfg.expected_heads) > 1 else "head"

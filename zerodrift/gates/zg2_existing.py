@@ -12,9 +12,9 @@ from pydantic import Field, model_validator
 from zerodrift.catalog.diff import diff_snapshots
 from zerodrift.catalog.drift import Waiver, apply_waivers, classify, format_drift, group_drift
 from zerodrift.catalog.sequences import owned_sequences
-from zerodrift.context import ArtifactUnavailable, psql_table
+from zerodrift.context import ArtifactUnavailable, GateContext, psql_table
 from zerodrift.errors import EnvironmentProblem, UsageError
-from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
+from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult, Input
 from zerodrift.gates.common import add_drift_table, drift_detail, revisions_text, sql_value
 from zerodrift.hookspecs import hookimpl
 from zerodrift.urls import user_of
@@ -116,14 +116,14 @@ class ExistingDatabaseGate(Gate):
     id = "ZG-2"
     title = "Existing-database upgrade path"
     config_model = ExistingConfig
-    requires = ("snapshot.fresh",)
-    starts_after = ()  # builds its own database alongside ZG-1; needs the fresh snapshot only at the end
+    #: builds its own database alongside ZG-1; needs the fresh snapshot only at the end
+    inputs = (Input("snapshot.fresh", at_start=False),)
     #: ``dbs.existing``: ``[(path label, Database or None)]``, every path's database once the gate is done
     #: (None: that path did not reach head), so other gates can prove their facts on each upgraded database
     provides = ("db.existing", "snapshot.existing", "dbs.existing")
     needs = ("server", "target")
 
-    def run(self, ctx, result: GateResult) -> None:
+    def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: ExistingConfig = ctx.gate_config
         paths = cfg.all_paths()
         self.drift_groups: list[tuple[str, list]] = []  #: (path label, drift groups) for the drift table
@@ -162,7 +162,7 @@ class ExistingDatabaseGate(Gate):
             add_drift_table(result, "fresh", "existing", self.drift_groups)
 
     # -- one path ----------------------------------------------------------
-    def _prove_path(self, ctx, result: GateResult, cfg: ExistingConfig, path: UpgradePath, purpose: str,
+    def _prove_path(self, ctx: GateContext, result: GateResult, cfg: ExistingConfig, path: UpgradePath, purpose: str,
                     prefix: str, publish: bool):
         seed, seed_file, self.inherited = cfg.seed_of(path)
         if seed_file:
@@ -179,7 +179,7 @@ class ExistingDatabaseGate(Gate):
         with target.alembic_session(db, role=role) as session:
             return self._build_and_upgrade(ctx, result, cfg, path, purpose, prefix, publish, db, seed, session)
 
-    def _build_from_ref(self, ctx, result: GateResult, path: UpgradePath, prefix: str, db) -> bool:
+    def _build_from_ref(self, ctx: GateContext, result: GateResult, path: UpgradePath, prefix: str, db) -> bool:
         """Build ``db`` with the migration files of ``path.from_ref`` (a temporary worktree,
         sparse unless ``sparse = false``) up to ``path.revision`` or that ref's heads, with the
         path's own interpreter and environment when given. True when the database stands there.
@@ -228,7 +228,7 @@ class ExistingDatabaseGate(Gate):
                 result.fail_with_error(f"{prefix}building the database with {ref}'s migrations could not run: {first.error}")
             return False
 
-    def _build_and_upgrade(self, ctx, result, cfg, path, purpose, prefix, publish, db, seed, session):
+    def _build_and_upgrade(self, ctx: GateContext, result, cfg, path, purpose, prefix, publish, db, seed, session):
         target = ctx.target
         role = ctx.migration_role
         if path.from_ref:
@@ -330,7 +330,7 @@ def _job_failure(job, db) -> str:
     return f"{job.error} (database {db.name})"
 
 
-def check_sequences(ctx, result: GateResult, db, prefix: str) -> None:
+def check_sequences(ctx: GateContext, result: GateResult, db, prefix: str) -> None:
     """The check "sequences ahead of their columns" on an upgraded database: every
     sequence owned by a column (serial, identity; :mod:`zerodrift.catalog.sequences`)
     returns a value above the column's ``max`` next, or the next insert that takes the

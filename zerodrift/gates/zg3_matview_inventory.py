@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from zerodrift.gates.base import Gate, GateConfig, GateResult
+from zerodrift.context import GateContext
+from zerodrift.gates.base import Gate, GateConfig, GateResult, Input
 from zerodrift.gates.common import fresh_and_existing, load_failure
 from zerodrift.hookspecs import hookimpl
 
@@ -44,12 +45,11 @@ class MatviewInventoryGate(Gate):
     id = "ZG-3"
     title = "Matview inventory"
     config_model = InventoryConfig
-    requires = ("db.fresh",)
-    optional_requires = ("dbs.existing",)
+    inputs = ("db.fresh", Input("dbs.existing", optional=True, at_start=False))
     provides = ("matview.registry",)
     needs = ("server", "target")
 
-    def run(self, ctx, result: GateResult) -> None:
+    def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: InventoryConfig = ctx.gate_config
         if not cfg.registry:
             ctx.artifacts.publish("matview.registry", None)

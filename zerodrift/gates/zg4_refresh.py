@@ -5,7 +5,8 @@ from __future__ import annotations
 from psycopg import sql as pgsql
 from pydantic import Field
 
-from zerodrift.gates.base import Gate, GateConfig, GateResult
+from zerodrift.context import GateContext
+from zerodrift.gates.base import Gate, GateConfig, GateResult, Input
 from zerodrift.gates.common import fresh_and_existing
 from zerodrift.hookspecs import hookimpl
 
@@ -53,11 +54,10 @@ class RefreshViabilityGate(Gate):
     id = "ZG-4"
     title = "Refresh viability as the runtime role"
     config_model = RefreshConfig
-    requires = ("db.fresh", "matview.registry")
-    optional_requires = ("dbs.existing",)
+    inputs = ("db.fresh", "matview.registry", Input("dbs.existing", optional=True, at_start=False))
     needs = ("server",)
 
-    def run(self, ctx, result: GateResult) -> None:
+    def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: RefreshConfig = ctx.gate_config
         role = ctx.config.roles.runtime
         if not role:
@@ -88,7 +88,7 @@ class RefreshViabilityGate(Gate):
                         f"schemas {', '.join(schemas)})")
 
     @staticmethod
-    def _refresh_all(ctx, result, label, db, role, settings, maintain, schemas, registry, version_num) -> int:
+    def _refresh_all(ctx: GateContext, result, label, db, role, settings, maintain, schemas, registry, version_num) -> int:
         """Check every view on ``db``; returns how many views were checked."""
         # SET ROLE skips the login checks: assert them, or a role that cannot connect would pass
         login = ctx.run_sql(result, db, "SELECT rolcanlogin, has_database_privilege(rolname, current_database(), "

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from zerodrift.context import GateContext
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
 from zerodrift.gates.common import load_failure
 from zerodrift.hookspecs import hookimpl
@@ -103,7 +104,7 @@ class BeatGate(Gate):
     config_model = BeatConfig
     needs = ("server", "target")
 
-    def run(self, ctx, result: GateResult) -> None:
+    def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: BeatConfig = ctx.gate_config
         if not cfg.celery_app:
             result.skip("celery_app is not configured in [gates.ZG-5] (e.g. celery_app = \"app.celery_app:celery_app\")")

@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 from pydantic import Field, model_validator
 
+from zerodrift.context import GateContext
 from zerodrift.errors import EnvironmentProblem
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
 from zerodrift.hookspecs import hookimpl
@@ -163,10 +164,10 @@ class SerializationGate(Gate):
     id = "ZG-6"
     title = "Serialization by advisory lock"
     config_model = SerializationConfig
-    requires = ("db.fresh",)
+    inputs = ("db.fresh",)
     needs = ("server", "target")
 
-    def run(self, ctx, result: GateResult) -> None:
+    def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: SerializationConfig = ctx.gate_config
         if not cfg.callable:
             result.skip("callable is not configured in [gates.ZG-6] (e.g. callable = \"app.refresh:refresh_view\")")

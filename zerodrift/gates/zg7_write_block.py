@@ -10,8 +10,9 @@ import psycopg
 from psycopg import sql as pgsql
 from pydantic import Field, model_validator
 
+from zerodrift.context import GateContext
+from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult, Input
 from zerodrift.gates.common import upgraded_databases
-from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
 from zerodrift.hookspecs import hookimpl
 from zerodrift.urls import user_of
 
@@ -169,11 +170,10 @@ class WriteBlockGate(Gate):
     id = "ZG-7"
     title = "Worker write block"
     config_model = WriteBlockConfig
-    requires = ("db.fresh",)
-    optional_requires = ("dbs.existing",)
+    inputs = ("db.fresh", Input("dbs.existing", optional=True, at_start=False))
     needs = ("server",)
 
-    def run(self, ctx, result: GateResult) -> None:
+    def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: WriteBlockConfig = ctx.gate_config
         if not cfg.tables:
             result.skip("no ingestion tables configured in [gates.ZG-7] (tables, worker_settings, expected_sqlstate, insert_sql)")
@@ -214,7 +214,7 @@ class WriteBlockGate(Gate):
                            "its rows read back")
 
     # -- one database -------------------------------------------------------
-    def _prove_database(self, ctx, result, cfg: WriteBlockConfig, db, roles, prefix, guards) -> dict[tuple[str, str, str], tuple[str, str]]:
+    def _prove_database(self, ctx: GateContext, result, cfg: WriteBlockConfig, db, roles, prefix, guards) -> dict[tuple[str, str, str], tuple[str, str]]:
         guard_re = re.compile(cfg.expected_message) if cfg.expected_message else None
         matrix: dict[tuple[str, str, str], tuple[str, str]] = {}
         workers: dict[tuple[str, str, str], Attempt] = {}
@@ -264,7 +264,7 @@ class WriteBlockGate(Gate):
                 result.check(f"{prefix}{table}: {op} blocked for workers", bool(proved) and not failed, detail)
         return matrix
 
-    def _check_guard(self, ctx, result, cfg: WriteBlockConfig, db, table: str, raised: list[Attempt], prefix: str) -> str:
+    def _check_guard(self, ctx: GateContext, result, cfg: WriteBlockConfig, db, table: str, raised: list[Attempt], prefix: str) -> str:
         """The check "guard trigger enabled" for ``table``; returns the guard's trigger name ('' when none)."""
         name = f"{prefix}{table}: guard trigger enabled"
         triggers = ctx.run_sql(result, db, TRIGGERS_SQL, params=(table,), title=f"triggers on {table} ({db.name})")
@@ -307,7 +307,7 @@ class WriteBlockGate(Gate):
         return tgname
 
     # -- one session --------------------------------------------------------
-    def _attempts(self, ctx, result, cfg: WriteBlockConfig, db, role: str, *, worker: bool) -> dict[tuple[str, str], Attempt]:
+    def _attempts(self, ctx: GateContext, result, cfg: WriteBlockConfig, db, role: str, *, worker: bool) -> dict[tuple[str, str], Attempt]:
         """Every table × operation as ``role`` in one new session and one transaction, rolled back.
 
         ``worker`` sets the worker GUCs (``SET LOCAL``) first; otherwise the session never

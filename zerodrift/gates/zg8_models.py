@@ -10,6 +10,7 @@ from pydantic import Field
 from zerodrift.catalog.diff import DiffRow
 from zerodrift.catalog.drift import (DEFAULT, DEFINITION, EXTRA, MISSING, Drift, Waiver, apply_waivers, format_drift,
                                      group_drift)
+from zerodrift.context import GateContext
 from zerodrift.gates.base import Gate, GateConfig, GateResult
 from zerodrift.gates.common import add_drift_table, drift_detail
 from zerodrift.hookspecs import hookimpl
@@ -57,10 +58,10 @@ class ModelsMatchGate(Gate):
     id = "ZG-8"
     title = "Models match the migrations"
     config_model = ModelsConfig
-    requires = ("db.fresh",)
+    inputs = ("db.fresh",)
     needs = ("server", "target")
 
-    def run(self, ctx, result: GateResult) -> None:
+    def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: ModelsConfig = ctx.gate_config
         if not cfg.metadata:
             result.skip('not configured: set [gates.ZG-8] metadata = "module:attribute" (the SQLAlchemy MetaData)')

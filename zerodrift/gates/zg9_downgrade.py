@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from zerodrift.catalog.diff import diff_snapshots
 from zerodrift.catalog.drift import classify, format_drift, group_drift
+from zerodrift.context import GateContext
 from zerodrift.gates.base import Gate, GateConfig, GateResult, timed
 from zerodrift.gates.common import add_drift_table, drift_detail
 from zerodrift.hookspecs import hookimpl
@@ -71,7 +72,7 @@ class DowngradeRoundTripGate(Gate):
     config_model = DowngradeConfig
     needs = ("server", "target")
 
-    def run(self, ctx, result: GateResult) -> None:
+    def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: DowngradeConfig = ctx.gate_config
         if not cfg.configured:
             result.skip("not configured: set [gates.ZG-9] revisions = \"all\" (or last = N, or since = \"<revision>\")")
@@ -82,7 +83,7 @@ class DowngradeRoundTripGate(Gate):
         with ctx.target.alembic_session(db, role=ctx.migration_role) as session:
             self._walk(ctx, result, cfg, db, session, empty)
 
-    def _walk(self, ctx, result: GateResult, cfg: DowngradeConfig, db, session, empty) -> None:
+    def _walk(self, ctx: GateContext, result: GateResult, cfg: DowngradeConfig, db, session, empty) -> None:
         history = session.job([{"op": "history"}])
         result.add_steps(history.steps)
         if not history.ok:
@@ -133,7 +134,7 @@ class DowngradeRoundTripGate(Gate):
                                + (f", {len(facts['irreversible'])} irreversible" if facts["irreversible"] else "")
                                + ("; downgrade base leaves only the version table" if facts["downgrade_base"] else ""))
 
-    def _round_trips(self, ctx, result, cfg, db, session, path, by_id, applied, previous, facts, rows_table) -> str:
+    def _round_trips(self, ctx: GateContext, result, cfg, db, session, path, by_id, applied, previous, facts, rows_table) -> str:
         """Walk ``path`` (see the class docstring); returns the revision the walk stopped at, or ''."""
         version_table = "alembic_version"
         for rev in path:
@@ -220,7 +221,7 @@ class DowngradeRoundTripGate(Gate):
         result.attachments[f"{right_label.replace(' ', '-')}.diff.txt"] = format_drift(groups, left_label, right_label)
         return len(rows)
 
-    def _downgrade_base(self, ctx, result, cfg, db, session, facts, version_table, empty) -> None:
+    def _downgrade_base(self, ctx: GateContext, result, cfg, db, session, facts, version_table, empty) -> None:
         name = "downgrade base leaves only the version table"
         if facts["irreversible"]:
             result.skip_check(name, "irreversible revision(s) on the way down: " + ", ".join(facts["irreversible"]))

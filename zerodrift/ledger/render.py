@@ -226,8 +226,13 @@ def render_junit(data: dict[str, Any]) -> bytes:
 PACK_FILES = ("ledger.md", "ledger.json", "junit.xml", "attestation.dsse.json")
 
 
-def write_proof_pack(report: RunReport, signing_key=None) -> dict[str, Path]:
+def write_proof_pack(report: RunReport, signing_key=None, *, data: dict[str, Any] | None = None) -> dict[str, Path]:
     """Write the proof pack into ``report.output_dir``; returns the written paths by role.
+
+    ``data`` is the ledger model (:func:`zerodrift.ledger.model.ledger_data` of ``report``),
+    built once by the caller that also renders it elsewhere (the CLI's CI summary);
+    built here when None. ledger.json and junit.xml render from it, ledger.md from what
+    ledger.json holds (the same model read back, as ``zerodrift sign`` re-renders it).
 
     The folder must not hold a pack yet (UsageError otherwise: no pack is ever replaced);
     afterwards the ``LATEST`` pointer beside it (and ``LATEST-FULL`` for a run of every
@@ -250,7 +255,7 @@ def write_proof_pack(report: RunReport, signing_key=None) -> dict[str, Path]:
         raise UsageError(f"{out} already holds a proof pack; zerodrift never replaces one. Put {{run_id}} in "
                          "output.dir/--out, or leave it out so each run gets its own <run id> folder")
     out.mkdir(parents=True, exist_ok=True)
-    data = ledger_data(report)
+    data = ledger_data(report) if data is None else data
     written: dict[str, Path] = {}
     for result in report.results:
         gate_dir = out / result.gate_id

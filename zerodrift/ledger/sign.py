@@ -19,7 +19,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zerodrift.errors import EXIT_GATE_FAILED, UsageError, ZerodriftError
+from zerodrift.errors import PackRefused, UsageError  # noqa: F401  (PackRefused: raised here, importable from here)
 from zerodrift.ledger import sshsig
 
 NAMESPACE = "zerodrift-ledger"
@@ -327,13 +327,6 @@ def git_head(path: Path, ref: str = "HEAD") -> str:
         raise UsageError(f"cannot resolve {ref!r} to a commit in the git repository at {path}") from exc
     except OSError as exc:
         raise UsageError(f"cannot run git to resolve {ref!r}: {exc}; give the commit with --commit SHA") from exc
-
-
-class PackRefused(ZerodriftError):
-    """An unsigned proof pack that :func:`sign_pack` will not sign: a file changed, is
-    missing or was added after the run, or the pack is already signed (exit 1)."""
-
-    exit_code = EXIT_GATE_FAILED
 
 
 def sign_pack(out: Path, key) -> dict[str, Path]:

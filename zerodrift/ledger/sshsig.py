@@ -19,16 +19,14 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from zerodrift.errors import SignatureError  # noqa: F401  (raised here; kept importable as sshsig.SignatureError)
+
 MAGIC = b"SSHSIG"
 SIG_VERSION = 1
 KEY_TYPE = "ssh-ed25519"
 BEGIN = "-----BEGIN SSH SIGNATURE-----"
 END = "-----END SSH SIGNATURE-----"
 _HASHES = {"sha512": hashlib.sha512, "sha256": hashlib.sha256}
-
-
-class SignatureError(Exception):
-    """A signature could not be parsed or does not verify; the message says why."""
 
 
 def _string(data: bytes) -> bytes:
