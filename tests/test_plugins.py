@@ -11,6 +11,7 @@ from tests.backends import make_backend
 
 PLUGIN = '''
 """A third-party gate: every fresh database has at least one materialized view."""
+from zerodrift.context import GateContext
 from zerodrift.gates.base import Gate, GateConfig, GateResult
 from zerodrift.hookspecs import hookimpl
 
@@ -25,10 +26,10 @@ class MatviewCountGate(Gate):
     id = "ZG-90"
     title = "Matview count"
     config_model = MatviewCountConfig
-    requires = ("db.fresh",)
+    inputs = ("db.fresh",)  # ZG-1's fresh database: selecting this gate selects ZG-1; it starts once that exists
     needs = ("server",)
 
-    def run(self, ctx, result: GateResult) -> None:
+    def run(self, ctx: GateContext, result: GateResult) -> None:
         db = ctx.require(result, "db.fresh", "no fresh database")
         if db is None:
             return
