@@ -139,39 +139,20 @@ class LateProducer(Gate):
             ctx.artifacts.publish("zd.late", "late")
 
 
-class CycleA(Gate):
-    """ZG-198: reads what ZG-199 provides, and provides what ZG-199 reads."""
-
-    id = "ZG-198"
-    title = "cycle a"
-    inputs = ("zd.c2",)
-    provides = ("zd.c1",)
+def never_runs(gate_id: str, doc: str, inputs: tuple, provides: tuple = ()) -> type:
+    """A gate whose selection must be refused before anything starts."""
 
     def run(self, ctx: GateContext, result: GateResult) -> None:
         result.check("never runs", False, "")
 
-
-class CycleB(Gate):
-    """ZG-199: the other half of the cycle."""
-
-    id = "ZG-199"
-    title = "cycle b"
-    inputs = ("zd.c1",)
-    provides = ("zd.c2",)
-
-    def run(self, ctx: GateContext, result: GateResult) -> None:
-        result.check("never runs", False, "")
+    return type(f"Gate{gate_id[3:]}", (Gate,), {"__doc__": f"{gate_id}: {doc}", "id": gate_id, "title": doc,
+                                                 "inputs": inputs, "provides": provides, "run": run})
 
 
-class NoProvider(Gate):
-    """ZG-189: requires an artifact no installed gate provides."""
-
-    id = "ZG-189"
-    title = "no provider"
-    inputs = ("zd.nobody",)
-
-    def run(self, ctx: GateContext, result: GateResult) -> None:
-        result.check("never runs", False, "")
+#: ZG-198 and ZG-199 each read what the other provides; ZG-189 requires what no gate provides
+CycleA = never_runs("ZG-198", "cycle a", ("zd.c2",), ("zd.c1",))
+CycleB = never_runs("ZG-199", "cycle b", ("zd.c1",), ("zd.c2",))
+NoProvider = never_runs("ZG-189", "no provider", ("zd.nobody",))
 
 
 class OptionalNoProvider(Gate):
