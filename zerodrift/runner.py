@@ -273,20 +273,11 @@ def prepare(options: RunOptions, *, loaded: LoadedConfig | None = None) -> RunPl
     from zerodrift.server import prereq
 
     setup_sql = prereq.load_setup_sql(loaded.config.target.setup_sql, loaded.root)
-    if options.from_refs:
-        table = next((v for k, v in loaded.config.gates.items() if k.upper() == "ZG-2"), None)
-        if table is None:
-            table = loaded.config.gates.setdefault("ZG-2", {})
-        table["paths"] = list(table.get("paths", [])) + [{"from_ref": ref} for ref in options.from_refs]
+    _add_from_refs(loaded, options.from_refs)
     available = installed_gates()
     gates, added = select_gates(available, options.gates)
     gate_configs = _validate_gate_configs(loaded, gates, available)
-    try:
-        required = resolve_required([*loaded.config.required_gates, *options.require], available)
-    except ValueError as exc:
-        where = "--require" if any(r not in loaded.config.required_gates for r in options.require) else \
-            f"{loaded.source or 'config'}: required_gates"
-        raise UsageError(f"{where}: {exc}") from exc
+    required = _required_gates(loaded, options, available)
     if options.keep and not loaded.config.server.admin_url and any("server" in g.needs for g in gates):
         raise UsageError("--keep keeps throwaway databases on an external server, but this run would start the "
                          "embedded server, which ends with the run and its databases with it: give --admin-url "
@@ -307,6 +298,27 @@ def prepare(options: RunOptions, *, loaded: LoadedConfig | None = None) -> RunPl
     report.required = required
     return RunPlan(options=options, loaded=loaded, gates=gates, gate_configs=gate_configs, setup_sql=setup_sql,
                    report=report)
+
+
+def _add_from_refs(loaded: LoadedConfig, refs: list[str]) -> None:
+    """``--from-ref REF`` as ZG-2 upgrade paths (``[[gates.ZG-2.paths]] from_ref``), after those configured."""
+    if not refs:
+        return
+    table = next((v for k, v in loaded.config.gates.items() if k.upper() == "ZG-2"), None)
+    if table is None:
+        table = loaded.config.gates.setdefault("ZG-2", {})
+    table["paths"] = list(table.get("paths", [])) + [{"from_ref": ref} for ref in refs]
+
+
+def _required_gates(loaded: LoadedConfig, options: RunOptions, available: dict[str, type[Gate]]) -> list[str]:
+    """The ids that must PASS for exit 0: ``required_gates`` plus ``--require``
+    (:func:`zerodrift.verdict.resolve_required`). Raises UsageError naming where a bad id came from."""
+    try:
+        return resolve_required([*loaded.config.required_gates, *options.require], available)
+    except ValueError as exc:
+        where = "--require" if any(r not in loaded.config.required_gates for r in options.require) else \
+            f"{loaded.source or 'config'}: required_gates"
+        raise UsageError(f"{where}: {exc}") from exc
 
 
 def provision(plan: RunPlan, resources: Resources, notify: Progress, server_factory: Callable[..., Server]) -> None:
