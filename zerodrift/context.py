@@ -157,7 +157,7 @@ def psql_table(columns: list[str], rows: list[tuple], limit: int = 50) -> str:
     return "\n".join(lines)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class GateContext:
     """Everything a gate may use; the runner creates one per gate (docs/architecture.md,
     "Writing a gate").
