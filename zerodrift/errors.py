@@ -1,6 +1,6 @@
 """Every error zerodrift raises on purpose, and the exit code each one means.
 
-One hierarchy (see ``docs/architecture.md``, "Verdict rules", for the exit codes):
+One hierarchy (docs/architecture.md, "Errors and exit codes"):
 
 * :class:`ZerodriftError` — base; ``exit_code`` is the process exit status the CLI uses
   when the error reaches it (1 unless a subclass says otherwise).
