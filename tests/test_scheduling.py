@@ -314,3 +314,22 @@ def test_an_input_that_is_neither_a_name_nor_an_input_is_refused():
 
     with pytest.raises(TypeError, match="gate ZG-186: inputs holds"):
         Bad.declared_inputs()
+
+
+def test_the_run_uses_the_config_it_is_given_and_the_pack_renders_the_model_it_is_given(fake_gates, backend, tmp_path):
+    """One config per run (the CLI loads it and hands it over) and one ledger model per pack."""
+    import json
+
+    from zerodrift.ledger.model import ledger_data
+    from zerodrift.ledger.render import write_proof_pack
+    from zerodrift.runner import load_run_config
+
+    options = RunOptions(target=backend, gates=["ZG-188"], output=tmp_path / "packs")
+    loaded = load_run_config(options)
+    report = run(options, loaded=loaded)
+    assert report.loaded is loaded
+    data = ledger_data(report)
+    data["ci"] = {"marker": "rendered from the model handed over"}
+    written = write_proof_pack(report, data=data)
+    assert json.loads(written["json"].read_text())["ci"] == data["ci"]
+    assert "ZG-188" in written["markdown"].read_text() and "ZG-188" in written["junit"].read_text()
