@@ -29,7 +29,26 @@ class MatviewCountGate(Gate):
     inputs = ("db.fresh",)  # ZG-1's fresh database: selecting this gate selects ZG-1; it starts once that exists
     needs = ("server",)
 
+    @classmethod
+    def skip_reason(cls, cfg, loaded):
+        return "" if cfg.minimum > 0 else "minimum is 0: nothing to prove"
+
+    @classmethod
+    def propose_config(cls, init):
+        found = len(init.facts.matviews)
+        init.comment(f"the migrations create {found} materialized views; {cls.id} asks the fresh database for them.")
+        init.table()
+        init.key("minimum", max(found, 1))
+
+    @classmethod
+    def doctor(cls, doc):
+        doc.add("OK", "matview count", f"minimum {doc.cfg.minimum} is checked on the fresh database")
+
     def run(self, ctx: GateContext, result: GateResult) -> None:
+        reason = self.skip_reason(ctx.gate_config, ctx.loaded)
+        if reason:
+            result.skip(reason)
+            return
         db = ctx.require(result, "db.fresh", "no fresh database")
         if db is None:
             return
@@ -92,3 +111,76 @@ def test_third_party_gate_is_listed_configured_and_run(admin_url, tmp_path):
     (backend / "zerodrift.toml").write_text((backend / "zerodrift.toml").read_text().replace("minimum = 4", "minimun = 4"))
     proc = _cli(["run", str(backend), "--admin-url", admin_url, "-g", "ZG-90"], site)
     assert proc.returncode == 2 and "gates.ZG-90.minimun: unknown key" in proc.stderr
+
+
+def test_third_party_gate_takes_part_in_init_and_doctor_through_its_hooks(admin_url, tmp_path):
+    """The plugin's own proposal is in `init`'s output, its own check in `doctor`'s, and doctor
+    reports it SKIPPED by the plugin's own rule."""
+    site = tmp_path / "site"
+    site.mkdir()
+    _install_plugin(site)
+    backend = make_backend(tmp_path / "repo", commit=False)
+    proc = _cli(["init", str(backend), "--stdout"], site)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert "# the migrations create 3 materialized views; ZG-90 asks the fresh database for them." in text
+    assert "[gates.ZG-90]\nminimum = 3\n" in text
+    assert text.index("[gates.ZG-10]") < text.index("[gates.ZG-90]") < text.index("[signing]")  # gate order
+
+    with (backend / "zerodrift.toml").open("a") as fh:
+        fh.write("\n[gates.ZG-90]\nminimum = 0\n")
+    import git
+
+    repo = git.Repo(backend.parent)
+    repo.git.add("-A")
+    repo.index.commit("plugin config")
+    proc = _cli(["doctor", str(backend), "--admin-url", admin_url], site)
+    lines = proc.stdout.splitlines()
+    assert "OK  matview count: minimum 0 is checked on the fresh database" in lines, proc.stdout
+    gates_line = next(line for line in lines if line.startswith("WARN  gates: SKIPPED for lack of input:"))
+    assert "ZG-90 (minimum is 0: nothing to prove)" in gates_line
+    assert "ZG-2 (" not in gates_line  # the example configures ZG-2
+
+
+def test_doctor_asks_each_gate_whether_it_would_be_skipped(tmp_path):
+    """The skip rule is the gate's own: ZG-2 with only from_ref paths runs; a missing runtime
+    role costs exactly the gates whose rule needs it."""
+    from zerodrift.config import load_config
+    from zerodrift.onboard.hooks import gates_needing_runtime_role, skipped_gates
+    from zerodrift.plugins import installed_gates
+
+    (tmp_path / "zerodrift.toml").write_text('[[gates.ZG-2.paths]]\nfrom_ref = "v1.0"\n')
+    loaded = load_config(tmp_path)
+    skipped = skipped_gates(installed_gates(), loaded)
+    assert "ZG-2" not in skipped
+    assert skipped["ZG-3"].startswith("registry is not configured")
+    assert gates_needing_runtime_role(installed_gates(), loaded) == ["ZG-4"]
+    (tmp_path / "zerodrift.toml").write_text('[roles]\nruntime = "app_user"\n[gates.ZG-2]\nseed_sql = "SELECT 1"\n')
+    loaded = load_config(tmp_path)
+    skipped = skipped_gates(installed_gates(), loaded)
+    assert skipped["ZG-2"].startswith("no upgrade path") and "ZG-4" not in skipped
+    assert gates_needing_runtime_role(installed_gates(), loaded) == []
+
+
+def test_ledger_header_comes_from_published_facts_not_gate_ids(tmp_path):
+    from datetime import datetime, timezone
+
+    import pytest
+
+    from zerodrift.config import load_config
+    from zerodrift.gates.base import GateResult
+    from zerodrift.provenance import Provenance
+    from zerodrift.runner import RunReport
+
+    other = GateResult("ZG-2", "Existing")
+    other.facts["schema_fingerprint"] = "f" * 64  # a fact, not offered for the header
+    plugin = GateResult("X-1", "A third-party fresh build")
+    plugin.publish_header("schema_fingerprint", "a" * 64)
+    plugin.publish_header("heads", ["0003"])
+    with pytest.raises(ValueError, match="not a ledger header fact"):
+        plugin.publish_header("fingerprint", "x")
+    report = RunReport(run_id="r", started_at=datetime.now(timezone.utc), loaded=load_config(tmp_path),
+                       provenance=Provenance(), results=[other, plugin])
+    assert report.schema_fingerprint == "a" * 64 and report.head == ["0003"]
+    assert RunReport(run_id="r", started_at=datetime.now(timezone.utc), loaded=load_config(tmp_path),
+                     provenance=Provenance(), results=[other]).schema_fingerprint == ""

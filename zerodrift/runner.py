@@ -132,19 +132,23 @@ class RunReport:
     def exit_code(self) -> int:
         return self.verdict.exit_code
 
+    def header_fact(self, name: str, default: Any = None) -> Any:
+        """The value of a ledger header fact (``zerodrift.gates.base.HEADER_FACTS``): the first
+        one a gate published (``GateResult.publish_header``), in gate order; else ``default``."""
+        for r in self.results:
+            if r.header.get(name):
+                return r.header[name]
+        return default
+
     @property
     def head(self) -> list[str]:
-        for r in self.results:
-            if "heads" in r.facts:
-                return r.facts["heads"]
-        return []
+        """Head revision(s) of the migration history, as a gate published them ([] when none did)."""
+        return self.header_fact("heads", [])
 
     @property
     def schema_fingerprint(self) -> str:
-        for r in self.results:
-            if r.gate_id == "ZG-1" and r.facts.get("schema_fingerprint"):
-                return r.facts["schema_fingerprint"]
-        return ""
+        """The schema fingerprint of a fresh database at head, as a gate published it ('' when none did)."""
+        return self.header_fact("schema_fingerprint", "")
 
 
 def _validate_gate_configs(loaded: LoadedConfig, gates: list[type[Gate]],

@@ -19,10 +19,20 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
+    from zerodrift.config import LoadedConfig
     from zerodrift.context import GateContext
+    from zerodrift.onboard.hooks import DoctorContext, InitContext, TargetImport
 
 #: Characters kept from the end of a step's output.
 OUTPUT_TAIL_CHARS = 4000
+
+#: Facts a gate may publish for the ledger's header (``GateResult.publish_header``), by name.
+#: A gate lists the ones it publishes in ``Gate.header_facts``; the first result (in gate
+#: order) that published a name gives the header its value.
+HEADER_FACTS = {
+    "schema_fingerprint": "sha256 of the canonical catalog snapshot of a fresh database at head",
+    "heads": "head revision(s) of the migration history",
+}
 
 
 def truncated(text: str, keep_chars: int) -> str:
@@ -102,6 +112,8 @@ class GateResult:
     error: str = ""
     environment_error: bool = False
     skip_reason: str = ""
+    #: facts for the ledger's header (names from HEADER_FACTS), see publish_header
+    header: dict[str, Any] = field(default_factory=dict)
     #: what a PASS proved, in one line, for the gate table; shown only when the gate PASSes, and
     #: built from what the checks asserted (counts taken from them, never a claim no check made)
     headline: str = ""
@@ -139,6 +151,14 @@ class GateResult:
         with self._lock:
             self.tables.append({"title": title, "columns": columns, "rows": rows, "summary": summary,
                                 "blocks": list(blocks or []), "collapsed": collapsed})
+
+    def publish_header(self, name: str, value: Any) -> None:
+        """Offer ``value`` as the run's ``name`` in the ledger's header (a name of
+        :data:`HEADER_FACTS`; ValueError for any other)."""
+        if name not in HEADER_FACTS:
+            raise ValueError(f"{name!r} is not a ledger header fact (known: {', '.join(HEADER_FACTS)})")
+        with self._lock:
+            self.header[name] = value
 
     def fail_with_error(self, message: str, *, environment: bool = False) -> None:
         """Mark the gate ERROR: it could not run; ``message`` says why."""
@@ -218,6 +238,14 @@ class Gate:
     ``optional_requires`` (optional inputs, read later) and ``starts_after`` (the required
     inputs needed to start; None: all of them): :meth:`declared_inputs` reads them.
     The docstring of a gate class is what ``zerodrift gates`` shows.
+
+    A gate also owns its onboarding (:mod:`zerodrift.onboard.hooks`): what
+    ``zerodrift init`` proposes for its table (:meth:`propose_config`), when it would be
+    SKIPPED (:meth:`skip_reason`, used by ``run`` and ``doctor`` alike), what ``doctor``
+    imports in the target's interpreter for it (:meth:`target_imports`,
+    :meth:`target_modules`) and its other doctor checks (:meth:`doctor`); and what it
+    publishes for the ledger's header (:attr:`header_facts`, ``GateResult.publish_header``).
+    Every default does nothing, so a gate needs none of them to run.
     """
 
     id: ClassVar[str]
@@ -226,6 +254,8 @@ class Gate:
     inputs: ClassVar[tuple[str | Input, ...]] = ()
     provides: ClassVar[tuple[str, ...]] = ()
     needs: ClassVar[tuple[str, ...]] = ()
+    #: names of :data:`HEADER_FACTS` this gate publishes (``GateResult.publish_header``)
+    header_facts: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def declared_inputs(cls) -> tuple[Input, ...]:
@@ -253,6 +283,36 @@ class Gate:
     def run(self, ctx: GateContext, result: GateResult) -> None:  # pragma: no cover - interface
         """Run the checks, recording them and their evidence on ``result``."""
         raise NotImplementedError
+
+    # -- onboarding (zerodrift init / doctor) ------------------------------------
+    @classmethod
+    def skip_reason(cls, cfg: Any, loaded: LoadedConfig) -> str:
+        """Why this gate is SKIPPED with ``cfg`` (its ``config_model`` instance, or None) and the
+        run's config, as the ledger shows it; '' when the gate would run. Default: ''."""
+        return ""
+
+    @classmethod
+    def propose_config(cls, init: InitContext) -> None:
+        """Write the proposed ``[gates.<id>]`` table for ``zerodrift init`` from ``init.facts``:
+        active keys only for what was verified, ``init.todo`` for what the user must decide,
+        commented-out keys otherwise. Default: nothing (the gate runs on its defaults)."""
+
+    @classmethod
+    def target_modules(cls, cfg: Any) -> dict[str, str]:
+        """Modules the target's interpreter must import for this gate, each with why
+        (e.g. ``{"celery": "ZG-5 runs celery beat"}``); ``doctor`` FAILs when one does not import."""
+        return {}
+
+    @classmethod
+    def target_imports(cls, cfg: Any) -> list[TargetImport]:
+        """Objects (``module:attribute``) of the target this gate imports; ``doctor`` imports each
+        in the target's interpreter and reports it."""
+        return []
+
+    @classmethod
+    def doctor(cls, doc: DoctorContext) -> None:
+        """Further checks of this gate's setup for ``zerodrift doctor`` (files and refs its config
+        names), reported with ``doc.add(level, check, verdict, fix)``. Default: none."""
 
 
 class GateConfig(BaseModel):

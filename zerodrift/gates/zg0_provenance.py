@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 from datetime import date
+from pathlib import Path
 
 import git
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,6 +14,7 @@ from zerodrift.context import GateContext
 from zerodrift.errors import EnvironmentProblem
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
 from zerodrift.hookspecs import hookimpl
+from zerodrift.onboard.hooks import FAIL, OK, WARN, DoctorContext, InitContext
 from zerodrift.provenance import changed_paths, path_allowed, release_ref, released_changes, working_tree_diff
 
 
@@ -68,6 +71,47 @@ class ProvenanceGate(Gate):
     title = "Provenance and scope"
     config_model = ProvenanceConfig
     needs = ("git",)
+
+    @classmethod
+    def propose_config(cls, init: InitContext) -> None:
+        """The table with the scope check commented out: ``allowed_paths`` is the config's folder."""
+        scope = ""
+        if init.facts.git_root is not None:
+            rel = Path(os.path.relpath(init.facts.config_dir, init.facts.git_root)).as_posix()
+            scope = "**" if rel == "." else f"{rel}/**"
+        init.table()
+        init.comment("scope check (optional): every path changed since the merge base with base_ref must match allowed_paths.")
+        init.commented_key("base_ref", "origin/main")
+        init.commented_key("allowed_paths", [scope or "backend/**"])
+
+    @classmethod
+    def doctor(cls, doc: DoctorContext) -> None:
+        """The git state this gate proves: a commit, a clean tree, a full clone when base_ref is set,
+        and base_ref resolving."""
+        prov = doc.provenance
+        if prov is None or not prov.commit:
+            doc.add(FAIL, "git", (prov.error if prov else "") or "no commit",
+                    f"run zerodrift in a git checkout with at least one commit ({cls.id} ties the proof to it)")
+            return
+        where = prov.branch or "detached HEAD"
+        if prov.dirty:
+            shown = ", ".join(p[3:] for p in prov.dirty_paths[:5]) + (" …" if len(prov.dirty_paths) > 5 else "")
+            doc.add(WARN, "git", f"{prov.short_sha} on {where}: {len(prov.dirty_paths)} dirty paths ({shown})",
+                    f"commit or stash them before the run: {cls.id} FAILs on a dirty tree (untracked files count)")
+        else:
+            doc.add(OK, "git", f"{prov.short_sha} on {where}, clean tree")
+        base_ref = doc.cfg.base_ref if doc.cfg is not None else ""
+        if prov.shallow:
+            doc.add(FAIL if base_ref else WARN, "git",
+                    "shallow clone" + (f": {cls.id} cannot find the merge base with " + base_ref if base_ref else ""),
+                    "git fetch --unshallow (in GitHub Actions: actions/checkout with fetch-depth: 0)")
+        if base_ref:
+            try:
+                git.Repo(prov.repo_root).commit(base_ref)
+                doc.add(OK, "git", f"base_ref {base_ref} resolves")
+            except Exception:  # BadName, ValueError: the ref is unknown here
+                doc.add(FAIL, "git", f"base_ref {base_ref} does not resolve in {prov.repo_root}",
+                        f"fetch it (git fetch origin {base_ref.split('/', 1)[-1]}) or fix [gates.{cls.id}] base_ref")
 
     def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: ProvenanceConfig = ctx.gate_config

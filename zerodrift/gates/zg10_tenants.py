@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Literal
 
@@ -9,10 +10,12 @@ import psycopg
 from psycopg import sql as pgsql
 from pydantic import Field
 
+from zerodrift.config import LoadedConfig
 from zerodrift.context import GateContext, SqlOutcome, psql_table
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult, Input
 from zerodrift.gates.common import fresh_and_existing
 from zerodrift.hookspecs import hookimpl
+from zerodrift.onboard.hooks import InitContext
 from zerodrift.urls import user_of
 
 #: SQLSTATE of "new row violates row-level security policy" (PostgreSQL Appendix A, class 42).
@@ -32,6 +35,19 @@ class TenantConfig(GateConfig):
                              "replaced by the two tenant values.")
     without_setting: Literal["zero_rows", "error"] = Field("zero_rows", description="What a read without the setting "
                                                            "must give: `zero_rows`, or `error` (the policy raises).")
+
+
+
+def policy_settings(migration_sql: list[tuple[str, str]]) -> list[str]:
+    """The settings (GUCs) read by ``CREATE POLICY`` statements of the migrations' SQL
+    (``(file name, SQL)`` pairs), in order of appearance: the tenant setting's candidates."""
+    from zerodrift.onboard.init import SETTING_READ
+
+    found: list[str] = []
+    for _label, sql in migration_sql:
+        for statement in re.findall(r"\bCREATE\s+POLICY\b.*?(?:;|$)", sql, re.I | re.S):
+            found.extend(m.group("name") for m in SETTING_READ.finditer(statement))
+    return list(dict.fromkeys(found))
 
 
 class TenantIsolationGate(Gate):
@@ -72,12 +88,34 @@ class TenantIsolationGate(Gate):
     inputs = ("db.fresh", Input("dbs.existing", optional=True, at_start=False))
     needs = ("server",)
 
+    @classmethod
+    def skip_reason(cls, cfg: TenantConfig, loaded: LoadedConfig) -> str:
+        """SKIPPED without ``setting`` or without ``roles.runtime``."""
+        if cfg is None or not cfg.setting:
+            return (f"not configured: set [gates.{cls.id}] setting (the tenant GUC, e.g. app.current_tenant_id) "
+                    "and roles.runtime")
+        return "" if loaded.config.roles.runtime else "roles.runtime is not configured"
+
+    @classmethod
+    def propose_config(cls, init: InitContext) -> None:
+        """Always commented out (the fixture rows are the user's), with the setting the policies read."""
+        settings = policy_settings(init.facts.migration_sql)
+        if settings:
+            init.todo(f"{cls.id} (tenant isolation) is SKIPPED until fixture_sql puts rows of two tenants ({{tenant_a}}, "
+                      f"{{tenant_b}}) in every tenant table; the migrations' policies read {', '.join(settings)}.")
+        else:
+            init.comment(f"no row-level security policy reading a setting was found in the migrations: {cls.id} stays "
+                         "SKIPPED.")
+        init.table(commented=True)
+        init.commented_key("setting", settings[0] if settings else "app.current_tenant_id")
+        init.commented_key("fixture_sql", "TODO: INSERT rows of '{tenant_a}' and '{tenant_b}' into every tenant table")
+
     def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: TenantConfig = ctx.gate_config
         role = ctx.config.roles.runtime
-        if not cfg.setting or not role:
-            result.skip("not configured: set [gates.ZG-10] setting (the tenant GUC, e.g. app.current_tenant_id) "
-                        "and roles.runtime" if not cfg.setting else "roles.runtime is not configured")
+        reason = self.skip_reason(cfg, ctx.loaded)
+        if reason:
+            result.skip(reason)
             return
         fresh = ctx.require(result, "db.fresh", "no fresh database to prove isolation on")
         if fresh is None:

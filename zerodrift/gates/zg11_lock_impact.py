@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from zerodrift.config import LoadedConfig
 from zerodrift.context import GateContext
 from zerodrift.errors import EnvironmentProblem
 from zerodrift.gates.base import Gate, GateConfig, GateResult
@@ -109,13 +110,21 @@ class LockImpactGate(Gate):
     config_model = LockImpactConfig
     needs = ("server", "target")
 
+    @classmethod
+    def skip_reason(cls, cfg: LockImpactConfig, loaded: LoadedConfig) -> str:
+        """SKIPPED without a from_revision, its own or ZG-2's."""
+        if (cfg is not None and cfg.from_revision) or loaded.gate_table("ZG-2").get("from_revision"):
+            return ""
+        return (f"no existing path: set from_revision in [gates.{cls.id}] or [gates.ZG-2] "
+                "(the revision an existing database is at, and a seed with its rows)")
+
     def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: LockImpactConfig = ctx.gate_config
         existing = ctx.loaded.gate_table("ZG-2")
         from_revision = cfg.from_revision or existing.get("from_revision", "")
-        if not from_revision:
-            result.skip("no existing path: set from_revision in [gates.ZG-11] or [gates.ZG-2] "
-                        "(the revision an existing database is at, and a seed with its rows)")
+        reason = self.skip_reason(cfg, ctx.loaded)
+        if reason:
+            result.skip(reason)
             return
         seed = self._seed(ctx, result, cfg, existing)
         if seed is None:

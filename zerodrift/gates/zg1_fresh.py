@@ -16,6 +16,7 @@ from zerodrift.context import GateContext
 from zerodrift.gates.base import Gate, GateConfig, GateResult
 from zerodrift.gates.common import INLINE_ROWS, add_drift_table, drift_detail, revisions_text
 from zerodrift.hookspecs import hookimpl
+from zerodrift.onboard.hooks import InitContext
 
 
 #: Hash seeds of the two fresh migrations: a name from an unordered set differs between them.
@@ -68,6 +69,18 @@ class FreshMigrationGate(Gate):
     title = "Fresh migration determinism"
     config_model = FreshConfig
     provides = ("db.fresh", "snapshot.fresh", "heads")
+    header_facts = ("heads", "schema_fingerprint")
+
+    @classmethod
+    def propose_config(cls, init: InitContext) -> None:
+        """No input is needed: a comment with the heads found, and a TODO when there are several."""
+        heads = init.facts.heads
+        init.comment(f"{cls.id} needs no input: the history must have exactly one head (found: {', '.join(heads) or 'none'}).")
+        if len(heads) > 1:
+            init.todo(f"the migrations have {len(heads)} heads ({', '.join(heads)}): merge them, "
+                      f"or list them in [gates.{cls.id}] expected_heads if that is intended.")
+        init.table(commented=True)
+        init.commented_key("expected_heads", heads if len(heads) > 1 else [])
     needs = ("server", "target")
 
     def run(self, ctx: GateContext, result: GateResult) -> None:
@@ -104,6 +117,7 @@ class FreshMigrationGate(Gate):
                 result.check("migration history loads", False, outcomes[0].error)
             return
         result.facts["heads"] = heads
+        result.publish_header("heads", heads)
         if cfg.expected_heads:
             result.check("heads are the expected ones", sorted(heads) == sorted(cfg.expected_heads),
                          f"heads {revisions_text(heads)}; expected {revisions_text(sorted(cfg.expected_heads))}")
@@ -162,6 +176,7 @@ class FreshMigrationGate(Gate):
                       if not rows else drift_detail(drifts, db_a.purpose, db_b.purpose, groups=groups))
             result.check("fresh catalog snapshots equal", not rows, detail)
             result.facts["schema_fingerprint"] = snap_a.fingerprint
+            result.publish_header("schema_fingerprint", snap_a.fingerprint)
             result.facts["kinds_compared"] = list(snap_a.objects.keys())
             if rows:
                 result.attachments["fresh-vs-fresh_b.diff.txt"] = format_drift(groups, db_a.purpose, db_b.purpose)

@@ -12,11 +12,13 @@ from pydantic import Field, model_validator
 from zerodrift.catalog.diff import diff_snapshots
 from zerodrift.catalog.drift import Waiver, apply_waivers, classify, format_drift, group_drift
 from zerodrift.catalog.sequences import owned_sequences
+from zerodrift.config import LoadedConfig
 from zerodrift.context import ArtifactUnavailable, GateContext, psql_table
 from zerodrift.errors import EnvironmentProblem, UsageError
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult, Input
 from zerodrift.gates.common import add_drift_table, drift_detail, revisions_text, sql_value
 from zerodrift.hookspecs import hookimpl
+from zerodrift.onboard.hooks import DoctorContext, InitContext
 from zerodrift.urls import user_of
 from zerodrift.worktree import RefWorktree, migration_folders
 
@@ -123,14 +125,34 @@ class ExistingDatabaseGate(Gate):
     provides = ("db.existing", "snapshot.existing", "dbs.existing")
     needs = ("server", "target")
 
+    @classmethod
+    def skip_reason(cls, cfg: ExistingConfig, loaded: LoadedConfig) -> str:
+        """SKIPPED without an upgrade path: neither ``from_revision`` nor a ``paths`` entry."""
+        if cfg is not None and cfg.all_paths():
+            return ""
+        return f"no upgrade path: set from_revision (or paths with from_ref) in [gates.{cls.id}]"
+
+    @classmethod
+    def propose_config(cls, init: InitContext) -> None:
+        from zerodrift.gates.zg2_onboard import propose
+
+        propose(cls.id, init)
+
+    @classmethod
+    def doctor(cls, doc: DoctorContext) -> None:
+        from zerodrift.gates.zg2_onboard import check
+
+        check(cls.id, doc)
+
     def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: ExistingConfig = ctx.gate_config
         paths = cfg.all_paths()
         self.drift_groups: list[tuple[str, list]] = []  #: (path label, drift groups) for the drift table
-        if not paths:
+        reason = self.skip_reason(cfg, ctx.loaded)
+        if reason:
             ctx.artifacts.publish("db.existing", None)
             ctx.artifacts.publish("dbs.existing", [])
-            result.skip("no upgrade path: set from_revision (or paths with from_ref) in [gates.ZG-2]")
+            result.skip(reason)
             return
         all_rows = []
         self.upgraded: list[tuple[str, object]] = []  #: (path label, database at head or None)

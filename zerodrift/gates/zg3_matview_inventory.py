@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from zerodrift.config import LoadedConfig
 from zerodrift.context import GateContext
 from zerodrift.gates.base import Gate, GateConfig, GateResult, Input
 from zerodrift.gates.common import fresh_and_existing, load_failure
 from zerodrift.hookspecs import hookimpl
+from zerodrift.onboard.hooks import FAIL, FUNCTION_KINDS, OK, InitContext, TargetImport
 
 MATVIEWS_SQL = (
     "SELECT schemaname, matviewname FROM pg_matviews WHERE schemaname = ANY(%s) ORDER BY schemaname, matviewname"
@@ -49,11 +51,61 @@ class MatviewInventoryGate(Gate):
     provides = ("matview.registry",)
     needs = ("server", "target")
 
+    @classmethod
+    def skip_reason(cls, cfg: InventoryConfig, loaded: LoadedConfig) -> str:
+        """SKIPPED without ``registry``."""
+        if cfg is not None and cfg.registry:
+            return ""
+        return f"registry is not configured in [gates.{cls.id}] (e.g. registry = \"app.core.matview_registry:MATERIALIZED_VIEWS\")"
+
+    @classmethod
+    def target_imports(cls, cfg: InventoryConfig) -> list[TargetImport]:
+        """The registry: a list of names, or a function returning one."""
+        if cfg is None or not cfg.registry:
+            return []
+
+        def judge(kind: str, value):
+            if isinstance(value, list):
+                return OK, f"{cfg.registry} imports: {kind} of {len(value)} names"
+            if kind not in FUNCTION_KINDS:
+                return FAIL, f"{cfg.registry} is a {kind}, not a list of view names (or a callable returning one)"
+            return None
+
+        return [TargetImport("registry", "registry", cfg.registry, judge)]
+
+    @classmethod
+    def propose_config(cls, init: InitContext) -> None:
+        """The first registry candidate that imports as a list of names, with the matviews the
+        migrations create that it does not list; else a TODO and a commented-out table."""
+        facts = init.facts
+        usable = init.verified("registry", facts.registries, "registry")
+        if facts.registries and usable:
+            reg = usable[0]
+            size = f" ({len(reg.value)} names)" if isinstance(reg.value, list) else ""
+            init.comment(f"matview registry found in {init.rel(reg.file)}{size}.")
+            if facts.matviews and isinstance(reg.value, list):
+                missing = sorted(set(facts.matviews) - {v.split(".")[-1] for v in reg.value if isinstance(v, str)})
+                if missing:
+                    init.comment(f"note: the migrations create matviews the registry does not list: {', '.join(missing)} "
+                                 f"({cls.id} will say whether they still exist at head).")
+            if len(usable) > 1:
+                init.todo("other candidates: " + ", ".join(c.path for c in usable[1:]) + "; keep the one the app refreshes from.")
+            init.table()
+            init.key("registry", reg.path)
+            init.key("schemas", ["public"])
+        elif not facts.registries:
+            init.todo("no matview registry found (a module-level list or tuple whose name contains MATVIEW or MATERIALIZED"
+                      + (f"; the migrations create {len(facts.matviews)} matviews" if facts.matviews else "")
+                      + f"): name the app's list of materialized views, or {cls.id} stays SKIPPED.")
+            init.table(commented=True)
+            init.commented_key("registry", "app.core.matview_registry:MATERIALIZED_VIEWS")
+
     def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: InventoryConfig = ctx.gate_config
-        if not cfg.registry:
+        reason = self.skip_reason(cfg, ctx.loaded)
+        if reason:
             ctx.artifacts.publish("matview.registry", None)
-            result.skip("registry is not configured in [gates.ZG-3] (e.g. registry = \"app.core.matview_registry:MATERIALIZED_VIEWS\")")
+            result.skip(reason)
             return
         fresh = ctx.require(result, "db.fresh", "no fresh database at head to inventory")
         if fresh is None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from psycopg import sql as pgsql
 from pydantic import Field
 
+from zerodrift.config import LoadedConfig
 from zerodrift.context import GateContext
 from zerodrift.gates.base import Gate, GateConfig, GateResult, Input
 from zerodrift.gates.common import fresh_and_existing
 from zerodrift.hookspecs import hookimpl
+from zerodrift.onboard.hooks import InitContext
 
 # Unique indexes usable by REFRESH ... CONCURRENTLY: valid, unique, no WHERE clause,
 # no expression column (PostgreSQL docs, REFRESH MATERIALIZED VIEW, "CONCURRENTLY").
@@ -57,11 +59,21 @@ class RefreshViabilityGate(Gate):
     inputs = ("db.fresh", "matview.registry", Input("dbs.existing", optional=True, at_start=False))
     needs = ("server",)
 
+    @classmethod
+    def skip_reason(cls, cfg: RefreshConfig, loaded: LoadedConfig) -> str:
+        """SKIPPED without ``roles.runtime``."""
+        return "" if loaded.config.roles.runtime else "roles.runtime is not configured: no runtime role to refresh as"
+
+    @classmethod
+    def propose_config(cls, init: InitContext) -> None:
+        init.comment(f"{cls.id} refreshes every registered matview as roles.runtime; it needs no table of its own.")
+
     def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: RefreshConfig = ctx.gate_config
         role = ctx.config.roles.runtime
-        if not role:
-            result.skip("roles.runtime is not configured: no runtime role to refresh as")
+        reason = self.skip_reason(cfg, ctx.loaded)
+        if reason:
+            result.skip(reason)
             return
         fresh = ctx.require(result, "db.fresh", "nothing to refresh")
         if fresh is None:

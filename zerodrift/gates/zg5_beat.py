@@ -13,10 +13,12 @@ from pathlib import Path
 
 from pydantic import Field
 
+from zerodrift.config import LoadedConfig
 from zerodrift.context import GateContext
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
 from zerodrift.gates.common import load_failure
 from zerodrift.hookspecs import hookimpl
+from zerodrift.onboard.hooks import InitContext, TargetImport
 from zerodrift.procs import parent_death_preexec
 from zerodrift.urls import mask
 
@@ -104,10 +106,43 @@ class BeatGate(Gate):
     config_model = BeatConfig
     needs = ("server", "target")
 
+    @classmethod
+    def skip_reason(cls, cfg: BeatConfig, loaded: LoadedConfig) -> str:
+        """SKIPPED without ``celery_app``."""
+        if cfg is not None and cfg.celery_app:
+            return ""
+        return f"celery_app is not configured in [gates.{cls.id}] (e.g. celery_app = \"app.celery_app:celery_app\")"
+
+    @classmethod
+    def target_modules(cls, cfg: BeatConfig) -> dict[str, str]:
+        return {"celery": f"{cls.id} runs celery beat"} if cfg is not None and cfg.celery_app else {}
+
+    @classmethod
+    def target_imports(cls, cfg: BeatConfig) -> list[TargetImport]:
+        return [TargetImport("Celery app", "celery_app", cfg.celery_app)] if cfg is not None and cfg.celery_app else []
+
+    @classmethod
+    def propose_config(cls, init: InitContext) -> None:
+        """The first Celery app candidate that imports as a Celery app; else a commented-out table."""
+        facts = init.facts
+        apps = init.verified("celery", facts.celery_apps, "celery_app")
+        if facts.celery_apps and apps:
+            app = apps[0]
+            init.comment(f"Celery app found in {init.rel(app.file)} (imported in the target's interpreter).")
+            if len(apps) > 1:
+                init.todo("other Celery apps: " + ", ".join(c.path for c in apps[1:]) + "; keep the one that runs beat.")
+            init.table()
+            init.key("celery_app", app.path)
+        elif not facts.celery_apps:
+            init.comment(f"no Celery app found (a module-level `x = Celery(...)`): {cls.id} stays SKIPPED.")
+            init.table(commented=True)
+            init.commented_key("celery_app", "app.celery_app:celery_app")
+
     def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: BeatConfig = ctx.gate_config
-        if not cfg.celery_app:
-            result.skip("celery_app is not configured in [gates.ZG-5] (e.g. celery_app = \"app.celery_app:celery_app\")")
+        reason = self.skip_reason(cfg, ctx.loaded)
+        if reason:
+            result.skip(reason)
             return
         # beat only schedules and publishes: it needs no migrated database, so the gate starts
         # at once, with its own throwaway database as the broker and as the app's DATABASE_URL

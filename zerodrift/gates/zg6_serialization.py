@@ -11,10 +11,12 @@ from typing import Any
 import psycopg
 from pydantic import Field, model_validator
 
+from zerodrift.config import LoadedConfig
 from zerodrift.context import GateContext
 from zerodrift.errors import EnvironmentProblem
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
 from zerodrift.hookspecs import hookimpl
+from zerodrift.onboard.hooks import FAIL, FUNCTION_KINDS, InitContext, TargetImport
 from zerodrift.target import HeldProbe
 
 ADVISORY_SQL = """
@@ -167,10 +169,37 @@ class SerializationGate(Gate):
     inputs = ("db.fresh",)
     needs = ("server", "target")
 
+    @classmethod
+    def skip_reason(cls, cfg: SerializationConfig, loaded: LoadedConfig) -> str:
+        """SKIPPED without ``callable``."""
+        if cfg is not None and cfg.callable:
+            return ""
+        return f"callable is not configured in [gates.{cls.id}] (e.g. callable = \"app.refresh:refresh_view\")"
+
+    @classmethod
+    def target_imports(cls, cfg: SerializationConfig) -> list[TargetImport]:
+        """The refresh callable: a function (or a functools.partial)."""
+        if cfg is None or not cfg.callable:
+            return []
+
+        def judge(kind: str, value):
+            if kind not in FUNCTION_KINDS + ("partial",):
+                return FAIL, f"{cfg.callable} is a {kind}, not a function"
+            return None
+
+        return [TargetImport("refresh callable", "callable", cfg.callable, judge)]
+
+    @classmethod
+    def propose_config(cls, init: InitContext) -> None:
+        from zerodrift.gates.zg6_onboard import propose
+
+        propose(cls.id, init)
+
     def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: SerializationConfig = ctx.gate_config
-        if not cfg.callable:
-            result.skip("callable is not configured in [gates.ZG-6] (e.g. callable = \"app.refresh:refresh_view\")")
+        reason = self.skip_reason(cfg, ctx.loaded)
+        if reason:
+            result.skip(reason)
             return
         db = ctx.require(result, "db.fresh", "no fresh database at head")
         if db is None:

@@ -10,10 +10,12 @@ import psycopg
 from psycopg import sql as pgsql
 from pydantic import Field, model_validator
 
+from zerodrift.config import LoadedConfig
 from zerodrift.context import GateContext
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult, Input
 from zerodrift.gates.common import upgraded_databases
 from zerodrift.hookspecs import hookimpl
+from zerodrift.onboard.hooks import InitContext
 from zerodrift.urls import user_of
 
 OPERATIONS = ("INSERT", "UPDATE", "DELETE")
@@ -173,10 +175,39 @@ class WriteBlockGate(Gate):
     inputs = ("db.fresh", Input("dbs.existing", optional=True, at_start=False))
     needs = ("server",)
 
+    @classmethod
+    def skip_reason(cls, cfg: WriteBlockConfig, loaded: LoadedConfig) -> str:
+        """SKIPPED without ``tables``."""
+        if cfg is not None and cfg.tables:
+            return ""
+        return f"no ingestion tables configured in [gates.{cls.id}] (tables, worker_settings, expected_sqlstate, insert_sql)"
+
+    @classmethod
+    def propose_config(cls, init: InitContext) -> None:
+        """Always commented out (the guard's inputs are the user's), with the write guard the
+        migrations define as the proposal."""
+        facts = init.facts
+        init.todo(f"{cls.id} (workers cannot write the ingestion tables) is SKIPPED until tables, the worker settings, "
+                  "the guard's error and one valid INSERT per table are given.")
+        if facts.worker_settings:
+            init.comment(f"the migrations have a write guard keyed on {', '.join(facts.worker_settings)}"
+                         + (f" raising SQLSTATE {facts.guard_sqlstate}" if facts.guard_sqlstate else "")
+                         + (f" on {', '.join(facts.guard_tables)}" if facts.guard_tables else "") + ".")
+        init.table(commented=True)
+        init.commented_key("tables", facts.guard_tables or ["TODO_ingestion_table"])
+        init.commented_key("worker_settings", facts.worker_settings or {"app.execution_context": "worker"})
+        init.commented_key("expected_sqlstate", facts.guard_sqlstate or "P0001")
+        init.commented_key("expected_message", facts.guard_message or "TODO: a regular expression of the guard's message")
+        init.commented_key("fixture_sql", "TODO: rows the INSERTs need (a tenant, a parent row)")
+        init.table("insert_sql", commented=True)
+        for table in facts.guard_tables or ["TODO_ingestion_table"]:
+            init.commented_key(table, f"INSERT INTO {table} (…) VALUES (…)")
+
     def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: WriteBlockConfig = ctx.gate_config
-        if not cfg.tables:
-            result.skip("no ingestion tables configured in [gates.ZG-7] (tables, worker_settings, expected_sqlstate, insert_sql)")
+        reason = self.skip_reason(cfg, ctx.loaded)
+        if reason:
+            result.skip(reason)
             return
         fresh = ctx.require(result, "db.fresh", "no fresh database at head")
         if fresh is None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import fnmatch
+import re
 from types import SimpleNamespace
 
 from pydantic import Field
@@ -10,10 +12,12 @@ from pydantic import Field
 from zerodrift.catalog.diff import DiffRow
 from zerodrift.catalog.drift import (DEFAULT, DEFINITION, EXTRA, MISSING, Drift, Waiver, apply_waivers, format_drift,
                                      group_drift)
+from zerodrift.config import LoadedConfig
 from zerodrift.context import GateContext
 from zerodrift.gates.base import Gate, GateConfig, GateResult
 from zerodrift.gates.common import add_drift_table, drift_detail
 from zerodrift.hookspecs import hookimpl
+from zerodrift.onboard.hooks import InitContext
 
 MODELS, MIGRATIONS = "models", "migrations"
 
@@ -34,6 +38,34 @@ class ModelsConfig(GateConfig):
     waivers: list[Waiver] = Field(default_factory=list, description="Known differences accepted until an expiry "
                                   "date, each with a reason (as in ZG-2).")
 
+
+
+#: Source that may define SQLAlchemy metadata (a declarative base or a MetaData()).
+_METADATA_HINT = re.compile(r"\bDeclarativeBase\b|\bdeclarative_base\(|\bMetaData\(")
+
+
+def metadata_candidates(modules: list) -> list:
+    """The SQLAlchemy metadata the application's modules define at module level, best first:
+    ``class X(DeclarativeBase)`` → ``X.metadata``, ``X = declarative_base()`` → ``X.metadata``,
+    ``X = MetaData()`` → ``X``. ``modules`` are :class:`zerodrift.onboard.init.AppModule`; the
+    result is :class:`zerodrift.onboard.init.Candidate` objects, outside test code and shallowest first."""
+    from zerodrift.onboard.init import dotted
+
+    found = []
+    for mod in modules:
+        if not _METADATA_HINT.search(mod.source):
+            continue
+        for node in mod.tree.body:
+            if isinstance(node, ast.ClassDef) and any(dotted(b).split(".")[-1] == "DeclarativeBase" for b in node.bases):
+                found.append((mod, mod.candidate(f"{node.name}.metadata")))
+            if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for name in [t.id for t in targets if isinstance(t, ast.Name)]:
+                    called = dotted(node.value.func).split(".")[-1] if isinstance(node.value, ast.Call) else ""
+                    if called in ("declarative_base", "MetaData"):
+                        found.append((mod, mod.candidate(name + (".metadata" if called != "MetaData" else ""))))
+    found.sort(key=lambda mc: (mc[1].testish, mc[0].depth, mc[1].path))
+    return [c for _, c in found]
 
 class ModelsMatchGate(Gate):
     """ZG-8: the application's SQLAlchemy models describe the schema the migrations build.
@@ -61,10 +93,35 @@ class ModelsMatchGate(Gate):
     inputs = ("db.fresh",)
     needs = ("server", "target")
 
+    @classmethod
+    def skip_reason(cls, cfg: ModelsConfig, loaded: LoadedConfig) -> str:
+        """SKIPPED without ``metadata``."""
+        if cfg is not None and cfg.metadata:
+            return ""
+        return f'not configured: set [gates.{cls.id}] metadata = "module:attribute" (the SQLAlchemy MetaData)'
+
+    @classmethod
+    def propose_config(cls, init: InitContext) -> None:
+        """The first SQLAlchemy metadata found outside test code, as active config."""
+        models = [c for c in metadata_candidates(init.facts.app_modules) if not c.testish]
+        if models:
+            init.comment(f"SQLAlchemy metadata found in {init.rel(models[0].file)}; {cls.id} imports it in the target's "
+                         "interpreter and compares it with the fresh database (set compare_* as env.py does).")
+            if len(models) > 1:
+                init.todo("other candidates: " + ", ".join(c.path for c in models[1:]) + "; keep the application's models.")
+            init.table()
+            init.key("metadata", models[0].path)
+        else:
+            init.comment("no SQLAlchemy metadata found (a DeclarativeBase subclass, declarative_base() or MetaData()): "
+                         f"{cls.id} stays SKIPPED.")
+            init.table(commented=True)
+            init.commented_key("metadata", "app.models:Base.metadata")
+
     def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: ModelsConfig = ctx.gate_config
-        if not cfg.metadata:
-            result.skip('not configured: set [gates.ZG-8] metadata = "module:attribute" (the SQLAlchemy MetaData)')
+        reason = self.skip_reason(cfg, ctx.loaded)
+        if reason:
+            result.skip(reason)
             return
         db = ctx.require(result, "db.fresh", "ZG-8 compares the models with the fresh database at head")
         if db is None:

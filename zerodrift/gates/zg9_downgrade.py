@@ -8,10 +8,12 @@ from pydantic import Field, model_validator
 
 from zerodrift.catalog.diff import diff_snapshots
 from zerodrift.catalog.drift import classify, format_drift, group_drift
+from zerodrift.config import LoadedConfig
 from zerodrift.context import GateContext
 from zerodrift.gates.base import Gate, GateConfig, GateResult, timed
 from zerodrift.gates.common import add_drift_table, drift_detail
 from zerodrift.hookspecs import hookimpl
+from zerodrift.onboard.hooks import InitContext
 
 
 class DowngradeConfig(GateConfig):
@@ -72,10 +74,26 @@ class DowngradeRoundTripGate(Gate):
     config_model = DowngradeConfig
     needs = ("server", "target")
 
+    @classmethod
+    def skip_reason(cls, cfg: DowngradeConfig, loaded: LoadedConfig) -> str:
+        """SKIPPED without ``revisions``, ``last`` or ``since``."""
+        if cfg is not None and cfg.configured:
+            return ""
+        return f"not configured: set [gates.{cls.id}] revisions = \"all\" (or last = N, or since = \"<revision>\")"
+
+    @classmethod
+    def propose_config(cls, init: InitContext) -> None:
+        """Every revision: the round trip needs no input of the user's."""
+        init.comment(f"{cls.id} downgrades every revision one step and upgrades it again; a downgrade() that only raises "
+                     "is reported as irreversible, not failed.")
+        init.table()
+        init.key("revisions", "all")
+
     def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: DowngradeConfig = ctx.gate_config
-        if not cfg.configured:
-            result.skip("not configured: set [gates.ZG-9] revisions = \"all\" (or last = N, or since = \"<revision>\")")
+        reason = self.skip_reason(cfg, ctx.loaded)
+        if reason:
+            result.skip(reason)
             result.facts["downgrades"] = {"ran": False}
             return
         db = ctx.database("downgrade")

@@ -5,15 +5,19 @@ Each check yields one :class:`Finding` printed as one line::
     OK|WARN|FAIL  <check>: <verdict> — <fix>
 
 Checks, in order: the config loads (and every gate table validates); alembic.ini and
-its migrations are there; the target interpreter exists and imports alembic (celery
-when ZG-5 is configured, the driver ``target.url_scheme`` names) — in a subprocess
-of that interpreter; the ``PYTHONPATH`` folders exist; the server starts (embedded)
-or answers (external), with its version; the roles exist or the admin user may
-create them (nothing is ever created); the registry, the Celery app and the refresh
-callable import in the target interpreter; ZG-2's revision and seed file exist;
-one real alembic job (``alembic heads`` and ``alembic current``, which runs env.py and
-connects — to a database name that does not exist, so nothing is created); the
-signing key loads; the git state (repository, clean tree, shallow clone, base ref).
+its migrations are there; the target interpreter exists and imports alembic, the
+modules the configured gates need (``Gate.target_modules``) and the driver
+``target.url_scheme`` names — in a subprocess of that interpreter; the ``PYTHONPATH``
+folders exist; the server starts (embedded) or answers (external), with its version;
+the roles exist or the admin user may create them (nothing is ever created); the
+objects the gates import from the target (``Gate.target_imports``: a registry, a
+Celery app, a refresh callable) import in the target interpreter; one real alembic job
+(``alembic heads`` and ``alembic current``, which runs env.py and connects — to a
+database name that does not exist, so nothing is created); the signing key loads; each
+gate's own checks (``Gate.doctor``: the git state, a revision or a seed file its config
+names); and which gates a run would SKIP with this config, each by its own rule
+(``Gate.skip_reason``, the one the run uses). The gates' part is
+:mod:`zerodrift.onboard.hooks`.
 
 Doctor never creates roles or databases and never changes the repository.
 """
@@ -31,11 +35,7 @@ from typing import Any, Callable
 
 from zerodrift.config import LoadedConfig, format_validation_error, load_config
 from zerodrift.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE, ZerodriftError
-
-OK, WARN, FAIL = "OK", "WARN", "FAIL"
-
-#: The key a built-in gate is SKIPPED without.
-GATE_INPUTS = {"ZG-2": "from_revision", "ZG-3": "registry", "ZG-5": "celery_app", "ZG-6": "callable", "ZG-7": "tables"}
+from zerodrift.onboard.hooks import FAIL, OK, WARN, DoctorContext, gate_config, gates_needing_runtime_role, skipped_gates
 
 _DRIVERS = {"psycopg": "psycopg", "psycopg2": "psycopg2", "asyncpg": "asyncpg", "pg8000": "pg8000",
             "psycopg2cffi": "psycopg2cffi"}
@@ -122,11 +122,17 @@ def run_doctor(target: Path, *, config_file: Path | None = None, admin_url: str 
     python_ok = _check_interpreter(doc, loaded)
     _check_pythonpath(doc, loaded)
     _check_server_roles_imports(doc, loaded, python_ok)
-    _check_zg2(doc, loaded)
     _check_signing(doc, loaded, sign_key, env)
-    _check_git(doc, loaded)
+    _check_gates(doc, loaded)
     _check_gate_inputs(doc, loaded)
     return doc.report
+
+
+def _installed(loaded: LoadedConfig) -> list[tuple[type, Any]]:
+    """(gate class, its validated config) of every installed gate, in gate order."""
+    from zerodrift.plugins import installed_gates
+
+    return [(gate, gate_config(gate, loaded)) for gate in installed_gates().values()]
 
 
 # -- config ------------------------------------------------------------------
@@ -222,9 +228,11 @@ def _check_interpreter(doc: _Doctor, loaded: LoadedConfig) -> bool:
     else:
         python = sys.executable
     modules = ["alembic", "sqlalchemy"]
-    gates = {k.upper(): v for k, v in loaded.config.gates.items()}
-    if gates.get("ZG-5", {}).get("celery_app"):
-        modules.append("celery")
+    needed_by_gates: dict[str, str] = {}  # module -> why a gate needs it (Gate.target_modules)
+    for gate, gate_cfg in _installed(loaded):
+        for name, why in gate.target_modules(gate_cfg).items():
+            needed_by_gates.setdefault(name, why)
+    modules += [m for m in needed_by_gates if m not in modules]
     driver = _driver_module(loaded)
     if driver:
         modules.append(driver)
@@ -246,11 +254,11 @@ def _check_interpreter(doc: _Doctor, loaded: LoadedConfig) -> bool:
     ok = True
     for name in modules:
         result = info["modules"][name]
-        required = name in ("alembic", "celery") or (name == driver and "+" in cfg.url_scheme)
+        required = name == "alembic" or name in needed_by_gates or (name == driver and "+" in cfg.url_scheme)
         if result["ok"]:
             doc.add(OK, f"import {name}", result["version"] or "importable")
         elif required:
-            why = "ZG-5 runs celery beat" if name == "celery" else (
+            why = needed_by_gates[name] if name in needed_by_gates else (
                 f"target.url_scheme {cfg.url_scheme} names it" if name == driver else "every gate runs alembic")
             doc.add(FAIL, f"import {name}", f"{result['error']} ({why})",
                     f"install it into {info['executable']} (e.g. pip install -r requirements.txt), or " + fix_python)
@@ -333,9 +341,12 @@ def _check_server_roles_imports(doc: _Doctor, loaded: LoadedConfig, python_ok: b
             _check_alembic_job(doc, loaded, server)
         if python_ok:
             _check_imports(doc, loaded, db)
-        elif any(loaded.gate_table(g).get(k) for g, k in (("ZG-3", "registry"), ("ZG-5", "celery_app"), ("ZG-6", "callable"))):
-            doc.add(WARN, "imports", "registry, Celery app and refresh callable not checked: the target interpreter is not usable",
-                    "fix the interpreter first")
+        else:
+            labels = [i.label for gate, cfg in _installed(loaded) for i in gate.target_imports(cfg)]
+            if labels:
+                names = ", ".join(labels[:-1]) + " and " + labels[-1] if len(labels) > 1 else labels[0]
+                doc.add(WARN, "imports", f"{names} not checked: the target interpreter is not usable",
+                        "fix the interpreter first")
     finally:
         if server is not None:
             try:
@@ -396,7 +407,12 @@ def _check_roles(doc: _Doctor, loaded: LoadedConfig, server: Any) -> None:
     roles = loaded.config.roles
     wanted = list(dict.fromkeys(roles.ensure + ([roles.runtime] if roles.runtime else [])))
     if not roles.runtime:
-        doc.add(WARN, "roles", "roles.runtime is not set: ZG-4 is SKIPPED and probes run as the run's migration role",
+        from zerodrift.plugins import installed_gates
+
+        costs = gates_needing_runtime_role(installed_gates(), loaded)
+        doc.add(WARN, "roles", "roles.runtime is not set: "
+                + (f"{', '.join(costs)} {'is' if len(costs) == 1 else 'are'} SKIPPED and " if costs else "")
+                + "probes run as the run's migration role",
                 "set roles.runtime to the app's non-superuser login role (e.g. app_user)")
     stray = [r for r in roles.login if r not in wanted]
     if stray:
@@ -489,13 +505,10 @@ def _check_alembic_job(doc: _Doctor, loaded: LoadedConfig, server: Any) -> None:
 
 
 def _check_imports(doc: _Doctor, loaded: LoadedConfig, db: Any) -> None:
+    """Import, in the target's interpreter, every object a gate names (``Gate.target_imports``)."""
     from zerodrift.target import TargetRunner
 
-    gates = {k.upper(): v for k, v in loaded.config.gates.items()}
-    wanted = [("registry", "ZG-3", gates.get("ZG-3", {}).get("registry")),
-              ("Celery app", "ZG-5", gates.get("ZG-5", {}).get("celery_app")),
-              ("refresh callable", "ZG-6", gates.get("ZG-6", {}).get("callable"))]
-    wanted = [w for w in wanted if w[2]]
+    wanted = [(gate, item) for gate, cfg in _installed(loaded) for item in gate.target_imports(cfg)]
     if not wanted:
         return
     try:
@@ -504,14 +517,14 @@ def _check_imports(doc: _Doctor, loaded: LoadedConfig, db: Any) -> None:
         doc.add(FAIL, "imports", str(exc).splitlines()[0], "fix target.alembic_ini / target.python first")
         return
     role = loaded.config.roles.runtime or None
-    for label, gate_id, path in wanted:
+    for gate, item in wanted:
+        label, path = item.label, item.path
         try:
             step, answer = runner.probe("import_object.py", {"path": path, "call": False}, db=db, role=role)
         except ZerodriftError as exc:
             doc.add(FAIL, label, f"{path}: {exc}", "fix target.python")
             continue
-        key = {"ZG-3": "registry", "ZG-5": "celery_app", "ZG-6": "callable"}[gate_id]
-        fix = f"check [gates.{gate_id}] {key} (module:attribute) and target.pythonpath"
+        fix = f"check [gates.{gate.id}] {item.key} (module:attribute) and target.pythonpath"
         if answer is None:
             tail = step.output.strip().splitlines()[-1:] or ["no answer"]
             doc.add(FAIL, label, f"{path} did not import: {tail[0]}", fix)
@@ -519,45 +532,9 @@ def _check_imports(doc: _Doctor, loaded: LoadedConfig, db: Any) -> None:
             doc.add(FAIL, label, f"{path} does not import: {answer.get('error', '').splitlines()[-1] if answer.get('error') else 'error'}", fix)
         else:
             kind = answer.get("type", "")
-            value = answer.get("value")
-            if gate_id == "ZG-3" and isinstance(value, list):
-                doc.add(OK, label, f"{path} imports: {kind} of {len(value)} names")
-            elif gate_id == "ZG-3" and kind not in ("function", "method", "builtin_function_or_method"):
-                doc.add(FAIL, label, f"{path} is a {kind}, not a list of view names (or a callable returning one)", fix)
-            elif gate_id == "ZG-6" and kind not in ("function", "method", "builtin_function_or_method", "partial"):
-                doc.add(FAIL, label, f"{path} is a {kind}, not a function", fix)
-            else:
-                doc.add(OK, label, f"{path} imports ({kind})")
-
-
-# -- ZG-2 inputs -------------------------------------------------------------
-def _check_zg2(doc: _Doctor, loaded: LoadedConfig) -> None:
-    from zerodrift.onboard.init import _revision_of, read_alembic_ini
-
-    table = loaded.gate_table("ZG-2")
-    if not table.get("from_revision"):
-        return
-    seed = table.get("seed_sql_file")
-    if seed and not loaded.path(seed).is_file():
-        doc.add(FAIL, "ZG-2 seed", f"seed_sql_file {loaded.path(seed)} does not exist",
-                "fix [gates.ZG-2] seed_sql_file (relative to the config file)")
-    ini = loaded.path(loaded.config.target.alembic_ini)
-    if not ini.is_file():
-        return
-    _, _, versions = read_alembic_ini(ini)
-    revisions = set()
-    for folder in versions:
-        for f in folder.glob("*.py"):
-            try:
-                revisions.add(_revision_of(f.read_text(encoding="utf-8", errors="replace"))[0])
-            except SyntaxError:
-                continue
-    rev = table["from_revision"]
-    if revisions and rev not in revisions and not any(r.startswith(rev) for r in revisions):
-        doc.add(FAIL, "ZG-2 revision", f"from_revision {rev!r} is not a revision of this history",
-                "name one of the revision ids in the migrations' `revision = \"…\"` lines")
-    elif revisions:
-        doc.add(OK, "ZG-2 revision", f"{rev} is in the history" + (f"; seed {seed}" if seed else ""))
+            judged = item.judge(kind, answer.get("value")) if item.judge else None
+            level, verdict = judged or (OK, f"{path} imports ({kind})")
+            doc.add(level, label, verdict, fix if level != OK else "")
 
 
 # -- signing -----------------------------------------------------------------
@@ -585,47 +562,28 @@ def _check_signing(doc: _Doctor, loaded: LoadedConfig, flag: str | None, env: di
     doc.add(OK, "signing key", f"Ed25519 key from {where} loads ({fingerprint})")
 
 
-# -- git -----------------------------------------------------------------------
-def _check_git(doc: _Doctor, loaded: LoadedConfig) -> None:
+# -- the gates' own checks ------------------------------------------------------
+def _check_gates(doc: _Doctor, loaded: LoadedConfig) -> None:
+    """Each gate's own checks (``Gate.doctor``), in gate order; they share the target's git state."""
     from zerodrift.provenance import collect
     from zerodrift.runner import RunOptions, output_base
 
     prov = collect(loaded.target_dir, exclude=[output_base(RunOptions(target=loaded.target_dir), loaded)])
-    if not prov.commit:
-        doc.add(FAIL, "git", prov.error or "no commit", "run zerodrift in a git checkout with at least one commit (ZG-0 ties the proof to it)")
-        return
-    where = prov.branch or "detached HEAD"
-    if prov.dirty:
-        shown = ", ".join(p[3:] for p in prov.dirty_paths[:5]) + (" …" if len(prov.dirty_paths) > 5 else "")
-        doc.add(WARN, "git", f"{prov.short_sha} on {where}: {len(prov.dirty_paths)} dirty paths ({shown})",
-                "commit or stash them before the run: ZG-0 FAILs on a dirty tree (untracked files count)")
-    else:
-        doc.add(OK, "git", f"{prov.short_sha} on {where}, clean tree")
-    base_ref = loaded.gate_table("ZG-0").get("base_ref")
-    if prov.shallow:
-        doc.add(FAIL if base_ref else WARN, "git", "shallow clone" + (": ZG-0 cannot find the merge base with " + base_ref if base_ref else ""),
-                "git fetch --unshallow (in GitHub Actions: actions/checkout with fetch-depth: 0)")
-    if base_ref:
-        import git
-
+    for gate, cfg in _installed(loaded):
         try:
-            git.Repo(prov.repo_root).commit(base_ref)
-            doc.add(OK, "git", f"base_ref {base_ref} resolves")
-        except Exception:  # BadName, ValueError: the ref is unknown here
-            doc.add(FAIL, "git", f"base_ref {base_ref} does not resolve in {prov.repo_root}",
-                    f"fetch it (git fetch origin {base_ref.split('/', 1)[-1]}) or fix [gates.ZG-0] base_ref")
+            gate.doctor(DoctorContext(gate.id, loaded, cfg, prov, doc.add))
+        except Exception as exc:  # a plugin's bug is a finding, never a crash of doctor
+            doc.add(FAIL, gate.id, f"its doctor check raised {type(exc).__name__}: {exc}",
+                    f"report it to the author of {gate.__module__}")
 
 
-# -- gate inputs ---------------------------------------------------------------
 def _check_gate_inputs(doc: _Doctor, loaded: LoadedConfig) -> None:
+    """One line naming the gates a run would SKIP with this config, each with its own reason."""
     from zerodrift.plugins import installed_gates
 
-    skipped = [f"{gid} ({key})" for gid, key in GATE_INPUTS.items()
-               if gid in installed_gates() and not loaded.gate_table(gid).get(key)]
-    if not loaded.config.roles.runtime:
-        skipped.append("ZG-4 (roles.runtime)")
+    skipped = skipped_gates(installed_gates(), loaded)
     if skipped:
-        doc.add(WARN, "gates", "SKIPPED for lack of input: " + ", ".join(sorted(skipped)),
+        doc.add(WARN, "gates", "SKIPPED for lack of input: " + "; ".join(f"{gid} ({why})" for gid, why in skipped.items()),
                 "fill those keys when the backend has what they prove (the TODOs of `zerodrift init`)")
     else:
-        doc.add(OK, "gates", "every built-in gate has its inputs")
+        doc.add(OK, "gates", "every installed gate has its inputs")

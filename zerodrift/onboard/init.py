@@ -15,17 +15,17 @@ with the candidates as comments.
 * The migrations' SQL (string constants outside docstrings, with f-string loops over
   constant tuples expanded) is searched for *statements* that grant to, revoke from or
   make owners of roles, or create them (``roles.ensure``), a runtime role (receives
-  INSERT and owns the matviews), the settings (GUCs) they read and a worker write guard
-  (``[gates.ZG-7]`` hints).
-* The application's modules give a Celery app (``[gates.ZG-5]``), a matview registry
-  (``[gates.ZG-3]``), a refresh path that takes an advisory lock (``[gates.ZG-6]``),
-  SQLAlchemy metadata (a ``DeclarativeBase`` subclass, ``declarative_base()`` or
-  ``MetaData()``: ``[gates.ZG-8]``) and the ``PYTHONPATH`` their packages need; each of
-  the first three is written only when importing it in
-  the target's interpreter gives the right kind of object (:mod:`zerodrift.onboard.verify`),
-  and never from test code. A runtime URL variable is written only when the module
-  reading it hands it to ``create_engine``.
-* Settings read by ``CREATE POLICY`` statements hint at the tenant setting of ``[gates.ZG-10]``.
+  INSERT and owns the matviews), the settings (GUCs) they read and a worker write guard;
+  the SQL strings are kept (``Detection.migration_sql``) for the gates' own searches.
+* The application's modules give Celery apps, matview registries, refresh paths that
+  take an advisory lock and the ``PYTHONPATH`` their packages need; these candidates
+  are imported in the target's interpreter, and only those that give the right kind of
+  object (:mod:`zerodrift.onboard.verify`), never from test code, may become active
+  config. A runtime URL variable is written only when the module reading it hands it to
+  ``create_engine``. The parsed modules are kept (``Detection.app_modules``) for the
+  gates' own searches (e.g. SQLAlchemy metadata).
+* Each installed gate writes its own ``[gates.<id>]`` table from these facts
+  (``Gate.propose_config``; the facts a gate may read: :class:`zerodrift.onboard.hooks.InitFacts`).
 
 What cannot be decided is marked ``# TODO:``. Gates whose inputs are unknown stay
 commented out, so they are SKIPPED — never a PASS on a guess. The output is checked
@@ -47,6 +47,7 @@ from typing import Any, Iterable, Iterator
 
 from zerodrift.config import CONFIG_FILENAME, Config, format_validation_error
 from zerodrift.errors import UsageError
+from zerodrift.onboard.hooks import InitContext, gates_needing_runtime_role
 from zerodrift.onboard.squash import SquashedBase, release_before, squash_reason, tables_created
 from zerodrift.onboard.urlflow import UrlFlow, built_drivers, rewrites_plain_scheme, url_flow
 from zerodrift.onboard.verify import Checked, check_in_target, shape_problem
@@ -78,7 +79,8 @@ _POLICY = re.compile(
     re.I | re.S)
 _DEFAULT_FOR = re.compile(rf"\bALTER\s+DEFAULT\s+PRIVILEGES\s+FOR\s+(?:ROLE|USER)\s+(?P<roles>{_ROLE_LIST})", re.I | re.S)
 _CREATE_ROLE = re.compile(rf"\bCREATE\s+(?:ROLE|USER|GROUP)\s+(?P<role>{_IDENT})", re.I)
-_SETTING = re.compile(r"current_setting\(\s*'(?P<name>[A-Za-z_][\w]*\.[\w.]+)'", re.I)
+#: a setting (GUC) read by SQL: ``current_setting('app.tenant_id'`` → ``app.tenant_id``
+SETTING_READ = re.compile(r"current_setting\(\s*'(?P<name>[A-Za-z_][\w]*\.[\w.]+)'", re.I)
 _GUARD = re.compile(r"current_setting\(\s*'(?P<name>[A-Za-z_]\w*\.[\w.]+)'(?:\s*,\s*(?:true|false))?\s*\)"
                     r"(?:\s*::\s*\w+)?\s*=\s*'(?P<value>[^']*)'", re.I)
 _ERRCODE = re.compile(r"ERRCODE\s*=\s*'(?P<code>[0-9A-Z]{5})'", re.I)
@@ -123,11 +125,37 @@ class Candidate:
 
 @dataclass
 class RefreshCandidate(Candidate):
-    """A refresh function that mentions an advisory lock (``[gates.ZG-6]``)."""
+    """A refresh function that mentions an advisory lock (a serialization gate's ``callable``)."""
 
     required: list[str] = field(default_factory=list)  #: positional parameters without a default
     returns: list[Any] = field(default_factory=list)  #: constant values it returns
     is_async: bool = False
+
+
+@dataclass
+class AppModule:
+    """One Python module of the application (outside the migrations), as the scan read it.
+
+    ``tree`` is its parsed source; :meth:`candidate` makes a ``module:attribute``
+    :class:`Candidate` of it (the dotted module name and the folder that must be on
+    ``sys.path`` for it come from :func:`_module_of`)."""
+
+    path: Path
+    source: str
+    testish: bool  #: it lives in test code (its objects are never active config)
+    scan_root: Path
+    tree: ast.Module = field(repr=False)
+
+    def candidate(self, attribute: str) -> Candidate:
+        """``module:attribute`` of this module as a :class:`Candidate`, e.g. ``candidate("Base.metadata")``."""
+        imports = _top_imports(self.tree)
+        module, root = _module_of(self.path, self.scan_root, imports)
+        return Candidate(f"{module}:{attribute}", self.path, root, imports, testish=self.testish)
+
+    @property
+    def depth(self) -> int:
+        """Folders between the scanned folder and this file (shallower modules are proposed first)."""
+        return len(self.path.relative_to(self.scan_root).parts)
 
 
 @dataclass
@@ -157,8 +185,8 @@ class Detection:
     created_roles: list[str] = field(default_factory=list)  #: roles the migrations CREATE themselves
     matviews: list[str] = field(default_factory=list)
     settings_read: list[str] = field(default_factory=list)  #: GUCs the migrations read
-    policy_settings: list[str] = field(default_factory=list)  #: GUCs read inside CREATE POLICY statements
-    metadata: list[Candidate] = field(default_factory=list)  #: SQLAlchemy MetaData / declarative bases
+    migration_sql: list[tuple[str, str]] = field(default_factory=list)  #: (file name, SQL text) of the migrations
+    app_modules: list[AppModule] = field(default_factory=list)  #: the application's Python modules, in file order
     worker_settings: dict[str, str] = field(default_factory=dict)
     guard_sqlstate: str = ""
     guard_message: str = ""
@@ -456,7 +484,7 @@ def scan_migrations(det: Detection) -> None:
         if path.suffix == ".py":
             try:
                 strings = sql_strings(text)
-                revision, down_revs = _revision_of(text)
+                revision, down_revs = revision_of(text)
             except SyntaxError:
                 det.notes.append(f"{_rel(path, det.config_dir)} does not parse as Python; its SQL was not read")
                 continue
@@ -468,6 +496,7 @@ def scan_migrations(det: Detection) -> None:
             strings = [text]
         label = path.name
         for sql in strings:
+            det.migration_sql.append((label, sql))
             _scan_sql(det, sql, label, guard_functions)
     det.revisions, det.heads = _order_revisions(down)
     for revision, path, text, strings in bases:
@@ -477,7 +506,6 @@ def scan_migrations(det: Detection) -> None:
             det.squashed_base = SquashedBase(revision, path, tables, reason)
     det.created_roles = sorted(set(det.created_roles))
     det.settings_read = [s for s in dict.fromkeys(det.settings_read) if s not in det.worker_settings]
-    det.policy_settings = list(dict.fromkeys(det.policy_settings))
     det.guard_tables = list(dict.fromkeys(det.guard_tables))
 
 
@@ -522,9 +550,7 @@ def _scan_sql(det: Detection, sql: str, label: str, guard_functions: set[str]) -
     for m in _MATVIEW.finditer(sql):
         if "{" not in m.group("name"):
             det.matviews.append(m.group("name").strip('"'))
-    det.settings_read.extend(m.group("name") for m in _SETTING.finditer(sql))
-    for statement in re.findall(r"\bCREATE\s+POLICY\b.*?(?:;|$)", sql, re.I | re.S):
-        det.policy_settings.extend(m.group("name") for m in _SETTING.finditer(statement))
+    det.settings_read.extend(m.group("name") for m in SETTING_READ.finditer(sql))
     if _RAISE.search(sql) and _GUARD.search(sql):
         guard = _GUARD.search(sql)
         det.worker_settings.setdefault(guard.group("name"), guard.group("value"))
@@ -545,7 +571,10 @@ def _scan_sql(det: Detection, sql: str, label: str, guard_functions: set[str]) -
             det.guard_tables.append(table)
 
 
-def _revision_of(source: str) -> tuple[str, list[str]]:
+def revision_of(source: str) -> tuple[str, list[str]]:
+    """``(revision, down_revisions)`` of a migration module's source ('' and [] when not set).
+
+    Raises SyntaxError when ``source`` does not parse."""
     revision, down = "", []
     for node in ast.parse(source).body:
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
@@ -625,7 +654,7 @@ def _is_celery_call(node: ast.AST | None) -> bool:
 
 
 def scan_application(det: Detection, files: list[Path]) -> None:
-    """Fill Celery apps, matview registries, refresh callables and runtime URL variables."""
+    """Fill Celery apps, matview registries, refresh callables, runtime URL variables and the parsed modules."""
     migration_dirs = [d for d in ([det.script_location] if det.script_location else []) + det.version_dirs]
     for path in files:
         if path.suffix != ".py" or any(d == path or d in path.parents for d in migration_dirs):
@@ -637,8 +666,9 @@ def scan_application(det: Detection, files: list[Path]) -> None:
             continue
         rel = _rel(path, det.scan_root)
         testish = bool(_TESTISH.search(rel))
+        det.app_modules.append(AppModule(path, source, testish, det.scan_root, tree))
         mentions = ("Celery" in source, re.search(r"MATVIEW|MATERIALIZED", source, re.I) is not None,
-                    "refresh" in source.lower(), _METADATA_HINT.search(source) is not None)
+                    "refresh" in source.lower())
         if not testish:
             try:
                 db_vars = [n for n in env_vars_read(source) if _URLISH.search(n) and _DB_WORD.search(n) and not _NOT_DB.search(n)]
@@ -654,16 +684,10 @@ def scan_application(det: Detection, files: list[Path]) -> None:
         imports = _top_imports(tree)
         module, root = _module_of(path, det.scan_root, imports)
         for node in tree.body:
-            if isinstance(node, ast.ClassDef) and any(_dotted(b).split(".")[-1] == "DeclarativeBase" for b in node.bases):
-                det.metadata.append(Candidate(f"{module}:{node.name}.metadata", path, root, imports, testish=testish))
             if isinstance(node, (ast.Assign, ast.AnnAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 names = [t.id for t in targets if isinstance(t, ast.Name)]
                 for name in names:
-                    called = _dotted(node.value.func).split(".")[-1] if isinstance(node.value, ast.Call) else ""
-                    if called in ("declarative_base", "MetaData"):
-                        det.metadata.append(Candidate(f"{module}:{name}" + (".metadata" if called != "MetaData" else ""),
-                                                      path, root, imports, testish=testish))
                     if _is_celery_call(node.value):
                         det.celery_apps.append(Candidate(f"{module}:{name}", path, root, imports, testish=testish))
                     elif re.search(r"MATVIEW|MATERIALIZED", name, re.I) and isinstance(node.value, (ast.List, ast.Tuple)):
@@ -690,22 +714,17 @@ def scan_application(det: Detection, files: list[Path]) -> None:
     key = lambda c: (c.testish, len(c.file.relative_to(det.scan_root).parts), c.path)  # noqa: E731
     det.celery_apps.sort(key=lambda c: (c.testish, "celery" not in c.file.name.lower(), *key(c)[1:]))
     det.registries.sort(key=key)
-    det.metadata.sort(key=key)
     det.refreshers.sort(key=lambda c: (c.testish, not c.returns, *key(c)[1:]))
     det.runtime_env_vars = list(dict.fromkeys(det.runtime_env_vars))
     det.runtime_candidates = [n for n in dict.fromkeys(det.runtime_candidates) if n not in det.runtime_env_vars]
 
 
-#: Source that may define SQLAlchemy metadata (a declarative base or a MetaData()).
-_METADATA_HINT = re.compile(r"\bDeclarativeBase\b|\bdeclarative_base\(|\bMetaData\(")
-
-
-def _dotted(node: ast.AST) -> str:
+def dotted(node: ast.AST) -> str:
     """``a.b.C`` of a Name/Attribute node; empty for anything else."""
     if isinstance(node, ast.Name):
         return node.id
     if isinstance(node, ast.Attribute):
-        inner = _dotted(node.value)
+        inner = dotted(node.value)
         return f"{inner}.{node.attr}" if inner else ""
     return ""
 
@@ -960,7 +979,15 @@ def _key(key: str) -> str:
 
 
 def render(det: Detection) -> tuple[str, list[str]]:
-    """The commented TOML for ``det`` and the list of TODOs it contains."""
+    """The commented TOML for ``det`` and the list of TODOs it contains.
+
+    The ``[gates.*]`` tables are the installed gates' own proposals (``Gate.propose_config``,
+    :mod:`zerodrift.onboard.hooks`), written in gate order from the facts of ``det``."""
+    from zerodrift.config import LoadedConfig
+    from zerodrift.plugins import installed_gates
+
+    gates = installed_gates()
+    defaults = LoadedConfig(config=Config(), root=det.config_dir, source=None, target_dir=det.config_dir)
     w = _Writer()
     here = det.config_dir
     w.comment("zerodrift configuration, written by `zerodrift init`.")
@@ -1079,16 +1106,19 @@ def render(det: Detection) -> tuple[str, list[str]]:
         w.key("runtime", runtime)
         w.key("login", [runtime])
     else:
-        w.todo(f"name the runtime role (the app's non-superuser login, e.g. app_user): {reason}. "
-               "Without it ZG-4 is SKIPPED.")
+        costs = gates_needing_runtime_role(gates, defaults)
+        w.todo(f"name the runtime role (the app's non-superuser login, e.g. app_user): {reason}."
+               + (f" Without it {', '.join(costs)} {'is' if len(costs) == 1 else 'are'} SKIPPED." if costs else ""))
         w.commented_key("runtime", "app_user")
     if det.settings_read:
         w.todo(f"the migrations read the settings {', '.join(det.settings_read)} (row-level security, defaults): "
                "if the runtime role's session sets them, give the values it uses.")
         w.commented_key("runtime_settings", {s: "TODO" for s in det.settings_read})
 
-    # gates
-    _render_gates(w, det)
+    # gates: each writes its own proposal (Gate.propose_config), in gate order
+    for gate in gates.values():
+        w.raw()
+        gate.propose_config(InitContext(gate.id, det, w))
 
     w.raw()
     w.raw("# [signing]")
@@ -1096,224 +1126,6 @@ def render(det: Detection) -> tuple[str, list[str]]:
               "In CI give it in ZERODRIFT_SIGNING_KEY instead (see docs/github-actions.md).")
     w.commented_key("key", "~/.config/zerodrift/ledger-key")
     return w.text(), w.todos
-
-
-def _render_gates(w: _Writer, det: Detection) -> None:
-    here = det.config_dir
-    # ZG-0
-    w.raw()
-    w.raw("[gates.ZG-0]")
-    scope = ""
-    if det.git_root is not None:
-        rel = _rel(here, det.git_root)
-        scope = "**" if rel == "." else f"{rel}/**"
-    w.comment("scope check (optional): every path changed since the merge base with base_ref must match allowed_paths.")
-    w.commented_key("base_ref", "origin/main")
-    w.commented_key("allowed_paths", [scope or "backend/**"])
-
-    # ZG-1
-    w.raw()
-    w.comment(f"ZG-1 needs no input: the history must have exactly one head (found: {', '.join(det.heads) or 'none'}).")
-    if len(det.heads) > 1:
-        w.todo(f"the migrations have {len(det.heads)} heads ({', '.join(det.heads)}): merge them, "
-               "or list them in [gates.ZG-1] expected_heads if that is intended.")
-    w.raw("# [gates.ZG-1]")
-    w.commented_key("expected_heads", det.heads if len(det.heads) > 1 else [])
-
-    # ZG-2
-    w.raw()
-    revisions = det.revisions
-    shown = ", ".join(revisions) if len(revisions) <= 20 else ", ".join(revisions[:4] + ["…"] + revisions[-12:])
-    w.todo("ZG-2 (existing-database path) is SKIPPED until from_revision names the revision a production database "
-           f"is at; revisions, oldest first: {shown or 'none found'}. Give seed data a real database would hold at "
-           "that revision, and data checks that must hold after the upgrade.")
-    w.raw("# [gates.ZG-2]")
-    w.commented_key("from_revision", revisions[-2] if len(revisions) > 1 else "TODO")
-    seed = det.seed_files[0] if det.seed_files else None
-    w.commented_key("seed_sql_file", _rel(seed, here) if seed else "seed.sql")
-    w.raw("# [[gates.ZG-2.data_checks]]")
-    w.commented_key("name", "no NULL left in a backfilled column")
-    w.commented_key("sql", "SELECT count(*) FROM some_table WHERE new_column IS NULL")
-    w.commented_key("expect", 0)
-    base = det.squashed_base
-    if base is not None:
-        release = (f"{base.release} ({base.release_note})" if base.release
-                   else f"none found ({base.release_note}): name it")
-        w.todo(f"the history starts with {base.revision} ({_rel(base.file, here)}), which looks like a squashed base: "
-               f"{base.reason}. Databases created before the squash were built by the revisions it replaced; a "
-               f"from_ref path builds one with the last release before the squash and upgrades it with today's files. "
-               f"That release: {release}.")
-        w.raw("# [[gates.ZG-2.paths]]")
-        w.commented_key("from_ref", base.release or "TODO_last_release_before_the_squash")
-
-    # ZG-3
-    w.raw()
-    usable = _verified(w, det, "registry", det.registries, "ZG-3", "registry")
-    if det.registries and usable:
-        reg = usable[0]
-        size = f" ({len(reg.value)} names)" if isinstance(reg.value, list) else ""
-        w.comment(f"matview registry found in {_rel(reg.file, here)}{size}.")
-        if det.matviews and isinstance(reg.value, list):
-            missing = sorted(set(det.matviews) - {v.split(".")[-1] for v in reg.value if isinstance(v, str)})
-            if missing:
-                w.comment(f"note: the migrations create matviews the registry does not list: {', '.join(missing)} "
-                          "(ZG-3 will say whether they still exist at head).")
-        if len(usable) > 1:
-            w.todo("other candidates: " + ", ".join(c.path for c in usable[1:]) + "; keep the one the app refreshes from.")
-        w.raw("[gates.ZG-3]")
-        w.key("registry", reg.path)
-        w.key("schemas", ["public"])
-    elif not det.registries:
-        w.todo("no matview registry found (a module-level list or tuple whose name contains MATVIEW or MATERIALIZED"
-               + (f"; the migrations create {len(det.matviews)} matviews" if det.matviews else "")
-               + "): name the app's list of materialized views, or ZG-3 stays SKIPPED.")
-        w.raw("# [gates.ZG-3]")
-        w.commented_key("registry", "app.core.matview_registry:MATERIALIZED_VIEWS")
-
-    # ZG-4
-    w.raw()
-    w.comment("ZG-4 refreshes every registered matview as roles.runtime; it needs no table of its own.")
-
-    # ZG-5
-    w.raw()
-    apps = _verified(w, det, "celery", det.celery_apps, "ZG-5", "celery_app")
-    if det.celery_apps and apps:
-        app = apps[0]
-        w.comment(f"Celery app found in {_rel(app.file, here)} (imported in the target's interpreter).")
-        if len(apps) > 1:
-            w.todo("other Celery apps: " + ", ".join(c.path for c in apps[1:]) + "; keep the one that runs beat.")
-        w.raw("[gates.ZG-5]")
-        w.key("celery_app", app.path)
-    elif not det.celery_apps:
-        w.comment("no Celery app found (a module-level `x = Celery(...)`): ZG-5 stays SKIPPED.")
-        w.raw("# [gates.ZG-5]")
-        w.commented_key("celery_app", "app.celery_app:celery_app")
-
-    # ZG-6
-    w.raw()
-    _render_zg6(w, det)
-
-    # ZG-7
-    w.raw()
-    w.todo("ZG-7 (workers cannot write the ingestion tables) is SKIPPED until tables, the worker settings, "
-           "the guard's error and one valid INSERT per table are given.")
-    if det.worker_settings:
-        w.comment(f"the migrations have a write guard keyed on {', '.join(det.worker_settings)}"
-                  + (f" raising SQLSTATE {det.guard_sqlstate}" if det.guard_sqlstate else "")
-                  + (f" on {', '.join(det.guard_tables)}" if det.guard_tables else "") + ".")
-    w.raw("# [gates.ZG-7]")
-    w.commented_key("tables", det.guard_tables or ["TODO_ingestion_table"])
-    w.commented_key("worker_settings", det.worker_settings or {"app.execution_context": "worker"})
-    w.commented_key("expected_sqlstate", det.guard_sqlstate or "P0001")
-    w.commented_key("expected_message", det.guard_message or "TODO: a regular expression of the guard's message")
-    w.commented_key("fixture_sql", "TODO: rows the INSERTs need (a tenant, a parent row)")
-    w.raw("# [gates.ZG-7.insert_sql]")
-    for table in det.guard_tables or ["TODO_ingestion_table"]:
-        w.commented_key(table, f"INSERT INTO {table} (…) VALUES (…)")
-    _render_zg8_to_10(w, det)
-
-
-def _render_zg8_to_10(w: _Writer, det: Detection) -> None:
-    here = det.config_dir
-    # ZG-8
-    w.raw()
-    models = [c for c in det.metadata if not c.testish]
-    if models:
-        w.comment(f"SQLAlchemy metadata found in {_rel(models[0].file, here)}; ZG-8 imports it in the target's "
-                  "interpreter and compares it with the fresh database (set compare_* as env.py does).")
-        if len(models) > 1:
-            w.todo("other candidates: " + ", ".join(c.path for c in models[1:]) + "; keep the application's models.")
-        w.raw("[gates.ZG-8]")
-        w.key("metadata", models[0].path)
-    else:
-        w.comment("no SQLAlchemy metadata found (a DeclarativeBase subclass, declarative_base() or MetaData()): "
-                  "ZG-8 stays SKIPPED.")
-        w.raw("# [gates.ZG-8]")
-        w.commented_key("metadata", "app.models:Base.metadata")
-    # ZG-9
-    w.raw()
-    w.comment("ZG-9 downgrades every revision one step and upgrades it again; a downgrade() that only raises is "
-              "reported as irreversible, not failed.")
-    w.raw("[gates.ZG-9]")
-    w.key("revisions", "all")
-    # ZG-10
-    w.raw()
-    if det.policy_settings:
-        w.todo(f"ZG-10 (tenant isolation) is SKIPPED until fixture_sql puts rows of two tenants ({{tenant_a}}, "
-               f"{{tenant_b}}) in every tenant table; the migrations' policies read {', '.join(det.policy_settings)}.")
-    else:
-        w.comment("no row-level security policy reading a setting was found in the migrations: ZG-10 stays SKIPPED.")
-    w.raw("# [gates.ZG-10]")
-    w.commented_key("setting", det.policy_settings[0] if det.policy_settings else "app.current_tenant_id")
-    w.commented_key("fixture_sql", "TODO: INSERT rows of '{tenant_a}' and '{tenant_b}' into every tenant table")
-
-
-def _verified(w: _Writer, det: Detection, kind: str, cands: list[Candidate], gate: str, key: str) -> list[Candidate]:
-    """The candidates that may be active config (:meth:`Detection.problem`); when there are
-    candidates but none may, a TODO naming why each did not check out and the first one
-    commented out under ``# [gates.<gate>]``."""
-    usable = [c for c in cands if not det.problem(kind, c)]
-    if cands and not usable:
-        w.todo(f"{key} candidates did not check out, so {gate} stays SKIPPED: " + "; ".join(
-            f"{c.path}: {det.problem(kind, c)}" for c in cands[:3]))
-        w.raw(f"# [gates.{gate}]")
-        w.commented_key(key, cands[0].path)
-    return usable
-
-
-def _render_zg6(w: _Writer, det: Detection) -> None:
-    if not det.refreshers:
-        w.comment("no refresh function that takes an advisory lock was found (a function with 'refresh' in its name "
-                  "that mentions an advisory lock): ZG-6 stays SKIPPED.")
-        w.raw("# [gates.ZG-6]")
-        w.commented_key("callable", "app.refresh:refresh_view")
-        return
-    usable = _verified(w, det, "callable", det.refreshers, "ZG-6", "callable")
-    if not usable:
-        return
-    ref = usable[0]
-    strings = [v for v in ref.returns if isinstance(v, (str, int, bool))]
-    skipped = next((v for v in strings if isinstance(v, str) and re.search(r"skip|busy|running|locked", v, re.I)), None)
-    success = next((v for v in strings if isinstance(v, str) and re.search(r"success|ok|refreshed|done", v, re.I)
-                    and v != skipped), None)
-    if skipped is None and True in strings and False in strings:
-        skipped, success = False, True
-    args: list[Any] | None = []
-    arg_note = ""
-    if len(ref.required) == 1 and det.registries and isinstance(det.registries[0].value, list) and det.registries[0].value:
-        args = [det.registries[0].value[0]]
-        arg_note = f"the first view of {det.registries[0].path}"
-    elif ref.required:
-        args = None
-    decided = args is not None and skipped is not None and success is not None
-    w.comment(f"refresh path found in {_rel(ref.file, det.config_dir)}: {ref.path}"
-              f"({', '.join(ref.required)}){' (async)' if ref.is_async else ''}, mentions an advisory lock"
-              + (f"; returns {', '.join(json.dumps(v) for v in strings)}" if strings else "") + ".")
-    if len(usable) > 1:
-        w.comment("other candidates: " + ", ".join(c.path for c in usable[1:]))
-    if decided:
-        if arg_note:
-            w.todo(f"check args: guessed as {arg_note}; any view the path refreshes will do.")
-        w.comment("skipped/success: the values it returns while another session holds the lock / after a refresh.")
-        w.raw("[gates.ZG-6]")
-        w.key("callable", ref.path)
-        w.key("args", args)
-        w.key("skipped", skipped)
-        w.key("success", success)
-        return
-    missing = []
-    if args is None:
-        missing.append(f"args (it takes {', '.join(ref.required)})")
-    if skipped is None:
-        missing.append("skipped (the value it returns while another session holds the lock)")
-    if success is None:
-        missing.append("success (the value it returns after a refresh)")
-    w.todo("ZG-6 is SKIPPED until you give " + "; ".join(missing) + ", then uncomment the table.")
-    w.raw("# [gates.ZG-6]")
-    w.commented_key("callable", ref.path)
-    w.commented_key("args", args if args is not None else ["TODO"])
-    w.commented_key("skipped", skipped if skipped is not None else "TODO")
-    w.commented_key("success", success if success is not None else "TODO")
 
 
 # -- validation and writing --------------------------------------------------
