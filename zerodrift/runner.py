@@ -70,7 +70,7 @@ class RunOptions:
     python: str | None = None
     gates: list[str] = field(default_factory=list)
     keep: bool = False
-    from_refs: list[str] = field(default_factory=list)  #: extra ZG-2 upgrade paths (--from-ref)
+    from_refs: list[str] = field(default_factory=list)  #: extra upgrade paths from git refs (--from-ref, Gate.from_ref_key)
     parallelism: int = DEFAULT_PARALLELISM
     require: list[str] = field(default_factory=list)  #: --require GATE (or "all"), added to config required_gates
     pg_version: int | None = None  #: --pg-version: PostgreSQL major (server.version)
@@ -277,8 +277,8 @@ def prepare(options: RunOptions, *, loaded: LoadedConfig | None = None) -> RunPl
     from zerodrift.server import prereq
 
     setup_sql = prereq.load_setup_sql(loaded.config.target.setup_sql, loaded.root)
-    _add_from_refs(loaded, options.from_refs)
     available = installed_gates()
+    _add_from_refs(loaded, options.from_refs, available)
     gates, added = select_gates(available, options.gates)
     gate_configs = _validate_gate_configs(loaded, gates, available)
     required = _required_gates(loaded, options, available)
@@ -304,14 +304,18 @@ def prepare(options: RunOptions, *, loaded: LoadedConfig | None = None) -> RunPl
                    report=report)
 
 
-def _add_from_refs(loaded: LoadedConfig, refs: list[str]) -> None:
-    """``--from-ref REF`` as ZG-2 upgrade paths (``[[gates.ZG-2.paths]] from_ref``), after those configured."""
+def _add_from_refs(loaded: LoadedConfig, refs: list[str], available: dict[str, type[Gate]]) -> None:
+    """``--from-ref REF`` as upgrade paths of every gate that takes them (``Gate.from_ref_key``:
+    ``[[gates.<id>.<key>]] from_ref = REF``), after those configured."""
     if not refs:
         return
-    table = next((v for k, v in loaded.config.gates.items() if k.upper() == "ZG-2"), None)
-    if table is None:
-        table = loaded.config.gates.setdefault("ZG-2", {})
-    table["paths"] = list(table.get("paths", [])) + [{"from_ref": ref} for ref in refs]
+    for gate in available.values():
+        if not gate.from_ref_key:
+            continue
+        table = next((v for k, v in loaded.config.gates.items() if k.upper() == gate.id.upper()), None)
+        if table is None:
+            table = loaded.config.gates.setdefault(gate.id, {})
+        table[gate.from_ref_key] = list(table.get(gate.from_ref_key, [])) + [{"from_ref": ref} for ref in refs]
 
 
 def _required_gates(loaded: LoadedConfig, options: RunOptions, available: dict[str, type[Gate]]) -> list[str]:

@@ -256,6 +256,9 @@ class Gate:
     needs: ClassVar[tuple[str, ...]] = ()
     #: names of :data:`HEADER_FACTS` this gate publishes (``GateResult.publish_header``)
     header_facts: ClassVar[tuple[str, ...]] = ()
+    #: the key of its table that takes ``zerodrift run --from-ref REF`` as ``{"from_ref": REF}``
+    #: entries (upgrade paths built from a git ref); '' (default): the gate takes none
+    from_ref_key: ClassVar[str] = ""
 
     @classmethod
     def declared_inputs(cls) -> tuple[Input, ...]:

@@ -123,6 +123,7 @@ class ExistingDatabaseGate(Gate):
     #: ``dbs.existing``: ``[(path label, Database or None)]``, every path's database once the gate is done
     #: (None: that path did not reach head), so other gates can prove their facts on each upgraded database
     provides = ("db.existing", "snapshot.existing", "dbs.existing")
+    from_ref_key = "paths"  # zerodrift run --from-ref REF adds [[gates.ZG-2.paths]] from_ref = REF
     needs = ("server", "target")
 
     @classmethod
