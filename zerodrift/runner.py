@@ -406,6 +406,8 @@ def schedule(plan: RunPlan, resources: Resources, notify: Progress) -> dict[str,
                           target_runner=resources.target, artifacts=artifacts, output_dir=report.output_dir)
         try:
             gate_cls().run(ctx, result)
+        except UsageError:  # a configuration error found by running the target (no revision found): exit 2
+            raise
         except EnvironmentProblem as exc:
             result.fail_with_error(str(exc), environment=True)
         except Exception as exc:  # a gate must never take the run down
