@@ -278,8 +278,24 @@ def _rel(path: Path, start: Path) -> str:
 
 
 # -- alembic.ini and env.py -------------------------------------------------
+def flask_migrate_layout(ini: Path) -> bool:
+    """True for Flask-Migrate's layout: ``migrations/alembic.ini`` without ``script_location``
+    beside an ``env.py`` that reads ``current_app`` (``flask db`` sets ``script_location`` to
+    that folder: ``Migrate.get_config``)."""
+    env_py = ini.parent / "env.py"
+    try:
+        return env_py.is_file() and "current_app" in env_py.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
 def read_alembic_ini(ini: Path) -> tuple[str, Path | None, list[Path]]:
-    """(raw script_location, resolved script folder or None, version folders) of an alembic.ini."""
+    """(raw script_location, resolved script folder or None, version folders) of an alembic.ini,
+    read as it stands, without running env.py: ``%(here)s`` is alembic.ini's folder, a
+    ``package:path`` location is looked up in the tree, and Flask-Migrate's layout (no
+    ``script_location``, :func:`flask_migrate_layout`) gives alembic.ini's own folder. A run
+    resolves the script directory through env.py instead (``zerodrift/probes/alembic_job.py``);
+    this static reading serves ``init``, the extension scan and ``doctor``'s first line."""
     parser = configparser.ConfigParser(defaults={"here": str(ini.parent)}, interpolation=configparser.BasicInterpolation())
     try:
         parser.read(ini, encoding="utf-8")
@@ -289,7 +305,7 @@ def read_alembic_ini(ini: Path) -> tuple[str, Path | None, list[Path]]:
         separator = section.get("version_path_separator", "") if section is not None else ""
     except (configparser.Error, KeyError):
         return "", None, []
-    script = _resolve_location(ini.parent, raw) if raw else None
+    script = _resolve_location(ini.parent, raw) if raw else ini.parent if flask_migrate_layout(ini) else None
     dirs: list[Path] = []
     if versions_raw:
         seps = {"os": os.pathsep, ":": ":", ";": ";", "space": " ", "newline": "\n"}
@@ -922,13 +938,7 @@ def detect(target: Path, *, check: bool = True) -> Detection:
     det = Detection(scan_root=scan_root, alembic_ini=inis[0].resolve(), other_alembic_inis=[p.resolve() for p in inis[1:]])
     det.git_root = next((p for p in [det.config_dir, *det.config_dir.parents] if (p / ".git").exists()), None)
     det.script_location_raw, det.script_location, det.version_dirs = read_alembic_ini(det.alembic_ini)
-    here_env = det.alembic_ini.parent / "env.py"
-    if (not det.script_location_raw and here_env.is_file()
-            and "current_app" in here_env.read_text(encoding="utf-8", errors="replace")):
-        # Flask-Migrate's layout: migrations/alembic.ini has no script_location, `flask db` sets it to that folder
-        det.flask_layout = True
-        det.script_location = det.alembic_ini.parent
-        det.version_dirs = [d for d in [det.script_location / "versions"] if d.is_dir()]
+    det.flask_layout = not det.script_location_raw and det.script_location == det.alembic_ini.parent
     if det.script_location is not None and (det.script_location / "env.py").is_file():
         det.env_py = det.script_location / "env.py"
         source = det.env_py.read_text(encoding="utf-8", errors="replace")
