@@ -90,6 +90,17 @@ def test_two_histories_are_proven_and_an_unconfigured_one_is_named(admin_url, tm
     assert rows["plugins/audit/migrations"][3] == "exists, not configured: not proven"
 
 
+def test_async_env_template_with_asyncio_run_works_as_it_is(admin_url, tmp_path):
+    """Alembic's async template (asyncio.run in env.py) needs no runner hook."""
+    backend = make_shape(tmp_path, "anyio_thread")
+    edit(backend / "zerodrift.toml", 'alembic_runner = "asyncsvc.migrate:run_alembic"\n', "")
+    edit(backend / "migrations" / "env.py", "anyio.from_thread.run(run_async_migrations)",
+         "import asyncio\n\nasyncio.run(run_async_migrations())")
+    commit_all(backend.parent, "alembic's async template")
+    report = _run(backend, admin_url, gates=["ZG-1"])
+    assert _statuses(report) == {"ZG-1": "PASS"}, _explain(report)
+
+
 def test_async_env_without_its_runner_fails_naming_the_worker_thread(admin_url, tmp_path):
     backend = make_shape(tmp_path, "anyio_thread")
     edit(backend / "zerodrift.toml", 'alembic_runner = "asyncsvc.migrate:run_alembic"\n', "")
@@ -123,10 +134,12 @@ def test_flask_migrate_without_flask_app_is_a_configuration_error(admin_url, tmp
     backend = make_shape(tmp_path, "flask_migrate")
     edit(backend / "zerodrift.toml", 'flask_app = "flaskshape:create_app"\n', "")
     commit_all(backend.parent, "no flask_app")
-    report = _run(backend, admin_url, gates=["ZG-1"])
-    zg1 = _result(report, "ZG-1")
-    # alembic's own message, as `alembic upgrade` gives it with that alembic.ini
-    assert zg1.status.value == "FAIL" and "No 'script_location' key found" in _check(zg1, "history loads").detail
+    with pytest.raises(UsageError) as caught:
+        _run(backend, admin_url, gates=["ZG-1"])
+    message = str(caught.value)
+    # alembic's own message, as `alembic upgrade` gives it with that alembic.ini, and the fix
+    assert "script_location = (not set): CommandError: No 'script_location' key found" in message, message
+    assert "this is Flask-Migrate's layout" in message and 'set target.flask_app = "module:create_app"' in message
 
 
 def _no_revisions_backend(tmp_path: Path) -> Path:

@@ -42,11 +42,14 @@ def no_revisions_error(described: dict[str, Any], loaded, alembic_ini: Path) -> 
     option = described.get("version_locations_option")
     effective = described.get("version_locations") or []
     exists = described.get("exists") or {}
-    lines = [f"no Alembic revision found — a configuration error, not a finding about the migrations ({source}):",
-             f"  script_location = {location} → {described.get('dir', '?')}"]
+    lines = [f"no Alembic revision found — a configuration error, not a finding about the migrations ({source}):"]
+    if described.get("no_script_directory"):
+        lines.append(f"  script_location = {location}: {described['no_script_directory']}")
+    else:
+        lines.append(f"  script_location = {location} → {described.get('dir', '?')}")
     if option:
         lines.append(f"  version_locations = {option}")
-    else:
+    elif not described.get("no_script_directory"):
         lines.append("  version_locations: not set (alembic reads <script_location>/versions)")
     for folder in effective:
         state = "empty (no revision file)" if exists.get(folder) else "does not exist"
@@ -60,8 +63,12 @@ def no_revisions_error(described: dict[str, Any], loaded, alembic_ini: Path) -> 
     fix = ("fix: point script_location at the folder that holds env.py (its versions/ folder holds the revisions), "
            "or version_locations at the folders that hold the revision files (paths relative to the folder alembic "
            "runs in, %(here)s for alembic.ini's folder, or package:path)")
-    if not tcfg.flask_app:
-        fix += "; a Flask-Migrate or Flask-Alembic app sets them itself: set target.flask_app = \"module:create_app\""
+    from zerodrift.onboard.init import flask_migrate_layout
+
+    if not tcfg.flask_app and flask_migrate_layout(alembic_ini):
+        fix = ("fix: this is Flask-Migrate's layout (alembic.ini without script_location beside an env.py that reads "
+               "current_app; `flask db` sets script_location from the app): set target.flask_app = "
+               "\"module:create_app\", the app factory that calls Migrate.init_app")
     lines.append(f"  {fix}; then `zerodrift doctor` shows what alembic resolves (target.alembic_ini = {tcfg.alembic_ini})")
     return UsageError("\n".join(lines))
 

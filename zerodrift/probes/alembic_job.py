@@ -146,8 +146,12 @@ class Setup:
             return []
 
         def command(config):
-            made["script"] = script = ScriptDirectory.from_config(config)
             made["config"] = config
+            try:
+                made["script"] = script = ScriptDirectory.from_config(config)
+            except Exception as exc:  # no script_location, or a folder that does not exist: the configuration's
+                made["no_script_directory"] = f"{type(exc).__name__}: {exc}"
+                raise
             with EnvironmentContext(config, script, fn=no_steps, dont_mutate=True):
                 script.run_env()
 
@@ -158,8 +162,16 @@ class Setup:
             env_error = f"SystemExit: {exc.code}"
         except Exception as exc:  # env.py stopped: what it set before stopping still counts
             env_error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        if "script" not in made:  # no script directory at all (no script_location, a missing folder)
-            raise RuntimeError(env_error or "the alembic command did not run")
+        if "no_script_directory" in made:  # no script_location, or it names no folder: nothing to read revisions from
+            cfg = made["config"]
+            self.described = {"script_location": cfg.get_alembic_option("script_location") or "", "dir": "",
+                              "configured_locations": [], "version_locations": [], "exists": {}, "locations": {},
+                              "revisions": 0, "heads": [], "config_file": str(cfg.config_file_name or ""),
+                              "env_error": "", "env_reached_migrations": False,
+                              "no_script_directory": made["no_script_directory"]}
+            return None
+        if "script" not in made:  # the runner hook never called the command
+            raise RuntimeError(env_error or "target.alembic_runner did not call command(config)")
         self.script = made["script"]
         self.described = describe(made["config"], self.script, env_error, bool(reached))
         return self.script
@@ -193,7 +205,7 @@ def describe(cfg, script, env_error: str, reached: bool) -> dict:
 
 def _resolved(setup):
     script = setup.resolve()
-    if not setup.described["revisions"] and not setup.described["env_error"]:
+    if script is None or (not setup.described["revisions"] and not setup.described["env_error"]):
         raise NoRevisions(f"no revision in the script directory alembic uses: {setup.described}")
     return script
 
