@@ -210,3 +210,31 @@ def test_init_writes_the_config_of_each_shape(tmp_path, shape, expected):
     for key, value in expected.items():
         assert target.get(key) == value, (key, text)
     assert "script_location" not in "".join(line for line in text.splitlines() if "TODO" in line), text
+
+
+def test_env_py_choosing_an_empty_history_is_a_configuration_error(admin_url, tmp_path):
+    """The versions folder env.py sets at run time is the one judged: an empty one is exit 2, and the
+    message says env.py changed the locations."""
+    backend = make_shape(tmp_path, "runtime_versions")
+    (backend / "histories" / "staging").mkdir()
+    (backend / "histories" / "staging" / "README").write_text("not yet\n")
+    edit(backend / "zerodrift.toml", 'url_scheme = "postgresql"\n',
+         'url_scheme = "postgresql"\nenv = { SERVICE_HISTORY = "staging" }\n')
+    commit_all(backend.parent, "an empty history")
+    with pytest.raises(UsageError) as caught:
+        _run(backend, admin_url, gates=["ZG-1"])
+    message = str(caught.value)
+    assert "histories/staging: empty (no revision file)" in message
+    assert "env.py changed the version locations at run time" in message
+    assert "revision files exist elsewhere: histories/main (2)" in message
+
+
+def test_a_history_left_out_of_the_config_is_not_proven(admin_url, tmp_path):
+    backend = make_shape(tmp_path, "two_histories")
+    edit(backend / "alembic.ini", " %(here)s/plugins/billing/migrations", "")
+    commit_all(backend.parent, "billing left out")
+    report = _run(backend, admin_url, gates=["ZG-1"])
+    zg1 = _result(report, "ZG-1")
+    assert zg1.status.value == "FAIL", _explain(report)
+    assert "heads c002_note; expected b002_note, c002_note" in _check(zg1, "heads are the expected ones").detail
+    assert zg1.facts["unconfigured_histories"] == {"plugins/audit/migrations": 1, "plugins/billing/migrations": 2}

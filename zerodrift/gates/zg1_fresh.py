@@ -57,6 +57,17 @@ class FreshMigrationGate(Gate):
     covers them — a literal within the run's window (or the shifted window) is a FAIL
     row "value taken from the migration's clock".
 
+    The heads are read from the script directory the upgrade uses: the alembic job runs
+    ``env.py`` first (as ``alembic current`` does, nothing applied) and reads the revisions
+    from the script directory as ``env.py`` left it (``zerodrift/probes/alembic_job.py``); one
+    that holds no revision is a configuration error (exit 2, :mod:`zerodrift.scriptdir`), not
+    a FAIL. With more than one version location, or folders of the backend holding revision
+    files the configuration does not name, a "Migration histories" table lists which were
+    migrated and which exist but were not configured (not proven). With ``target.flask_app``
+    or ``target.alembic_runner`` the target's code runs in the job before zerodrift's upgrade:
+    each fresh database's revision is read first, and a database already migrated then (an
+    app that upgrades itself on start) is a FAIL — that upgrade would prove nothing.
+
     A revision that raises is a finding about the target: the upgrade check FAILs,
     naming the revision and PostgreSQL's error. ERROR is kept for what could not be
     done (the job process crashed or timed out, libfaketime could not be loaded).

@@ -156,12 +156,21 @@ class Setup:
                 script.run_env()
 
         env_error = ""
+        # env.py's own chatter (alembic's INFO lines, prints) is shown only when it stopped with an error
+        chatter = io.StringIO()
+        disabled = logging.root.manager.disable
+        logging.disable(logging.INFO)
         try:
-            self.call(command)
+            with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+                self.call(command)
         except SystemExit as exc:
             env_error = f"SystemExit: {exc.code}"
         except Exception as exc:  # env.py stopped: what it set before stopping still counts
             env_error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        finally:
+            logging.disable(disabled)
+        if env_error:
+            print(f"env.py stopped while the script directory was resolved: {env_error}\n{chatter.getvalue()}".rstrip())
         if "no_script_directory" in made:  # no script_location, or it names no folder: nothing to read revisions from
             cfg = made["config"]
             self.described = {"script_location": cfg.get_alembic_option("script_location") or "", "dir": "",
