@@ -55,6 +55,14 @@ def _statuses(report):
     return {r.gate_id: r.status.value for r in report.results}
 
 
+def _failing_zg1(backend: Path, admin_url: str):
+    """ZG-1's result on ``backend``, asserted FAIL."""
+    report = _run(backend, admin_url, gates=["ZG-1"])
+    zg1 = _result(report, "ZG-1")
+    assert zg1.status.value == "FAIL", _explain(report)
+    return zg1
+
+
 def _explain(report):
     return [(r.gate_id, r.error, [(c.name, c.status.value, c.detail[:300]) for c in r.checks
                                   if c.status.value != "PASS"]) for r in report.results]
@@ -105,9 +113,7 @@ def test_async_env_without_its_runner_fails_naming_the_worker_thread(admin_url, 
     backend = make_shape(tmp_path, "anyio_thread")
     edit(backend / "zerodrift.toml", 'alembic_runner = "asyncsvc.migrate:run_alembic"\n', "")
     commit_all(backend.parent, "no runner")
-    report = _run(backend, admin_url, gates=["ZG-1"])
-    zg1 = _result(report, "ZG-1")
-    assert zg1.status.value == "FAIL", _explain(report)
+    zg1 = _failing_zg1(backend, admin_url)
     upgrade = _check(zg1, "upgrade head on fresh")
     assert upgrade.status.value == "FAIL" and "worker thread" in upgrade.detail, upgrade.detail
     # the heads were still read from the script directory env.py resolved (up to where it stopped)
@@ -121,9 +127,7 @@ def test_flask_app_that_upgrades_itself_at_start_is_detected(admin_url, tmp_path
          "        from flask_migrate import upgrade\n\n"
          "        upgrade()\n    return app\n")
     commit_all(backend.parent, "upgrade on start")
-    report = _run(backend, admin_url, gates=["ZG-1"])
-    zg1 = _result(report, "ZG-1")
-    assert zg1.status.value == "FAIL", _explain(report)
+    zg1 = _failing_zg1(backend, admin_url)
     before = _check(zg1, "fresh at no revision before zerodrift's upgrade")
     assert before.status.value == "FAIL"
     assert "already at f002_note before zerodrift's upgrade" in before.detail
@@ -233,8 +237,6 @@ def test_a_history_left_out_of_the_config_is_not_proven(admin_url, tmp_path):
     backend = make_shape(tmp_path, "two_histories")
     edit(backend / "alembic.ini", " %(here)s/plugins/billing/migrations", "")
     commit_all(backend.parent, "billing left out")
-    report = _run(backend, admin_url, gates=["ZG-1"])
-    zg1 = _result(report, "ZG-1")
-    assert zg1.status.value == "FAIL", _explain(report)
+    zg1 = _failing_zg1(backend, admin_url)
     assert "heads c002_note; expected b002_note, c002_note" in _check(zg1, "heads are the expected ones").detail
     assert zg1.facts["unconfigured_histories"] == {"plugins/audit/migrations": 1, "plugins/billing/migrations": 2}

@@ -648,14 +648,22 @@ def _is_celery_call(node: ast.AST | None) -> bool:
     return (isinstance(f, ast.Name) and f.id == "Celery") or (isinstance(f, ast.Attribute) and f.attr == "Celery")
 
 
-def scan_application(det: Detection, files: list[Path]) -> None:
-    """Fill Celery apps, matview registries, refresh callables and runtime URL variables."""
+def _app_sources(det: Detection, files: list[Path]) -> Iterator[tuple[Path, str]]:
+    """(path, text) of the application's Python files: ``files`` outside the migrations folders."""
     migration_dirs = [d for d in ([det.script_location] if det.script_location else []) + det.version_dirs]
     for path in files:
         if path.suffix != ".py" or any(d == path or d in path.parents for d in migration_dirs):
             continue
         try:
-            source = path.read_text(encoding="utf-8", errors="replace")
+            yield path, path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+
+
+def scan_application(det: Detection, files: list[Path]) -> None:
+    """Fill Celery apps, matview registries, refresh callables and runtime URL variables."""
+    for path, source in _app_sources(det, files):
+        try:
             tree = ast.parse(source)
         except (SyntaxError, ValueError):
             continue
@@ -738,14 +746,7 @@ def scan_alembic_shapes(det: Detection, files: list[Path]) -> None:
     env_source = det.env_py.read_text(encoding="utf-8", errors="replace") if det.env_py else ""
     if "from_thread" in env_source:
         det.needs_runner = "env.py calls anyio.from_thread, which works only in an AnyIO worker thread"
-    migration_dirs = [d for d in ([det.script_location] if det.script_location else []) + det.version_dirs]
-    for path in files:
-        if path.suffix != ".py" or any(d == path or d in path.parents for d in migration_dirs):
-            continue
-        try:
-            source = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
+    for path, source in _app_sources(det, files):
         extension = next((v for k, v in _FLASK_EXTENSIONS.items() if k in source), None)
         if extension is None and not (det.needs_runner and "config" in source):
             continue
