@@ -1201,6 +1201,10 @@ def _render_alembic_shape(w: _Writer, det: Detection) -> None:
         w.comment(f"the app uses {det.flask_extension}: alembic jobs run env.py inside its app context. The factory "
                   "must not upgrade the database itself (ZG-1 FAILs when a fresh database is migrated before "
                   "zerodrift's upgrade).")
+        if det.flask_extension == "Flask-Alembic":
+            w.todo("Flask-Alembic can run migrations without env.py (from the app's ALEMBIC settings); zerodrift runs "
+                   "alembic's own commands, which read alembic.ini and run the script folder's env.py: check that "
+                   f"{_rel(det.alembic_ini, det.config_dir)} and its env.py are what the app migrates with.")
         if len(apps) == 1:
             w.key("flask_app", apps[0].path)
         else:
