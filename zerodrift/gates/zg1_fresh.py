@@ -214,8 +214,8 @@ class FreshMigrationGate(Gate):
             f"{db.name} had no alembic version when the upgrade started ({who} ran first)" if not before else
             f"{db.name} was already at {revisions_text(before)} before zerodrift's upgrade ran: the app "
             f"({who}) migrates the database itself when it starts, so the upgrade zerodrift observes proves nothing "
-            "(ZG-2 neither) — keep the upgrade out of the app factory (run it as a deploy step, `flask db upgrade`), "
-            "or point target.flask_app at a factory that does not upgrade")
+            "(ZG-2 neither) — keep the upgrade out of the app's start-up (run it as a deploy step, e.g. "
+            "`flask db upgrade`), or point target.flask_app / target.alembic_runner at code that does not upgrade")
 
     @staticmethod
     def _histories(ctx, result: GateResult, described) -> None:
