@@ -58,6 +58,22 @@ class TargetConfig(_Model):
                     "TMP, VIRTUAL_ENV, LD_LIBRARY_PATH, PYTHONPATH, target.env and the URL variables: no CI token, no ZERODRIFT_* variable. "
                     "ZERODRIFT_SIGNING_KEY, ZERODRIFT_SIGNING_KEY_PASSPHRASE and ZERODRIFT_ADMIN_URL are never passed.",
     )
+    flask_app: str = Field(
+        "",
+        description="Flask app (module:app) or app factory (module:create_app, called with no argument) whose app context "
+                    "every alembic job runs in (`with app.app_context():`), for Flask-Migrate and Flask-Alembic env.py files "
+                    "that read current_app; with Flask-Migrate the config is the app's own (`flask db` sets script_location). "
+                    "The app must not upgrade the database itself when it starts: ZG-2 would then prove nothing, and ZG-1 "
+                    "FAILs when a fresh database is already migrated before zerodrift's own upgrade.",
+    )
+    alembic_runner: str = Field(
+        "",
+        description="A function of the backend (module:function) that runs each alembic command: called as "
+                    "function(command, config) in the target's interpreter, where command is a callable taking the alembic "
+                    "Config (e.g. the upgrade); it must call command(config) once — in a worker thread (anyio.to_thread), "
+                    "an event loop, a framework's context — and may return its result. Empty: command(config) is called "
+                    "directly (async env.py templates that call asyncio.run work as they are).",
+    )
     job_timeout: float = Field(600.0, gt=0, description="Seconds one alembic job or probe may take before it is killed.")
     setup_sql: str = Field(
         "",
@@ -65,6 +81,14 @@ class TargetConfig(_Model):
                     "--from-ref paths alike), for what deployments create outside the migrations: extensions, schemas, grants. "
                     "SQL text, or the path of a .sql file relative to the config root.",
     )
+
+    @field_validator("flask_app", "alembic_runner")
+    @classmethod
+    def _object_path(cls, value: str) -> str:
+        module, _, attr = value.partition(":")
+        if value and not (module.strip() and attr.strip()):
+            raise ValueError(f"{value!r} is not of the form module:attribute (e.g. app:create_app)")
+        return value
 
     @field_validator("pass_env")
     @classmethod

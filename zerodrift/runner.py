@@ -246,8 +246,11 @@ def run(options: RunOptions, *, progress: Progress | None = None,
     :func:`make_server`); ``progress`` gets one message per step and gate.
     Does not write the proof pack (see :func:`zerodrift.ledger.render.write_proof_pack`).
     Raises UsageError (exit 2) for config problems and EnvironmentProblem (exit 3)
-    when the server or the target interpreter is unusable — both before any gate runs —
-    and RunInterrupted on Ctrl-C/SIGTERM while gates run, after cleaning up.
+    when the server or the target interpreter is unusable — both before any gate runs —,
+    UsageError when the target's alembic setup resolves to no revision at all (found by
+    the first alembic job that reads the heads, usually ZG-1's; the run is stopped and
+    cleaned up like an interrupted one, and no proof pack is written), and RunInterrupted
+    on Ctrl-C/SIGTERM while gates run, after cleaning up.
     """
     notify: Progress = progress or (lambda message, result: None)
     plan = prepare(options, loaded=loaded)
@@ -414,6 +417,8 @@ def schedule(plan: RunPlan, resources: Resources, notify: Progress) -> dict[str,
                           target_runner=resources.target, artifacts=artifacts, output_dir=report.output_dir)
         try:
             gate_cls().run(ctx, result)
+        except UsageError:  # a configuration error found by running the target (no revision found): exit 2
+            raise
         except EnvironmentProblem as exc:
             result.fail_with_error(str(exc), environment=True)
         except Exception as exc:  # a gate must never take the run down

@@ -361,7 +361,9 @@ class AlembicSession:
         ``options`` are added to the request (e.g. ``observe=True`` for ``lock_probe.py``); what the
         probe answers besides the steps is in :attr:`JobResult.extra`."""
         runner = self.runner
-        request = {"alembic_ini": str(runner.alembic_ini), "cwd": str(runner.cwd), "steps": ops, **options}
+        tcfg = runner.loaded.config.target
+        request = {"alembic_ini": str(runner.alembic_ini), "cwd": str(runner.cwd), "steps": ops,
+                   "flask_app": tcfg.flask_app, "alembic_runner": tcfg.alembic_runner, **options}
         started = time.perf_counter()
         try:
             if self.probe is None or not self.probe.alive:
@@ -375,6 +377,10 @@ class AlembicSession:
         result = JobResult()
         if payload is not None:
             result.extra = {k: v for k, v in payload.items() if k not in ("steps", "alembic_version")}
+            if payload.get("no_revisions"):  # a configuration error, not a finding about the target (exit 2)
+                from zerodrift.scriptdir import no_revisions_error
+
+                raise no_revisions_error(payload["no_revisions"], runner.loaded, runner.alembic_ini)
         if payload is None:
             timed_out = self.probe.alive
             if timed_out:

@@ -140,7 +140,9 @@ class RefWorktree:
 
 def migration_folders(repo_root: Path, alembic_ini: Path, pythonpath: list[Path]) -> list[str]:
     """Repository-relative folders an alembic run of the target reads: alembic.ini's folder
-    (alembic's working folder, on ``PYTHONPATH``), its ``script_location`` and
+    (alembic's working folder, on ``PYTHONPATH``), its ``script_location``, ``version_locations``
+    (as :func:`zerodrift.onboard.init.read_alembic_ini` reads them, without running env.py: a
+    folder env.py chooses at run time is found only below one of these) and
     ``prepend_sys_path`` entries (Alembic resolves both against that folder, ``%(here)s``
     being that folder too) and the ``target.pythonpath`` entries (absolute paths). A path
     outside the repository or at its root gives ``["."]``: the whole tree."""
@@ -153,9 +155,11 @@ def migration_folders(repo_root: Path, alembic_ini: Path, pythonpath: list[Path]
         section = parser["alembic"] if parser.has_section("alembic") else {}
     except (configparser.Error, OSError):
         section = {}
-    location = section.get("script_location", "") if section else ""
-    if location and ":" not in location.replace(str(here), ""):  # "package:folder" locations are imported
-        wanted.append((here / location).resolve())
+    from zerodrift.onboard.init import read_alembic_ini
+
+    # script_location and version_locations as alembic.ini gives them (package:folder found in the tree)
+    _raw, script, versions = read_alembic_ini(alembic_ini)
+    wanted.extend(p.resolve() for p in ([script] if script is not None else []) + versions)
     for entry in (section.get("prepend_sys_path", "") if section else "").replace(",", " ").split():
         wanted.append((here / entry).resolve())
     out: list[str] = []

@@ -58,6 +58,17 @@ class FreshMigrationGate(Gate):
     covers them — a literal within the run's window (or the shifted window) is a FAIL
     row "value taken from the migration's clock".
 
+    The heads are read from the script directory the upgrade uses: the alembic job runs
+    ``env.py`` first (as ``alembic current`` does, nothing applied) and reads the revisions
+    from the script directory as ``env.py`` left it (``zerodrift/probes/alembic_job.py``); one
+    that holds no revision is a configuration error (exit 2, :mod:`zerodrift.scriptdir`), not
+    a FAIL. With more than one version location, or folders of the backend holding revision
+    files the configuration does not name, a "Migration histories" table lists which were
+    migrated and which exist but were not configured (not proven). With ``target.flask_app``
+    or ``target.alembic_runner`` the target's code runs in the job before zerodrift's upgrade:
+    each fresh database's revision is read first, and a database already migrated then (an
+    app that upgrades itself on start) is a FAIL — that upgrade would prove nothing.
+
     A revision that raises is a finding about the target: the upgrade check FAILs,
     naming the revision and PostgreSQL's error. ERROR is kept for what could not be
     done (the job process crashed or timed out, libfaketime could not be loaded).
@@ -93,7 +104,12 @@ class FreshMigrationGate(Gate):
         result.facts["clocks"] = [c.describe() for c in clocks]
         with ThreadPoolExecutor(max_workers=2) as pool:
             dbs = list(pool.map(ctx.database, ["fresh", "fresh_b"]))
-        upgrade = [{"op": "clock"}, {"op": "upgrade", "revision": upgrade_to}, {"op": "current"}, {"op": "clock"}]
+        tcfg = ctx.loaded.config.target
+        # the app factory (target.flask_app) or the runner hook runs the target's code in the job before
+        # zerodrift's upgrade: read the revision first, so an app that migrates itself at start is seen
+        app_first = bool(tcfg.flask_app or tcfg.alembic_runner)
+        upgrade = ([{"op": "clock"}] + ([{"op": "current", "before": True}] if app_first else [])
+                   + [{"op": "upgrade", "revision": upgrade_to}, {"op": "current"}, {"op": "clock"}])
         jobs = [[{"op": "heads"}] + upgrade, list(upgrade)]
 
         def migrate(args):
@@ -118,6 +134,7 @@ class FreshMigrationGate(Gate):
             return
         result.facts["heads"] = heads
         result.publish_header("heads", heads)
+        self._histories(ctx, result, outcomes[0].extra.get("script"))
         if cfg.expected_heads:
             result.check("heads are the expected ones", sorted(heads) == sorted(cfg.expected_heads),
                          f"heads {revisions_text(heads)}; expected {revisions_text(sorted(cfg.expected_heads))}")
@@ -129,6 +146,8 @@ class FreshMigrationGate(Gate):
 
         snapshots = []
         for db, outcome, ops in zip(dbs, outcomes, jobs):
+            if app_first and not self._untouched_before_upgrade(result, db, outcome, ops, tcfg):
+                continue
             upgraded = result.check(f"upgrade {upgrade_to} on {db.purpose}", outcome.ok,
                                     f"{db.name} upgraded" if outcome.ok else outcome.error)
             if not upgraded:
@@ -193,6 +212,43 @@ class FreshMigrationGate(Gate):
             ctx.artifacts.publish("heads", heads)
             ctx.artifacts.publish("db.fresh", snapshots[0][0])
             ctx.artifacts.publish("snapshot.fresh", snapshots[0][1])
+
+    @staticmethod
+    def _untouched_before_upgrade(result: GateResult, db, outcome, ops, tcfg) -> bool:
+        """With target.flask_app / alembic_runner: the fresh database stood at no revision when
+        zerodrift's upgrade started (the app's start-up did not migrate it). False (a FAIL) when it
+        was already migrated: the upgrade the gate observes would then prove nothing."""
+        index = next(i for i, op in enumerate(ops) if op.get("before"))
+        if len(outcome.values) <= index or outcome.values[index] is None:
+            return True  # the job stopped earlier; the upgrade check below reports it
+        before = outcome.values[index]
+        who = " and ".join(f"target.{k} = {getattr(tcfg, k)!r}" for k in ("flask_app", "alembic_runner")
+                           if getattr(tcfg, k))
+        return result.check(
+            f"{db.purpose} at no revision before zerodrift's upgrade", not before,
+            f"{db.name} had no alembic version when the upgrade started ({who} ran first)" if not before else
+            f"{db.name} was already at {revisions_text(before)} before zerodrift's upgrade ran: the app "
+            f"({who}) migrates the database itself when it starts, so the upgrade zerodrift observes proves nothing "
+            "(ZG-2 neither) — keep the upgrade out of the app's start-up (run it as a deploy step, e.g. "
+            "`flask db upgrade`), or point target.flask_app / target.alembic_runner at code that does not upgrade")
+
+    @staticmethod
+    def _histories(ctx, result: GateResult, described) -> None:
+        """The version locations alembic used (as env.py left them) in the facts; with more than one,
+        or revision files in folders the configuration does not name, a ledger table of which
+        histories were migrated and which exist but were not configured."""
+        from zerodrift.scriptdir import histories_table
+
+        if not described:
+            return
+        rows, unconfigured = histories_table(described, ctx.loaded.root)  # the backend's folder, not the whole repo
+        if len(described.get("locations") or {}) > 1 or unconfigured:
+            result.facts["version_locations"] = [row[0] for row in rows if not row[3].startswith("exists")]
+            if unconfigured:
+                result.facts["unconfigured_histories"] = unconfigured
+            result.add_table("Migration histories", ["folder", "revisions", "heads", "status"], rows,
+                             summary=f"{len(rows) - len(unconfigured)} configured (migrated here), "
+                                     f"{len(unconfigured)} with revision files but not configured (not proven)")
 
     @staticmethod
     def _check_clocks(result: GateResult, dbs, clocks, timed_outcomes) -> bool:

@@ -131,6 +131,9 @@ class ModelsMatchGate(Gate):
                                      ("compare_server_default", cfg.compare_server_default)) if v is not None}
         request = {"metadata": cfg.metadata, "url_env": url_env, "alembic_ini": str(ctx.target.alembic_ini),
                    "options": options, "include_object": cfg.include_object}
+        tcfg = ctx.config.target
+        # env.py runs as the alembic jobs run it (in the app's context, through the runner hook)
+        request.update({k: getattr(tcfg, k) for k in ("flask_app", "alembic_runner") if getattr(tcfg, k)})
         step, answer = ctx.target.probe("models_probe.py", request, db=db, role=ctx.migration_role, runtime=False,
                                         title="alembic.autogenerate.compare_metadata(models, fresh database)")
         result.add_step(step)

@@ -12,12 +12,13 @@ folders exist; the server starts (embedded) or answers (external), with its vers
 the roles exist or the admin user may create them (nothing is ever created); the
 objects the gates import from the target (``Gate.target_imports``: a registry, a
 Celery app, a refresh callable) import in the target interpreter; one real alembic job
-(``alembic heads`` and ``alembic current``, which runs env.py and connects — to a
-database name that does not exist, so nothing is created); the signing key loads; each
-gate's own checks (``Gate.doctor``: the git state, a revision or a seed file its config
-names); and which gates a run would SKIP with this config, each by its own rule
-(``Gate.skip_reason``, the one the run uses). The gates' part is
-:mod:`zerodrift.onboard.hooks`.
+(the script directory resolved through env.py as a run resolves it — its revisions and
+heads, none at all being a configuration error, exit 2 — and ``alembic current``, which
+runs env.py and connects — to a database name that does not exist, so nothing is
+created); the signing key loads; each gate's own checks (``Gate.doctor``: the git
+state, a revision or a seed file its config names); and which gates a run would SKIP
+with this config, each by its own rule (``Gate.skip_reason``, the one the run uses).
+The gates' part is :mod:`zerodrift.onboard.hooks`.
 
 Doctor never creates roles or databases and never changes the repository.
 """
@@ -192,16 +193,18 @@ def _check_alembic(doc: _Doctor, loaded: LoadedConfig) -> None:
                 "set target.alembic_ini (relative to the config file), or point TARGET at the backend's folder")
         return
     raw, script, versions = read_alembic_ini(ini)
-    if script is None:
-        doc.add(FAIL, "alembic.ini", f"{ini}: script_location {raw or '(missing)'} is not a folder",
-                "fix script_location in alembic.ini")
-        return
     count = sum(1 for d in versions for f in d.glob("*.py"))
-    if not count:
-        doc.add(WARN, "alembic.ini", f"{ini}: no migration files under {', '.join(map(str, versions)) or script / 'versions'}",
-                "check version_locations in alembic.ini")
+    tcfg = loaded.config.target
+    if script is not None and count and not (tcfg.flask_app or tcfg.alembic_runner):
+        doc.add(OK, "alembic.ini", f"{ini} (script_location {raw}, {count} migration files)")
         return
-    doc.add(OK, "alembic.ini", f"{ini} (script_location {raw}, {count} migration files)")
+    # env.py, a Flask app or the runner hook may set what alembic reads (Flask-Migrate sets script_location,
+    # env.py may set context.script.version_locations): the alembic job check resolves it as a run does
+    how = ("Flask-Migrate's app sets script_location" if tcfg.flask_app and not raw else
+           f"script_location {raw or '(not set)'}" + (f", {count} migration files found without running env.py"
+                                                       if script is not None else ", not a folder read as it stands"))
+    doc.add(OK, "alembic.ini", f"{ini} ({how}; the script directory alembic uses is resolved through env.py by the "
+                               "alembic job check)")
 
 
 # -- interpreter -------------------------------------------------------------
@@ -449,8 +452,9 @@ def _check_roles(doc: _Doctor, loaded: LoadedConfig, server: Any) -> None:
 
 
 def _check_alembic_job(doc: _Doctor, loaded: LoadedConfig, server: Any) -> None:
-    """One real alembic job: ``alembic heads``, then ``alembic current``, which runs env.py
-    and connects. The URL variables name a database that does not exist, so nothing is
+    """One real alembic job: the script directory resolved through env.py (the ``script`` op,
+    as a run's heads, history and upgrade resolve it; see :func:`_check_script_directory`),
+    then ``alembic current``, which runs env.py and connects. The URL variables name a database that does not exist, so nothing is
     created or changed: PostgreSQL answering 'database "…" does not exist' for *that*
     name proves env.py connected with the URL zerodrift handed it, with the driver of
     ``target.url_scheme``, and was authenticated (PostgreSQL checks the database after
@@ -474,16 +478,20 @@ def _check_alembic_job(doc: _Doctor, loaded: LoadedConfig, server: Any) -> None:
             runner.default_role, _superuser = provisioner.create_migration_role()
             runner.credentials = provisioner.passwords
         job = runner.alembic_job(Database(name=name, purpose="doctor", admin_url=server.admin_url),
-                                 [{"op": "heads"}, {"op": "current"}])
+                                 [{"op": "script"}, {"op": "current"}])
     except ZerodriftError as exc:
         doc.add(FAIL, check, str(exc).splitlines()[0], "fix target.alembic_ini / target.python first")
         return
     finally:
         provisioner.retire_migration_role()
-    heads = job.values[0] if job.values else None
-    if not job.steps or (job.steps[0].exit_status not in (0, None) and heads is None):
-        doc.add(FAIL, check, f"alembic heads failed: {job.error or 'no answer'}", "check alembic.ini and the migrations")
+    described = job.values[0] if job.values else None
+    if not described:
+        doc.add(FAIL, check, f"the script directory could not be resolved: {job.error or 'no answer'}",
+                "check alembic.ini (script_location), target.flask_app and the migrations")
         return
+    if not _check_script_directory(doc, loaded, runner, described, name):
+        return
+    heads = described["heads"]
     error = job.error or ""
     variables = ", ".join(cfg.migration_url_env) or "(none)"
     if f'database "{name}" does not exist' in error:
@@ -502,6 +510,43 @@ def _check_alembic_job(doc: _Doctor, loaded: LoadedConfig, server: Any) -> None:
                                                               "is not async", "async"))
            else f"check target.migration_url_env ({variables}), target.env and target.url_scheme")
     doc.add(FAIL, check, f"alembic current failed: {last[:300]}", fix)
+
+
+def _check_script_directory(doc: _Doctor, loaded: LoadedConfig, runner: Any, described: dict[str, Any],
+                            dbname: str) -> bool:
+    """One line on the script directory the alembic job resolved through env.py (as a run's
+    heads, history and upgrade use it); no revision at all is a configuration error (exit 2)
+    with the message ``zerodrift run`` gives. ``dbname`` is the database doctor named, whose
+    absence is where env.py is expected to stop. Returns False when that FAILed."""
+    from zerodrift.scriptdir import no_revisions_error
+
+    check = "alembic scripts"
+    stopped = described.get("env_error", "")
+    expected_stop = f'database "{dbname}" does not exist' in stopped
+    if not described.get("revisions"):
+        if stopped and not expected_stop:
+            doc.add(FAIL, check, f"no revision found, and env.py stopped before it got to the migrations: "
+                                 f"{stopped.splitlines()[-1][:300]}", "fix env.py's error first")
+            return False
+        doc.add(FAIL, check, str(no_revisions_error(described, loaded, runner.alembic_ini)),
+                "as the message says")
+        doc.report.config_error = True
+        return False
+    root = loaded.root
+    where = ", ".join(_shown_path(p, root) for p in described.get("version_locations") or [])
+    changed = sorted(described.get("version_locations") or []) != sorted(described.get("configured_locations") or [])
+    doc.add(OK, check, f"script_location {described.get('script_location') or '(not set)'} → "
+                       f"{_shown_path(described.get('dir', ''), root)}; {described['revisions']} revisions in {where}"
+                       + (" (set by env.py at run time)" if changed else "")
+                       + f"; heads {', '.join(described.get('heads') or [])}")
+    return True
+
+
+def _shown_path(path: str, root: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except (ValueError, OSError):
+        return path
 
 
 def _check_imports(doc: _Doctor, loaded: LoadedConfig, db: Any) -> None:

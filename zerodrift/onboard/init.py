@@ -202,11 +202,18 @@ class Detection:
     venv_python: Path | None = None
     git_root: Path | None = None
     notes: list[str] = field(default_factory=list)
+    #: "Flask-Migrate" / "Flask-Alembic" when the app's code uses it (see :func:`scan_alembic_shapes`)
+    flask_extension: str = ""
+    flask_layout: bool = False  #: alembic.ini without script_location beside a current_app env.py (Flask-Migrate)
+    flask_apps: list[Candidate] = field(default_factory=list)  #: the app factories / apps that set the extension up
+    needs_runner: str = ""  #: why env.py must run in a particular runner (an AnyIO worker thread)
+    runners: list[Candidate] = field(default_factory=list)  #: functions shaped like fn(command, config)
 
     @property
     def config_dir(self) -> Path:
-        """Where ``zerodrift.toml`` goes: next to alembic.ini."""
-        return self.alembic_ini.parent
+        """Where ``zerodrift.toml`` goes: next to alembic.ini (beside the migrations folder for
+        Flask-Migrate, whose alembic.ini lives inside it)."""
+        return self.alembic_ini.parent.parent if self.flask_layout else self.alembic_ini.parent
 
     @property
     def migration_url_env(self) -> list[str]:
@@ -248,7 +255,8 @@ class Detection:
     def import_roots(self) -> list[Path]:
         """Folders the target's processes need on PYTHONPATH, for the chosen candidates and their imports."""
         roots: list[Path] = []
-        chosen = [c for c in (self.celery_apps[:1] + self.registries[:1] + self.refreshers[:1])]
+        chosen = [c for c in (self.celery_apps[:1] + self.registries[:1] + self.refreshers[:1]
+                              + self.flask_apps[:1] + self.runners[:1])]
         for cand in chosen:
             roots.append(cand.root)
             for name in cand.imports:
@@ -298,8 +306,24 @@ def _rel(path: Path, start: Path) -> str:
 
 
 # -- alembic.ini and env.py -------------------------------------------------
+def flask_migrate_layout(ini: Path) -> bool:
+    """True for Flask-Migrate's layout: ``migrations/alembic.ini`` without ``script_location``
+    beside an ``env.py`` that reads ``current_app`` (``flask db`` sets ``script_location`` to
+    that folder: ``Migrate.get_config``)."""
+    env_py = ini.parent / "env.py"
+    try:
+        return env_py.is_file() and "current_app" in env_py.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
 def read_alembic_ini(ini: Path) -> tuple[str, Path | None, list[Path]]:
-    """(raw script_location, resolved script folder or None, version folders) of an alembic.ini."""
+    """(raw script_location, resolved script folder or None, version folders) of an alembic.ini,
+    read as it stands, without running env.py: ``%(here)s`` is alembic.ini's folder, a
+    ``package:path`` location is looked up in the tree, and Flask-Migrate's layout (no
+    ``script_location``, :func:`flask_migrate_layout`) gives alembic.ini's own folder. A run
+    resolves the script directory through env.py instead (``zerodrift/probes/alembic_job.py``);
+    this static reading serves ``init``, the extension scan and ``doctor``'s first line."""
     parser = configparser.ConfigParser(defaults={"here": str(ini.parent)}, interpolation=configparser.BasicInterpolation())
     try:
         parser.read(ini, encoding="utf-8")
@@ -309,7 +333,7 @@ def read_alembic_ini(ini: Path) -> tuple[str, Path | None, list[Path]]:
         separator = section.get("version_path_separator", "") if section is not None else ""
     except (configparser.Error, KeyError):
         return "", None, []
-    script = _resolve_location(ini.parent, raw) if raw else None
+    script = _resolve_location(ini.parent, raw) if raw else ini.parent if flask_migrate_layout(ini) else None
     dirs: list[Path] = []
     if versions_raw:
         seps = {"os": os.pathsep, ":": ":", ";": ";", "space": " ", "newline": "\n"}
@@ -653,14 +677,22 @@ def _is_celery_call(node: ast.AST | None) -> bool:
     return (isinstance(f, ast.Name) and f.id == "Celery") or (isinstance(f, ast.Attribute) and f.attr == "Celery")
 
 
-def scan_application(det: Detection, files: list[Path]) -> None:
-    """Fill Celery apps, matview registries, refresh callables, runtime URL variables and the parsed modules."""
+def _app_sources(det: Detection, files: list[Path]) -> Iterator[tuple[Path, str]]:
+    """(path, text) of the application's Python files: ``files`` outside the migrations folders."""
     migration_dirs = [d for d in ([det.script_location] if det.script_location else []) + det.version_dirs]
     for path in files:
         if path.suffix != ".py" or any(d == path or d in path.parents for d in migration_dirs):
             continue
         try:
-            source = path.read_text(encoding="utf-8", errors="replace")
+            yield path, path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+
+
+def scan_application(det: Detection, files: list[Path]) -> None:
+    """Fill Celery apps, matview registries, refresh callables and runtime URL variables."""
+    for path, source in _app_sources(det, files):
+        try:
             tree = ast.parse(source)
         except (SyntaxError, ValueError):
             continue
@@ -717,6 +749,62 @@ def scan_application(det: Detection, files: list[Path]) -> None:
     det.refreshers.sort(key=lambda c: (c.testish, not c.returns, *key(c)[1:]))
     det.runtime_env_vars = list(dict.fromkeys(det.runtime_env_vars))
     det.runtime_candidates = [n for n in dict.fromkeys(det.runtime_candidates) if n not in det.runtime_env_vars]
+
+
+_FLASK_EXTENSIONS = {"flask_migrate": ("Flask-Migrate", "Migrate"), "flask_alembic": ("Flask-Alembic", "Alembic")}
+_FACTORY_NAMES = ("create_app", "make_app", "app_factory", "get_app")
+
+
+def scan_alembic_shapes(det: Detection, files: list[Path]) -> None:
+    """How the target runs alembic, from its code: a Flask app that sets up Flask-Migrate or
+    Flask-Alembic (``target.flask_app``: an app factory such as ``create_app``, or a module-level
+    ``app = Flask(...)``, in a module that imports the extension), and, when env.py must run in
+    an AnyIO worker thread (it calls ``anyio.from_thread``), functions shaped like
+    ``fn(command, config)`` that call ``command(config)`` or hand both on (``target.alembic_runner``).
+    Reads the files with :mod:`ast`; test code is kept but marked."""
+    env_source = det.env_py.read_text(encoding="utf-8", errors="replace") if det.env_py else ""
+    if "from_thread" in env_source:
+        det.needs_runner = "env.py calls anyio.from_thread, which works only in an AnyIO worker thread"
+    for path, source in _app_sources(det, files):
+        extension = next((v for k, v in _FLASK_EXTENSIONS.items() if k in source), None)
+        if extension is None and not (det.needs_runner and "config" in source):
+            continue
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError):
+            continue
+        imports = _top_imports(tree)
+        module, root = _module_of(path, det.scan_root, imports)
+        testish = bool(_TESTISH.search(_rel(path, det.scan_root)))
+        if extension is not None:
+            det.flask_extension = det.flask_extension or extension[0]
+            for node in tree.body:
+                if isinstance(node, ast.FunctionDef) and node.name in _FACTORY_NAMES:
+                    det.flask_apps.append(Candidate(f"{module}:{node.name}", path, root, imports, testish=testish))
+                elif (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                      and dotted(node.value.func).split(".")[-1] == "Flask"):
+                    det.flask_apps.extend(Candidate(f"{module}:{t.id}", path, root, imports, testish=testish)
+                                          for t in node.targets if isinstance(t, ast.Name))
+        if det.needs_runner:
+            det.runners.extend(Candidate(f"{module}:{node.name}", path, root, imports, testish=testish)
+                               for node in tree.body if _runs_command(node))
+    det.flask_apps.sort(key=lambda c: c.testish)
+    det.runners.sort(key=lambda c: c.testish)
+
+
+def _runs_command(node: ast.AST) -> bool:
+    """A module-level function of two positional parameters (command, config) that calls the
+    first with the second, or passes both on in one call (``to_thread.run_sync(command, config)``)."""
+    if not isinstance(node, ast.FunctionDef) or len(node.args.args) != 2:
+        return False
+    first, second = (a.arg for a in node.args.args)
+    for call in (n for n in ast.walk(node) if isinstance(n, ast.Call)):
+        names = [a.id for a in call.args if isinstance(a, ast.Name)]
+        if isinstance(call.func, ast.Name) and call.func.id == first and second in names:
+            return True
+        if first in names and second in names:
+            return True
+    return False
 
 
 def dotted(node: ast.AST) -> str:
@@ -870,6 +958,7 @@ def detect(target: Path, *, check: bool = True) -> Detection:
     det = Detection(scan_root=scan_root, alembic_ini=inis[0].resolve(), other_alembic_inis=[p.resolve() for p in inis[1:]])
     det.git_root = next((p for p in [det.config_dir, *det.config_dir.parents] if (p / ".git").exists()), None)
     det.script_location_raw, det.script_location, det.version_dirs = read_alembic_ini(det.alembic_ini)
+    det.flask_layout = not det.script_location_raw and det.script_location == det.alembic_ini.parent
     if det.script_location is not None and (det.script_location / "env.py").is_file():
         det.env_py = det.script_location / "env.py"
         source = det.env_py.read_text(encoding="utf-8", errors="replace")
@@ -888,6 +977,7 @@ def detect(target: Path, *, check: bool = True) -> Detection:
         scan_migrations(det)
     det.package_roots = _package_roots([f for f in files if not any(d in f.parents for d in det.version_dirs)])
     scan_application(det, files)
+    scan_alembic_shapes(det, files)
     det.seed_files = [f for f in files if f.suffix == ".sql" and "seed" in f.name.lower()
                       and not any(d in f.parents for d in det.version_dirs)]
     for folder in [det.config_dir, det.scan_root] + ([det.git_root] if det.git_root else []):
@@ -1003,9 +1093,13 @@ def render(det: Detection) -> tuple[str, list[str]]:
     # [target]
     w.raw()
     w.raw("[target]")
-    w.key("alembic_ini", det.alembic_ini.name)
+    w.key("alembic_ini", _rel(det.alembic_ini, here))
+    _render_alembic_shape(w, det)
     if det.script_location is None:
         w.todo(f"alembic.ini's script_location ({det.script_location_raw or 'missing'}) was not found: check alembic.ini.")
+    elif det.env_py and "script.version_locations" in det.env_py.read_text(encoding="utf-8", errors="replace"):
+        w.comment(f"{_rel(det.env_py, here)} sets the version locations at run time (context.script.version_locations): "
+                  "zerodrift reads the revisions after env.py ran, as alembic upgrade does; `zerodrift doctor` shows them.")
     elif not det.version_dirs:
         w.todo(f"no versions folder under {_rel(det.script_location, here)}: check version_locations in alembic.ini.")
     if det.venv_python is not None:
@@ -1019,7 +1113,8 @@ def render(det: Detection) -> tuple[str, list[str]]:
     roots = det.import_roots()
     if roots:
         entries = [_rel(r, here) for r in roots]
-        modules = [c.path.split(":")[0] for c in (det.celery_apps[:1] + det.registries[:1] + det.refreshers[:1])]
+        modules = [c.path.split(":")[0] for c in (det.celery_apps[:1] + det.registries[:1] + det.refreshers[:1]
+                                                   + det.flask_apps[:1] + det.runners[:1])]
         modules += [n for n in det.env_imports if n in det.package_roots]
         w.comment(f"the target's code imports {', '.join(dict.fromkeys(modules))}: these folders must be on PYTHONPATH "
                   "(a probe runs as a script, so the current folder is not on sys.path).")
@@ -1126,6 +1221,36 @@ def render(det: Detection) -> tuple[str, list[str]]:
               "In CI give it in ZERODRIFT_SIGNING_KEY instead (see docs/github-actions.md).")
     w.commented_key("key", "~/.config/zerodrift/ledger-key")
     return w.text(), w.todos
+
+
+def _render_alembic_shape(w: _Writer, det: Detection) -> None:
+    """``target.flask_app`` and ``target.alembic_runner`` when the code shows them (one candidate
+    outside test code), else a TODO naming the candidates."""
+    if det.flask_extension:
+        apps = [c for c in det.flask_apps if not c.testish]
+        w.comment(f"the app uses {det.flask_extension}: alembic jobs run env.py inside its app context. The factory "
+                  "must not upgrade the database itself (ZG-1 FAILs when a fresh database is migrated before "
+                  "zerodrift's upgrade).")
+        if det.flask_extension == "Flask-Alembic":
+            w.todo("Flask-Alembic can run migrations without env.py (from the app's ALEMBIC settings); zerodrift runs "
+                   "alembic's own commands, which read alembic.ini and run the script folder's env.py: check that "
+                   f"{_rel(det.alembic_ini, det.config_dir)} and its env.py are what the app migrates with.")
+        if len(apps) == 1:
+            w.key("flask_app", apps[0].path)
+        else:
+            w.todo(f"name the Flask app or its factory (module:create_app) that sets up {det.flask_extension}"
+                   + (f"; candidates: {', '.join(c.path for c in apps)}" if apps else ""))
+            w.commented_key("flask_app", apps[0].path if apps else "app:create_app")
+    if det.needs_runner:
+        runners = [c for c in det.runners if not c.testish]
+        w.comment(f"{det.needs_runner}: each alembic command runs through this function, called as fn(command, config).")
+        if len(runners) == 1:
+            w.key("alembic_runner", runners[0].path)
+        else:
+            w.todo("name the function (module:function) that runs alembic's command as the backend does, "
+                   "called as fn(command, config); it must call command(config)"
+                   + (f"; candidates: {', '.join(c.path for c in runners)}" if runners else ""))
+            w.commented_key("alembic_runner", runners[0].path if runners else "app.migrate:run_alembic")
 
 
 # -- validation and writing --------------------------------------------------

@@ -4,10 +4,11 @@ Executed by the *target's* interpreter (it imports the standard library, SQLAlch
 Alembic, which the target has). Request on stdin, one JSON object per line::
 
     {"metadata": "app.models:Base.metadata", "url_env": "MIGRATION_DATABASE_URL",
-     "alembic_ini": "/abs/alembic.ini", "options": {"compare_type": true}, "include_object": ""}
+     "alembic_ini": "/abs/alembic.ini", "options": {"compare_type": true}, "include_object": "",
+     "flask_app": "", "alembic_runner": ""}
 
 First, with ``alembic_ini``, it runs the target's ``env.py`` the way ``alembic check``
-does (an :class:`alembic.runtime.environment.EnvironmentContext` whose migration
+does — as the alembic job runs it (``flask_app``, ``alembic_runner``: see ``alembic_job.py``) — (an :class:`alembic.runtime.environment.EnvironmentContext` whose migration
 function returns no step, so nothing is applied) and keeps the options ``env.py`` passed
 to ``context.configure``: ``compare_type``, ``compare_server_default``,
 ``include_object``, ``include_name``, ``include_schemas``, ``version_table``,
@@ -99,22 +100,33 @@ ENV_OPTIONS = ("compare_type", "compare_server_default", "include_object", "incl
                "version_table", "version_table_schema")
 
 
-def env_options(alembic_ini: str) -> dict:
-    """The comparison options the target's env.py gives ``context.configure`` (see the module docstring)."""
-    from alembic.config import Config
+def env_options(request: dict) -> dict:
+    """The comparison options the target's env.py gives ``context.configure`` (see the module docstring).
+
+    env.py runs as the alembic job runs it (:class:`alembic_job.Setup`: the config of
+    ``alembic_ini`` or of the Flask-Migrate app ``flask_app`` names, inside its app context,
+    through the ``alembic_runner`` hook), with ``dont_mutate=True``."""
     from alembic.runtime.environment import EnvironmentContext
     from alembic.script import ScriptDirectory
 
-    cfg = Config(alembic_ini)
-    script = ScriptDirectory.from_config(cfg)
+    import alembic_job  # a probe beside this one
+
+    setup = alembic_job.Setup(request)
     captured: dict = {}
 
     def no_steps(rev, context):
         captured.update({k: v for k, v in context.opts.items() if k in ENV_OPTIONS})
         return []
 
-    with EnvironmentContext(cfg, script, fn=no_steps, as_sql=False):
-        script.run_env()
+    def command(config):
+        script = ScriptDirectory.from_config(config)
+        with EnvironmentContext(config, script, fn=no_steps, as_sql=False, dont_mutate=True):
+            script.run_env()
+
+    try:
+        setup.call(command)
+    finally:
+        setup.close()
     return captured
 
 
@@ -138,7 +150,7 @@ def answer_for(request: dict) -> dict:
                             "(or a declarative base)")
         opts, from_env = {}, {}
         if request.get("alembic_ini"):
-            from_env = env_options(request["alembic_ini"])
+            from_env = env_options(request)
             opts.update(from_env)
         opts.update(request.get("options") or {})
         if request.get("include_object"):

@@ -82,7 +82,11 @@ def scan_extensions(version_dirs: Iterable[Path], setup_sql: str = "") -> dict[s
 
 def version_dirs(loaded) -> list[Path]:
     """Alembic's version folders of a :class:`zerodrift.config.LoadedConfig` (from its
-    alembic.ini's ``script_location`` and ``version_locations``); [] without alembic.ini."""
+    alembic.ini's ``script_location`` and ``version_locations``, read without running env.py:
+    :func:`zerodrift.onboard.init.read_alembic_ini`); [] without alembic.ini. This serves the
+    extension scan, before any server exists; the gates read the revisions from the script
+    directory env.py leaves (``zerodrift/probes/alembic_job.py``), so a folder env.py chooses at
+    run time is missed here and a missing extension shows up as the migration's own error."""
     from zerodrift.onboard.init import read_alembic_ini
 
     ini = loaded.path(loaded.config.target.alembic_ini)

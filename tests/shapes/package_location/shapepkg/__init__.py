@@ -1,0 +1,1 @@
+"""A package whose migrations ship inside it (script_location = shapepkg:migrations)."""

@@ -1,0 +1,16 @@
+"""r002_note."""
+import sqlalchemy as sa
+from alembic import op
+
+revision = 'r002_note'
+down_revision = 'r001_items'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("items", sa.Column("note", sa.Text))
+
+
+def downgrade() -> None:
+    pass
