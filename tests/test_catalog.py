@@ -1,9 +1,11 @@
 """Catalog snapshot and diff against a real PostgreSQL server.
 
-Each difference case builds two throwaway databases from the same base DDL, applies one
-extra statement to one side, and checks that the snapshots differ where expected. The same
-pairs are dumped with ``pg_dump --schema-only`` to check that every difference pg_dump can
-see, the snapshot sees too.
+Each difference case compares two databases holding the same base DDL (built apart, so
+their objects' OIDs differ) with one extra statement applied to one side, and checks that
+the snapshots differ where expected. The same pairs are dumped with ``pg_dump
+--schema-only`` to check that every difference pg_dump can see, the snapshot sees too.
+The base DDL is built once per worker (:func:`bases`) and cloned for each case's side
+with statements of its own; the databases are dropped in the background (``dropper``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -329,16 +332,24 @@ def _matches(row: DiffRow, kind: str, obj: str, attribute: str) -> bool:
 
 @dataclass
 class Pair:
+    """The two databases of one case (left and right side) and the placeholders used."""
+
+    case: Case
     left_name: str
     left_url: str
     right_name: str
     right_url: str
     params: dict[str, str]
 
+    @functools.cached_property
+    def snapshots(self) -> tuple[CatalogSnapshot, CatalogSnapshot]:
+        """(left, right) snapshots, taken once: nothing changes a pair's databases after it is built."""
+        return _snapshot(self.left_url), _snapshot(self.right_url)
 
-@pytest.fixture(scope="module")
-def roles(admin_url: str) -> Iterator[dict[str, str]]:
-    """Two roles unique to this run; dropped at the end (after the module's databases)."""
+
+@pytest.fixture(scope="session")
+def roles(admin_url: str, dropper) -> Iterator[dict[str, str]]:
+    """Two roles unique to this run; dropped at the end, once the databases that grant them are gone."""
     token = uuid.uuid4().hex[:10]
     names = {"role_a": f"zdtest_role_{token}_a", "role_b": f"zdtest_role_{token}_b"}
     with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -347,13 +358,14 @@ def roles(admin_url: str) -> Iterator[dict[str, str]]:
     try:
         yield names
     finally:
+        dropper.wait()
         with psycopg.connect(admin_url, autocommit=True) as conn:
             for name in names.values():
                 conn.execute(f'DROP ROLE IF EXISTS "{name}"')
 
 
-@pytest.fixture(scope="module")
-def extensions(admin_url: str) -> dict[str, str]:
+@pytest.fixture(scope="session")
+def extensions(admin_url: str, dropper) -> dict[str, str]:
     """Placeholders for the extension cases: ``ext`` (any available candidate) and
     ``vext``/``vext_old`` (an extension that can also be created at an older version)."""
     found: dict[str, str] = {}
@@ -383,50 +395,63 @@ def extensions(admin_url: str) -> dict[str, str]:
                     found.update(vext=name, vext_old=version)
                     break
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+        dropper.drop([scratch])
     return found
 
 
-@pytest.fixture(scope="module")
-def pairs(admin_url: str, roles: dict[str, str], extensions: dict[str, str]) -> Iterator:
-    """``get(case) -> Pair``: the two databases of a case, built once per module."""
-    built: dict[str, Pair] = {}
+@dataclass(frozen=True)
+class Bases:
+    """Databases holding BASE_DDL, each built on its own (so one object has a different OID in
+    each, as in two databases built apart): ``left`` is the left side of every case without
+    ``left`` statements; the templates are cloned for the other sides and never opened again
+    (``CREATE DATABASE ... TEMPLATE`` needs its template unused)."""
+
+    left: str
+    left_template: str
+    right_template: str
+
+
+@pytest.fixture(scope="session")
+def bases(admin_url: str, dropper) -> Iterator[Bases]:
+    names = Bases(*(f"zdtest_catbase_{uuid.uuid4().hex[:10]}" for _ in range(3)))
     created: list[str] = []
-
-    def get(case: Case) -> Pair:
-        if case.needs and case.needs not in extensions:
-            pytest.skip(f"no suitable extension available for {case.id} (tried {', '.join(EXTENSION_CANDIDATES)})")
-        if case.id in built:
-            return built[case.id]
-        names = [f"zdtest_cat_{uuid.uuid4().hex[:10]}" for _ in range(2)]
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            for name in names:
+    try:
+        for name in (names.left, names.left_template, names.right_template):
+            with psycopg.connect(admin_url, autocommit=True) as conn:
                 conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-                created.append(name)
-        params = {**roles, **extensions}
-        urls = [_url(admin_url, n) for n in names]
-        for url, name, extra in zip(urls, names, (case.left, case.right)):
-            _apply(url, BASE_DDL)
-            _apply(url, extra.format(db=f'"{name}"', **params))
-        built[case.id] = Pair(names[0], urls[0], names[1], urls[1], params)
-        return built[case.id]
-
-    yield get
-    _drop_all(admin_url, created)
+            created.append(name)
+            _apply(_url(admin_url, name), BASE_DDL)
+        yield names
+    finally:
+        dropper.drop(created)
 
 
-def _drop_all(admin_url: str, names: list[str]) -> None:
-    """Drop the module's databases over a few connections at once (the drops wait on I/O)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def drop(chunk: list[str]) -> None:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            for name in chunk:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(drop, [names[i::4] for i in range(4)]))
+@pytest.fixture(scope="module", params=CASES, ids=[c.id for c in CASES])
+def pair(request, admin_url: str, roles: dict[str, str], extensions: dict[str, str], bases: Bases, dropper) -> Iterator[Pair]:
+    """The two databases of one case, built once for the case's tests (pytest runs them one
+    after the other) and dropped after them: a side with statements of its own is a clone of
+    a base template with them applied, a side without is the shared ``bases.left``."""
+    case: Case = request.param
+    if case.needs and case.needs not in extensions:
+        pytest.skip(f"no suitable extension available for {case.id} (tried {', '.join(EXTENSION_CANDIDATES)})")
+    params = {**roles, **extensions}
+    created: list[str] = []
+    sides: list[str] = []
+    try:
+        for extra, template, shared in ((case.left, bases.left_template, bases.left),
+                                        (case.right, bases.right_template, None)):
+            if shared and not extra.strip():
+                sides.append(shared)
+                continue
+            name = f"zdtest_cat_{uuid.uuid4().hex[:10]}"
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            created.append(name)
+            _apply(_url(admin_url, name), extra.format(db=f'"{name}"', **params))
+            sides.append(name)
+        yield Pair(case, sides[0], _url(admin_url, sides[0]), sides[1], _url(admin_url, sides[1]), params)
+    finally:
+        dropper.drop(created)
 
 
 @functools.lru_cache(maxsize=None)
@@ -508,10 +533,9 @@ def test_same_ddl_in_differently_named_databases_is_equal(make_database) -> None
     assert left.objects["sequences"]["app.audit_id_seq"]["owned_by"] == "app.audit.id"
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_difference_is_detected(case: Case, pairs) -> None:
-    pair: Pair = pairs(case)
-    left, right = _snapshot(pair.left_url), _snapshot(pair.right_url)
+def test_difference_is_detected(pair: Pair) -> None:
+    case = pair.case
+    left, right = pair.snapshots
     rows = diff_snapshots(left, right)
     if case.expect is None:
         assert rows == [], format_rows(rows)
@@ -531,18 +555,18 @@ def test_difference_is_detected(case: Case, pairs) -> None:
     ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_pg_dump_difference_implies_snapshot_difference(case: Case, pairs, admin_url: str) -> None:
+def test_pg_dump_difference_implies_snapshot_difference(pair: Pair, admin_url: str) -> None:
+    case = pair.case
     with psycopg.connect(admin_url) as conn:
         server_major = conn.info.server_version // 10000
     binary = _pg_dump_binary(server_major)
     if binary is None:
         pytest.skip(f"no pg_dump of version >= {server_major} found")
-    pair: Pair = pairs(case)
-    left_dump, right_dump = _pg_dump(binary, pair.left_url), _pg_dump(binary, pair.right_url)
+    with ThreadPoolExecutor(2) as pool:  # the two dumps wait on the server: side by side
+        left_dump, right_dump = pool.map(functools.partial(_pg_dump, binary), (pair.left_url, pair.right_url))
     assert pair.left_name not in left_dump and pair.right_name not in right_dump
     if left_dump != right_dump:
-        left, right = _snapshot(pair.left_url), _snapshot(pair.right_url)
+        left, right = pair.snapshots
         assert left.fingerprint != right.fingerprint, "pg_dump sees a difference the snapshot misses"
     # not vacuous: the dumps differ exactly where a schema difference visible to pg_dump was made
     assert (left_dump != right_dump) == (case.expect is not None and case.dump_visible)

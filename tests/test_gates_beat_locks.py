@@ -40,15 +40,19 @@ def test_beat_and_serialization_pass_on_the_example(admin_url, tmp_path):
     for name in ("refresh-matviews-every-5-min", "pii-audit-scanner", "enforce-data-retention"):
         assert f"Sending due task {name}" in beat.output
     assert "seen in pg_locks" in _check(zg6, "refresh path takes an advisory lock").detail
-    # five separately started processes, each with its own PYTHONHASHSEED (so its own hash())
+    # four separately started processes, each with its own PYTHONHASHSEED (so its own hash())
     table = next(t for t in zg6.tables if t["title"] == "processes")
-    assert [r[0] for r in table["rows"]] == ["A", "B", "C", "D", "E"]
+    assert [r[0] for r in table["rows"]] == ["A", "B", "C", "D"]
     for column in (1, 2, 3):  # PYTHONHASHSEED, pid, hash('zerodrift')
-        assert len({r[column] for r in table["rows"]}) == 5, table["rows"]
+        assert len({r[column] for r in table["rows"]}) == 4, table["rows"]
     same = _check(zg6, "lock key is the same in every process")
     assert same.status.value == "PASS" and "process A" in same.detail and "process B" in same.detail
     held = _check(zg6, "skips while the lock is held").detail
     assert "process C" in held and "process D" in held and held.count("skipped_already_running") == 2
+    # the positive control: D, which skipped while B held the lock, refreshes once it is free
+    control = _check(zg6, "succeeds once the lock is free")
+    assert control.status.value == "PASS" and "process D" in control.detail and "'success'" in control.detail
+    assert table["rows"][3][5].startswith("returned 'skipped_already_running'") and "once the lock was free, returned 'success'" in table["rows"][3][5]
 
 
 def test_unregistered_task_fails_zg5(admin_url, tmp_path):

@@ -271,13 +271,22 @@ class GateContext:
             output=text))  # a statement, not a process: no exit status (an error is in the output)
         return outcome
 
-    def snapshot(self, result: GateResult, db: Database, label: str) -> CatalogSnapshot:
-        """Take the catalog snapshot of ``db`` and record the step; returns a CatalogSnapshot."""
+    def snapshot(self, result: GateResult, db: Database, label: str,
+                 conn: psycopg.Connection | None = None) -> CatalogSnapshot:
+        """Take the catalog snapshot of ``db`` and record the step; returns a CatalogSnapshot.
+
+        ``conn``: an open, idle connection to ``db`` to read it through (left as found, see
+        :func:`zerodrift.catalog.snapshot.take_snapshot`) — a gate that snapshots one database
+        many times keeps one session, whose catalog caches stay warm; without it a session
+        is opened for the snapshot and closed after it."""
         from zerodrift.catalog.snapshot import take_snapshot
 
         started = time.perf_counter()
-        with psycopg.connect(db.url(), connect_timeout=10) as conn:
+        if conn is not None:
             snap = take_snapshot(conn)
+        else:
+            with psycopg.connect(db.url(), connect_timeout=10) as own:
+                snap = take_snapshot(own)
         counts = ", ".join(f"{k} {v}" for k, v in snap.counts().items() if v)
         result.add_step(EvidenceStep(
             title=f"catalog snapshot ({label})", command=f"zerodrift catalog snapshot of {db.name}",

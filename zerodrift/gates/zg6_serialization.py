@@ -97,9 +97,15 @@ PROCESSES: dict[str, tuple[int, str]] = {
     "A": (1, "discovery: runs the path, held mid-way, to find the lock it takes"),
     "B": (2, "holder: runs the path, held mid-way with the lock it takes"),
     "C": (3, "calls the path while B holds its lock"),
-    "D": (4, "calls the path while B holds its lock"),
-    "E": (5, "positive control: calls the path with no lock held"),
+    "D": (4, "calls the path while B holds its lock, then again once it is free (the positive control)"),
 }
+#: Started for the positive control only when neither D nor C is left to make that call
+#: (both were killed, stuck in their call while the lock was held).
+SPARE: tuple[str, int, str] = ("E", 5, "positive control: calls the path with no lock held")
+#: Who makes the positive control's call, first that is still running: D, C (a worker that
+#: skipped while another held the lock must refresh once the lock is free; its interpreter
+#: and its pooled sessions are already there).
+CONTROL_ORDER = ("D", "C")
 
 
 class _CallableMissing(Exception):
@@ -132,7 +138,7 @@ class SerializationGate(Gate):
     it is held, and leak nothing.
 
     Runs the app's own refresh callable (plain or ``async def``) in the target's interpreter
-    as the runtime role, in five processes started with different ``PYTHONHASHSEED`` (1-5),
+    as the runtime role, in four processes started with different ``PYTHONHASHSEED`` (1-4),
     one per part, as separately started workers are — so a key derived from ``hash()``, the
     process id or a random value differs between them:
 
@@ -143,7 +149,9 @@ class SerializationGate(Gate):
       A's (else FAIL "lock key differs between processes", naming both keys).
     - **C** and **D**, while B holds that lock, must each return the "skipped" value within
       ``prompt_s``, taking no advisory lock of their own and sending no REFRESH.
-    - **E**, with no lock held, must return "success" (the positive control).
+    - Once B let go, with no lock held, **D** (C when D was not called) calls the path again and
+      must return "success" (the positive control); only when both were killed (stuck while
+      the lock was held) does a fifth process **E** (``PYTHONHASHSEED=5``) make that call.
 
     After each call the calling process's still-open sessions must hold no advisory lock
     (a leaked session lock is the classic fault of unlocking on another pooled connection).
@@ -227,7 +235,8 @@ class SerializationGate(Gate):
                 result.add_table("processes", ["process", "PYTHONHASHSEED", "pid", "hash('zerodrift')", "part", "outcome"],
                                  [[p.label, p.seed, p.probe.proc.pid, p.hash_probe, p.part, p.outcome]
                                   for p in self.procs.values()])
-            seeds = ", ".join(f"{label}={seed}" for label, (seed, _) in PROCESSES.items())
+            started = {p.label: p.seed for p in self.procs.values()} or {k: v[0] for k, v in PROCESSES.items()}
+            seeds = ", ".join(f"{label}={seed}" for label, seed in started.items())
             result.add_step(EvidenceStep(title="sequence", command=f"{cfg.callable}(*{cfg.args!r})", role=self.role or "",
                                          database=db.name, duration_s=time.perf_counter() - self.t0,
                                          output="\n".join(self.timeline),
@@ -237,27 +246,50 @@ class SerializationGate(Gate):
     def _start_processes(self) -> bool:
         """Start every process at once (each imports the path's module and looks the callable
         up, as a worker does when it starts); False when the module raised on import."""
-        request = {"path": self.cfg.callable, "resolve_only": True}
         for label, (seed, part) in PROCESSES.items():
-            probe, self.env_names = self.ctx.target.start_held_probe(
-                "call_probe.py", request, db=self.db, role=self.role, runtime=True,
-                extra_env={"PYTHONHASHSEED": str(seed)})
-            self.procs[label] = _Process(label, seed, part, probe)
-        for proc in self.procs.values():
-            answer = proc.probe.answer(self.cfg.timeout)
-            if answer is None:
-                self._end(proc)
-                raise EnvironmentProblem(f"{proc.name} did not start within {self.cfg.timeout:.0f} s: "
-                                         f"{proc.probe.output.strip()[-300:] or 'no output'}")
-            if answer.get("missing"):
-                raise _CallableMissing(answer.get("error", ""))
-            proc.hash_probe = answer.get("hash_probe")
-            self._log(f"{proc.name} started; {'resolved ' + self.cfg.callable if answer.get('ok') else answer.get('error')}")
-            if not answer.get("ok"):
-                self.result.check("the refresh path's module imports", False,
-                                  f"importing {self.cfg.callable} raised {answer.get('error')}")
-                return False
+            self._start(label, seed, part)
+        return all(self._started(proc) for proc in list(self.procs.values()))
+
+    def _start(self, label: str, seed: int, part: str) -> _Process:
+        """Start the probe process ``label`` with ``PYTHONHASHSEED=seed``; it imports the path's
+        module and looks the callable up (answered through :meth:`_started`)."""
+        probe, self.env_names = self.ctx.target.start_held_probe(
+            "call_probe.py", {"path": self.cfg.callable, "resolve_only": True}, db=self.db, role=self.role,
+            runtime=True, extra_env={"PYTHONHASHSEED": str(seed)})
+        self.procs[label] = _Process(label, seed, part, probe)
+        return self.procs[label]
+
+    def _started(self, proc: _Process) -> bool:
+        """Wait for ``proc``'s start-up answer; False when the module raised on import (a FAIL
+        is recorded). Raises EnvironmentProblem when it did not start, _CallableMissing."""
+        answer = proc.probe.answer(self.cfg.timeout)
+        if answer is None:
+            self._end(proc)
+            raise EnvironmentProblem(f"{proc.name} did not start within {self.cfg.timeout:.0f} s: "
+                                     f"{proc.probe.output.strip()[-300:] or 'no output'}")
+        if answer.get("missing"):
+            raise _CallableMissing(answer.get("error", ""))
+        proc.hash_probe = answer.get("hash_probe")
+        self._log(f"{proc.name} started; {'resolved ' + self.cfg.callable if answer.get('ok') else answer.get('error')}")
+        if not answer.get("ok"):
+            self.result.check("the refresh path's module imports", False,
+                              f"importing {self.cfg.callable} raised {answer.get('error')}")
+            return False
         return True
+
+    def _control_process(self) -> _Process | None:
+        """The process for the positive control (:data:`CONTROL_ORDER`); the others not needed
+        any more are told to exit. Starts the spare E when none is left (None when its import
+        raised, a FAIL recorded by :meth:`_started`)."""
+        usable = [self.procs[label] for label in CONTROL_ORDER
+                  if not self.procs[label].ended and self.procs[label].probe.alive]
+        for proc in usable[1:]:
+            self._end(proc)
+        if usable:
+            return usable[0]
+        label, seed, part = SPARE
+        proc = self._start(label, seed, part)
+        return proc if self._started(proc) else None
 
     def _prove(self) -> None:
         cfg, result = self.cfg, self.result
@@ -287,7 +319,9 @@ class SerializationGate(Gate):
             result.headline = (f"advisory lock {key} found in pg_locks, the same in 2 processes with different "
                                "PYTHONHASHSEED; skipped in 2 other processes while held, success after, no leak")
             self._hold_by_process_b(key, regclass)
-        self._success_after_release(self.procs["E"])
+        control = self._control_process()
+        if control is not None:
+            self._success_after_release(control)
 
     def _hold_by_process_b(self, key_a: list[int], regclass: str) -> None:
         """B runs the path, held mid-way with its lock; C and D call while it holds it."""
@@ -362,8 +396,8 @@ class SerializationGate(Gate):
             proc.outcome = detail
             details.append(f"{proc.name} {detail}")
             ok_all = ok_all and ok
-            if kind == "answer":
-                self._leaks(proc, f"the call while held in process {label}", exclude)
+            if kind == "answer":  # the process stays: it may make the positive control's call
+                self._leaks(proc, f"the call while held in process {label}", exclude, end=False)
             else:
                 self._end_stuck(proc, exclude, regclass)
         self.result.check("skips while the lock is held", ok_all, "; ".join(details))
@@ -396,9 +430,11 @@ class SerializationGate(Gate):
         self._log_answer(proc, "call after release", answer)
         value = self._value(answer)
         ok = answer.get("ok") and value == cfg.success
-        proc.outcome = (f"returned {cfg.shown(answer)} in {answer['duration_s']:.3f} s" if answer.get("ok")
-                        else f"raised {answer.get('error')}")
-        self.result.check("succeeds once the lock is free", bool(ok), f"{proc.name} {proc.outcome}")
+        control = (f"returned {cfg.shown(answer)} in {answer['duration_s']:.3f} s" if answer.get("ok")
+                   else f"raised {answer.get('error')}")
+        proc.outcome = (control if proc.outcome.startswith("not called") else
+                        f"{proc.outcome}; once the lock was free, {control}")
+        self.result.check("succeeds once the lock is free", bool(ok), f"{proc.name} {control}")
         self._leaks(proc, "the call after release", [])
 
     # -- helpers ---------------------------------------------------------
@@ -527,8 +563,9 @@ class SerializationGate(Gate):
             rows += conn.execute(WAITING_SQL, (regclass, exclude + [conn.info.backend_pid])).fetchall()
         return sorted({r[0] for r in rows})
 
-    def _leaks(self, proc: _Process, label: str, exclude: list[int]) -> None:
-        """Check that ``proc``'s open sessions hold no advisory lock now; then end ``proc``."""
+    def _leaks(self, proc: _Process, label: str, exclude: list[int], *, end: bool = True) -> None:
+        """Check that ``proc``'s open sessions hold no advisory lock now; then end ``proc``
+        (unless ``end`` is false)."""
         with psycopg.connect(self.db.url(), autocommit=True) as conn:
             rows = conn.execute(ADVISORY_SQL, (exclude + [conn.info.backend_pid],)).fetchall()
         held = [f"pid {r[0]} key {key_from_lock(r[1], r[2], r[3])} ({r[4]}{'' if r[5] else ', waiting'})" for r in rows]
@@ -537,7 +574,8 @@ class SerializationGate(Gate):
                           f"{proc.name}'s sessions hold no advisory lock after the path returned" if not held else
                           f"still held after the call returned: {', '.join(held)} — the unlock ran on another "
                           "connection, after an aborted transaction, or not at all")
-        self._end(proc)  # its sessions close with it, leaked locks too
+        if end:
+            self._end(proc)  # its sessions close with it, leaked locks too
 
     def _end(self, proc: _Process, *, wait: bool = False) -> None:
         """Let ``proc`` exit: close its input (its sessions close as it exits), or kill it when a

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fnmatch
 
+import psycopg
+
 from pydantic import Field, model_validator
 
 from zerodrift.catalog.diff import diff_snapshots
@@ -97,9 +99,16 @@ class DowngradeRoundTripGate(Gate):
             result.facts["downgrades"] = {"ran": False}
             return
         db = ctx.database("downgrade")
-        empty = ctx.snapshot(result, db, "new database, before any revision")
-        with ctx.target.alembic_session(db, role=ctx.migration_role) as session:
-            self._walk(ctx, result, cfg, db, session, empty)
+        # one session reads every snapshot of the walk (three per revision): idle between
+        # them, it holds no lock the migrations could wait on
+        with psycopg.connect(db.url(), connect_timeout=10) as self._snapshot_conn:
+            empty = self._snapshot(ctx, result, db, "new database, before any revision")
+            with ctx.target.alembic_session(db, role=ctx.migration_role) as session:
+                self._walk(ctx, result, cfg, db, session, empty)
+
+    def _snapshot(self, ctx, result: GateResult, db, label: str):
+        """The catalog snapshot of the walk's database through the walk's session (:meth:`run`)."""
+        return ctx.snapshot(result, db, label, conn=self._snapshot_conn)
 
     def _walk(self, ctx: GateContext, result: GateResult, cfg: DowngradeConfig, db, session, empty) -> None:
         history = session.job([{"op": "history"}])
@@ -131,7 +140,7 @@ class DowngradeRoundTripGate(Gate):
             if not job.ok:
                 result.check(f"upgrade to {', '.join(applied_heads)} (start of the path)", False, job.error)
                 return
-        previous = (ctx.snapshot(result, db, "before " + path[0]) if applied_heads else empty) if path else None
+        previous = (self._snapshot(ctx, result, db, "before " + path[0]) if applied_heads else empty) if path else None
         rows_table: list[list[str]] = []
         stopped = self._round_trips(ctx, result, cfg, db, session, path, by_id, applied, previous, facts, rows_table)
         facts["walk_s"] = round(walk_timer.elapsed, 3)
@@ -163,7 +172,7 @@ class DowngradeRoundTripGate(Gate):
                 rows_table.append([rev, "upgrade failed", up.error])
                 return rev
             applied.add(rev)
-            after = ctx.snapshot(result, db, f"at {rev}")
+            after = self._snapshot(ctx, result, db, f"at {rev}")
             declared = info["irreversible"] or ("listed in [gates.ZG-9] irreversible" if rev in cfg.irreversible else "")
             if declared:
                 facts["irreversible"][rev] = declared
@@ -174,13 +183,13 @@ class DowngradeRoundTripGate(Gate):
             if not _step(session, result, rows_table, rev, "downgrade", self._one_step_below(rev, info, applied),
                          f"downgrade {rev}", f"{rev} undone", f"downgrade of {rev} failed"):
                 return rev
-            undone = ctx.snapshot(result, db, f"after downgrading {rev}")
+            undone = self._snapshot(ctx, result, db, f"after downgrading {rev}")
             trace = self._compare(result, previous, undone, version_table, f"before {rev}", f"after downgrade of {rev}",
                                   f"downgrade of {rev} leaves no trace", f"downgrade of {rev} leaves a trace")
             if not _step(session, result, rows_table, rev, "upgrade", rev, f"upgrade {rev} again", f"{rev} applied again",
                          f"re-upgrade of {rev} failed"):
                 return rev
-            redone = ctx.snapshot(result, db, f"at {rev} again")
+            redone = self._snapshot(ctx, result, db, f"at {rev} again")
             differs = self._compare(result, after, redone, version_table, f"at {rev}", f"at {rev} again",
                                     f"re-upgrade of {rev} gives the same schema", f"re-upgrade of {rev} differs")
             facts["round_trips"] += 1
@@ -250,7 +259,7 @@ class DowngradeRoundTripGate(Gate):
             result.check(name, False, f"downgrade base from head failed: {job.error}")
             facts["downgrade_base"] = False
             return
-        snap = ctx.snapshot(result, db, "after downgrade base")
+        snap = self._snapshot(ctx, result, db, "after downgrade base")
         rows = [r for r in diff_snapshots(empty, snap) if not _is_version_table(r.object, version_table)
                 and not any(fnmatch.fnmatchcase(f"{r.kind}:{r.object}", p) for p in cfg.base_may_keep)]
         facts["downgrade_base"] = not rows
