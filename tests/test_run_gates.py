@@ -74,9 +74,12 @@ def test_example_backend_passes_and_leaves_nothing(admin_url, tmp_path):
     # the ledger's one-line command recomputes the fingerprint from the attached snapshot
     import subprocess
 
-    from zerodrift.ledger.render import FINGERPRINT_COMMAND
+    from zerodrift.ledger.render import fingerprint_command
+
+    FINGERPRINT_COMMAND = fingerprint_command("ZG-1/fresh.snapshot.json")
 
     assert FINGERPRINT_COMMAND.encode() in ledger
+    assert b"fresh catalog snapshot `ZG-1/fresh.snapshot.json`" in ledger  # named by the gate that computed it
     recomputed = subprocess.run(FINGERPRINT_COMMAND, shell=True, cwd=report.output_dir, capture_output=True, text=True)
     assert recomputed.stdout.strip() == data["schema_fingerprint"], recomputed.stderr
 

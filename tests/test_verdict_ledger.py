@@ -331,7 +331,9 @@ def test_ledger_first_screen_holds_verdict_and_gate_table_at_any_size(tmp_path):
 
 
 def test_fingerprint_recompute_command_reproduces_the_fingerprint(tmp_path):
-    from zerodrift.ledger.render import FINGERPRINT_COMMAND
+    from zerodrift.ledger.render import fingerprint_command
+
+    FINGERPRINT_COMMAND = fingerprint_command("ZG-1/fresh.snapshot.json")
 
     left, _ = synthetic_pair()
     left.objects["schemas"] = {"public": {"comment": "ünïcode ✓"}}

@@ -108,14 +108,14 @@ def unconfigured_histories(root: Path, locations: list[str]) -> dict[str, int]:
     return found
 
 
-def histories_table(described: dict[str, Any], root: Path) -> tuple[list[list[Any]], dict[str, int]]:
+def histories_table(described: dict[str, Any], root: Path, gate_id: str) -> tuple[list[list[Any]], dict[str, int]]:
     """Rows ``[folder, revisions, heads, status]`` for the ledger: every effective version
-    location ("configured: migrated by ZG-1") and every folder with revision files the configuration does not
+    location ("configured: migrated by <gate_id>", the gate that migrated them) and every folder with revision files the configuration does not
     name ("exists, not configured: not proven"); also returns the latter as a dict."""
     rows = []
     for folder, entry in (described.get("locations") or {}).items():
         shown = os.path.relpath(folder, root) if Path(folder).is_absolute() else folder
-        rows.append([shown, entry.get("revisions", 0), ", ".join(entry.get("heads") or []) or "—", "configured: migrated by ZG-1"])
+        rows.append([shown, entry.get("revisions", 0), ", ".join(entry.get("heads") or []) or "—", f"configured: migrated by {gate_id}"])
     extra = unconfigured_histories(root, described.get("version_locations") or [])
     for folder, count in extra.items():
         rows.append([folder, count, "—", "exists, not configured: not proven"])

@@ -32,6 +32,8 @@ OUTPUT_TAIL_CHARS = 4000
 HEADER_FACTS = {
     "schema_fingerprint": "sha256 of the canonical catalog snapshot of a fresh database at head",
     "heads": "head revision(s) of the migration history",
+    "schema_snapshot": "the attached catalog snapshot the schema fingerprint is the SHA-256 of: its path in the proof "
+                       "pack (<gate id>/<file>), from which the ledger's recompute command reads it",
 }
 
 

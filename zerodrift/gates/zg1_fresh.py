@@ -80,7 +80,7 @@ class FreshMigrationGate(Gate):
     title = "Fresh migration determinism"
     config_model = FreshConfig
     provides = ("db.fresh", "snapshot.fresh", "heads")
-    header_facts = ("heads", "schema_fingerprint")
+    header_facts = ("heads", "schema_fingerprint", "schema_snapshot")
 
     @classmethod
     def propose_config(cls, init: InitContext) -> None:
@@ -196,6 +196,7 @@ class FreshMigrationGate(Gate):
             result.check("fresh catalog snapshots equal", not rows, detail)
             result.facts["schema_fingerprint"] = snap_a.fingerprint
             result.publish_header("schema_fingerprint", snap_a.fingerprint)
+            result.publish_header("schema_snapshot", f"{self.id}/{db_a.purpose}.snapshot.json")
             result.facts["kinds_compared"] = list(snap_a.objects.keys())
             if rows:
                 result.attachments["fresh-vs-fresh_b.diff.txt"] = format_drift(groups, db_a.purpose, db_b.purpose)
@@ -241,7 +242,7 @@ class FreshMigrationGate(Gate):
 
         if not described:
             return
-        rows, unconfigured = histories_table(described, ctx.loaded.root)  # the backend's folder, not the whole repo
+        rows, unconfigured = histories_table(described, ctx.loaded.root, self.id)  # the backend's folder, not the whole repo
         if len(described.get("locations") or {}) > 1 or unconfigured:
             result.facts["version_locations"] = [row[0] for row in rows if not row[3].startswith("exists")]
             if unconfigured:

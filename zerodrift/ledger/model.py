@@ -81,6 +81,7 @@ def ledger_data(report: RunReport) -> dict[str, Any]:
         },
         "server": dataclasses.asdict(report.server),
         "schema_fingerprint": report.schema_fingerprint,
+        "schema_snapshot": report.header_fact("schema_snapshot", ""),
         "kinds_compared": kinds,
         "downgrades": downgrades,
         "gates": results,

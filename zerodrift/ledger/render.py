@@ -9,6 +9,8 @@ fence is longer than any backtick run inside (CommonMark 0.31, "Fenced code bloc
 
 from __future__ import annotations
 
+import shlex
+
 import json
 import re
 from pathlib import Path
@@ -90,11 +92,14 @@ def fenced(value: Any, indent: str = "", lang: str = "") -> str:
     return "\n".join(indent + line if line else line for line in lines)
 
 
-#: Run in the pack folder: recomputes the schema fingerprint from ZG-1's attached snapshot
-#: (SHA-256 of the canonical JSON of its ``objects``; see zerodrift.catalog.snapshot).
-FINGERPRINT_COMMAND = ("python3 -c 'import hashlib,json,sys; o=json.load(open(sys.argv[1],encoding=\"utf-8\"))[\"objects\"]; "
-                       "print(hashlib.sha256((json.dumps(o,sort_keys=True,separators=(\",\",\":\"),ensure_ascii=False)+\"\\n\")"
-                       ".encode()).hexdigest())' ZG-1/fresh.snapshot.json")
+def fingerprint_command(snapshot: str) -> str:
+    """A shell command, run in the pack folder, that recomputes the schema fingerprint from the
+    attached catalog snapshot at ``snapshot`` (its path in the pack, as the gate that computed the
+    fingerprint published it: header fact ``schema_snapshot``): the SHA-256 of the canonical JSON
+    of its ``objects`` (see :mod:`zerodrift.catalog.snapshot`)."""
+    return ("python3 -c 'import hashlib,json,sys; o=json.load(open(sys.argv[1],encoding=\"utf-8\"))[\"objects\"]; "
+            "print(hashlib.sha256((json.dumps(o,sort_keys=True,separators=(\",\",\":\"),ensure_ascii=False)+\"\\n\")"
+            ".encode()).hexdigest())' " + shlex.quote(snapshot))
 
 
 def _normalised_lines(text: str) -> list[str]:
@@ -179,7 +184,7 @@ def render_markdown(data: dict[str, Any], signing: dict[str, Any] | None = None)
 
     signing = {"json_sha256": "", "signer": "", "unsigned_note": UNSIGNED_NOTE, "files": {}, **(signing or {})}
     text = _environment().get_template("ledger.md.j2").render(d=_for_markdown(data), signing=signing,
-                                                               fingerprint_command=FINGERPRINT_COMMAND)
+                                                               fingerprint_command=fingerprint_command(data.get("schema_snapshot") or ""))
     text = text.replace(MARKER_PREFIX, "&lt;!-- zerodrift-signature")
     return normalise(text)
 
