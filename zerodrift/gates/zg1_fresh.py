@@ -233,8 +233,7 @@ class FreshMigrationGate(Gate):
             "(ZG-2 neither) — keep the upgrade out of the app's start-up (run it as a deploy step, e.g. "
             "`flask db upgrade`), or point target.flask_app / target.alembic_runner at code that does not upgrade")
 
-    @staticmethod
-    def _histories(ctx, result: GateResult, described) -> None:
+    def _histories(self, ctx: GateContext, result: GateResult, described) -> None:
         """The version locations alembic used (as env.py left them) in the facts; with more than one,
         or revision files in folders the configuration does not name, a ledger table of which
         histories were migrated and which exist but were not configured."""
