@@ -8,7 +8,8 @@ the same way and answer in JSON. Each subprocess gets an allowlisted environment
 anything ``target.pass_env`` does not list), the URL variables the target reads pointed
 at the right throwaway database and role with a password generated for this run (never
 the admin's), plus ``PYTHONPATH`` entries from config. Evidence shows variable *names*
-only and URLs with the password masked (DESIGN.md, "Running the target's code").
+only and URLs with the password masked (docs/architecture.md, "Running the target's code").
+Every such process is a :class:`zerodrift.target_process.TargetProcess`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -29,13 +29,11 @@ from zerodrift.clock import ClockShift
 from zerodrift.config import LoadedConfig
 from zerodrift.errors import EnvironmentProblem, UsageError
 from zerodrift.gates.base import EvidenceStep
-from zerodrift.procs import parent_death_preexec
 from zerodrift.server.prereq import missing_object_hint
 from zerodrift.server.provision import Database
+from zerodrift.target_process import PROBES_DIR, RESULT_PREFIX, Conversation, TargetProcess
 from zerodrift.urls import mask, user_of
 
-PROBES_DIR = Path(__file__).parent / "probes"
-RESULT_PREFIX = "ZERODRIFT-RESULT "
 
 _RUNNING = re.compile(r"Running (?:upgrade|downgrade) .*?-> ([^,\s]+)")
 _OP_COMMAND = {
@@ -97,17 +95,18 @@ class TargetRunner:
 
             missing = importlib.util.find_spec("alembic") is None
         else:
-            try:
-                answer = subprocess.run([self.python, "-c", "import importlib.util; print('alembic-found' if "
-                                         "importlib.util.find_spec('alembic') else 'alembic-missing')"],
-                                        capture_output=True, text=True, timeout=60,
-                                        env=base_environment(self.loaded.config.target.pass_env))
-                missing = answer.stdout.strip() != "alembic-found"
-                if answer.stdout.strip() not in ("alembic-found", "alembic-missing"):
-                    raise EnvironmentProblem(f"target interpreter {self.python} does not behave like Python "
-                                             "(target.python / --python / ZERODRIFT_PYTHON): give a python executable")
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                raise EnvironmentProblem(f"cannot run the target interpreter {self.python}: {exc}") from exc
+            done = TargetProcess.run(
+                [self.python, "-c", "import importlib.util; print('alembic-found' if "
+                 "importlib.util.find_spec('alembic') else 'alembic-missing')"],
+                env=base_environment(self.loaded.config.target.pass_env), cwd=self.cwd, timeout=60)
+            said = done.output.strip().splitlines()[-1:] if done.output.strip() else []
+            if done.timed_out:
+                raise EnvironmentProblem(f"the target interpreter {self.python} did not answer within 60 s "
+                                         "(target.python / --python / ZERODRIFT_PYTHON)")
+            if said not in (["alembic-found"], ["alembic-missing"]):
+                raise EnvironmentProblem(f"target interpreter {self.python} does not behave like Python "
+                                         "(target.python / --python / ZERODRIFT_PYTHON): give a python executable")
+            missing = said == ["alembic-missing"]
         if missing:
             raise EnvironmentProblem(
                 f"the target interpreter {self.python} cannot import alembic: install the backend's dependencies "
@@ -251,7 +250,7 @@ class TargetRunner:
     # -- probes ----------------------------------------------------------
     def start_held_probe(self, probe: str, request: dict[str, Any], *, db: Database | None = None,
                          role: str | None = None, runtime: bool = True,
-                         extra_env: dict[str, str] | None = None) -> tuple[HeldProbe, list[str]]:
+                         extra_env: dict[str, str] | None = None) -> tuple[TargetProcess, list[str]]:
         """Start ``probes/<probe>`` with a first request; it answers, then waits for more until released.
         ``extra_env`` is set last (over ``target.env``), its values shown in the names (zerodrift's
         own settings such as ``PYTHONHASHSEED``, never secrets). Returns (probe, env names).
@@ -260,10 +259,7 @@ class TargetRunner:
         if extra_env:
             env.update(extra_env)
             names = names + [f"{k}={v}" for k, v in extra_env.items()]
-        try:
-            return HeldProbe(self.python, probe, request, env, self.cwd), names
-        except OSError as exc:
-            raise EnvironmentProblem(f"cannot start the target interpreter {self.python}: {exc}") from exc
+        return TargetProcess.probe(self.python, probe, env=env, cwd=self.cwd, request=request), names
 
     def probe(self, probe: str, request: dict[str, Any], *, db: Database | None = None, role: str | None = None,
               runtime: bool = True, title: str = "") -> tuple[EvidenceStep, dict[str, Any] | None]:
@@ -289,52 +285,36 @@ class ProbeSession:
     def __init__(self, runner: "TargetRunner", probe: str, env: dict[str, str], names: list[str],
                  db: Database | None, role: str | None) -> None:
         self.runner, self.probe_name, self.env, self.names, self.db, self.role = runner, probe, env, names, db, role
-        self.proc: HeldProbe | None = None
+        self.conversation = Conversation(runner.python, probe, env=env, cwd=runner.cwd)
 
     def __enter__(self) -> "ProbeSession":
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.proc is not None:
-            if self.proc.alive and exc[0] is not None:
-                self.proc.proc.kill()
-            self.proc.release()
+        self.conversation.close(failed=exc[0] is not None)
 
     def ask(self, request: dict[str, Any], *, title: str = "",
             timeout: float | None = None) -> tuple[EvidenceStep, dict[str, Any] | None]:
-        """Send one request; returns (evidence step, answer or None when the probe died or timed out)."""
-        runner = self.runner
-        timeout = runner.timeout if timeout is None else timeout
+        """Send one request; returns (evidence step, answer or None when the probe died or timed out).
+        Raises EnvironmentProblem when the target interpreter cannot be started."""
+        timeout = self.runner.timeout if timeout is None else timeout
         started = time.perf_counter()
-        try:
-            if self.proc is None or not self.proc.alive:
-                self.proc = HeldProbe(runner.python, self.probe_name, request, self.env, runner.cwd)
-            else:
-                self.proc.send(request)
-        except OSError as exc:
-            raise EnvironmentProblem(f"cannot start the target interpreter {runner.python}: {exc}") from exc
-        payload = self.proc.answer(timeout)
-        output = ""
-        exit_status = None  # the probe process is still running: it has no exit status yet
-        if payload is None:
-            timed_out = self.proc.alive
-            if timed_out:
-                self.proc.proc.kill()
-            exit_status = self.proc.release()
-            output = self.proc.output + (f"\nkilled after {timeout:.0f} s (target.job_timeout)" if timed_out
-                                         else f"\n(exit status {self.proc.proc.returncode})")
-            self.proc = None
+        reply = self.conversation.call(request, timeout)
+        payload = reply.payload
         shown = {k: (mask(v) if isinstance(v, str) and "://" in v else v) for k, v in request.items() if k != "cwd"}
+        if payload is not None:
+            output = (json.dumps({k: v for k, v in payload.items() if k != "traceback"}, indent=1, sort_keys=True)
+                      + ("\n" + payload["traceback"] if payload.get("traceback") else ""))
+        else:
+            output = reply.output + (f"\nkilled after {timeout:.0f} s (target.job_timeout)" if reply.timed_out
+                                     else f"\n(exit status {reply.exit_status})")
         step = EvidenceStep(
             title=title or f"probe {self.probe_name}",
             command=f"python {self.probe_name} {json.dumps(shown, sort_keys=True)}",
             role=self.role or ((self.runner.default_role or user_of(self.db.admin_url)) if self.db else ""),
             database=self.db.name if self.db else "", duration_s=time.perf_counter() - started,
-            exit_status=exit_status,
-            output=(json.dumps({k: v for k, v in payload.items() if k != "traceback"}, indent=1, sort_keys=True)
-                    + ("\n" + payload["traceback"] if payload.get("traceback") else "")) if payload is not None
-            else output,
-            env=self.names)
+            # a probe that answered still runs: it has no exit status yet
+            exit_status=reply.exit_status, output=output, env=self.names)
         return step, payload
 
 
@@ -344,63 +324,49 @@ class AlembicSession:
     def __init__(self, runner: "TargetRunner", db: Database, role: str, env: dict[str, str], names: list[str],
                  script: str = "alembic_job.py") -> None:
         self.runner, self.db, self.role, self.env, self.names = runner, db, role, env, names
-        self.script = script
-        self.probe: HeldProbe | None = None
+        self.conversation = Conversation(runner.python, script, env=env, cwd=runner.cwd)
 
     def __enter__(self) -> "AlembicSession":
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.probe is not None:
-            if self.probe.alive and exc[0] is not None:
-                self.probe.proc.kill()
-            self.probe.release()
+        self.conversation.close(failed=exc[0] is not None)
 
     def job(self, ops: list[dict[str, Any]], **options: Any) -> JobResult:
         """Run ``ops`` in the session's process; a failed or timed-out process is reported, not raised.
         ``options`` are added to the request (e.g. ``observe=True`` for ``lock_probe.py``); what the
-        probe answers besides the steps is in :attr:`JobResult.extra`."""
+        probe answers besides the steps is in :attr:`JobResult.extra`. Raises UsageError when the
+        script directory has no revisions, EnvironmentProblem when the interpreter cannot start
+        or cannot import alembic."""
         runner = self.runner
         tcfg = runner.loaded.config.target
         request = {"alembic_ini": str(runner.alembic_ini), "cwd": str(runner.cwd), "steps": ops,
                    "flask_app": tcfg.flask_app, "alembic_runner": tcfg.alembic_runner, **options}
         started = time.perf_counter()
-        try:
-            if self.probe is None or not self.probe.alive:
-                self.probe = HeldProbe(runner.python, self.script, request, self.env, runner.cwd)
-            else:
-                self.probe.send(request)
-        except OSError as exc:
-            raise EnvironmentProblem(f"cannot start the target interpreter {runner.python}: {exc}") from exc
-        payload = self.probe.answer(runner.timeout)
+        reply = self.conversation.call(request, runner.timeout)
+        payload = reply.payload
         elapsed = time.perf_counter() - started
         result = JobResult()
-        if payload is not None:
-            result.extra = {k: v for k, v in payload.items() if k not in ("steps", "alembic_version")}
-            if payload.get("no_revisions"):  # a configuration error, not a finding about the target (exit 2)
-                from zerodrift.scriptdir import no_revisions_error
-
-                raise no_revisions_error(payload["no_revisions"], runner.loaded, runner.alembic_ini)
         if payload is None:
-            timed_out = self.probe.alive
-            if timed_out:
-                self.probe.proc.kill()
-            raw = self.probe.output
+            raw = reply.output
             if "No module named 'alembic'" in raw:
                 raise EnvironmentProblem(
                     f"the target interpreter {runner.python} cannot import alembic: install the backend's "
                     "dependencies into it, or set target.python to the interpreter that has them")
-            exit_status = self.probe.release()
-            self.probe = None
             result.ok = False
             result.process_failed = True
             tail = raw.strip().splitlines()[-1] if raw.strip() else "no output"
-            result.error = (f"alembic job killed after {runner.timeout:.0f} s (target.job_timeout)" if timed_out
+            result.error = (f"alembic job killed after {runner.timeout:.0f} s (target.job_timeout)" if reply.timed_out
                             else f"alembic job did not finish: {tail}")
             result.steps.append(EvidenceStep(
                 title="alembic job", command=runner._describe(ops), role=self.role, database=self.db.name,
-                duration_s=elapsed, exit_status=exit_status, output=raw, env=self.names))
+                duration_s=elapsed, exit_status=reply.exit_status, output=raw, env=self.names))
             return result
+        result.extra = {k: v for k, v in payload.items() if k not in ("steps", "alembic_version")}
+        if payload.get("no_revisions"):  # a configuration error, not a finding about the target (exit 2)
+            from zerodrift.scriptdir import no_revisions_error
+
+            raise no_revisions_error(payload["no_revisions"], runner.loaded, runner.alembic_ini)
         for op, step in zip(ops, payload["steps"]):
             command = _OP_COMMAND.get(op["op"], f"alembic {op['op']} {op.get('revision', '')}".strip())
             output = step["output"]
@@ -425,79 +391,5 @@ class AlembicSession:
         return result
 
 
-class HeldProbe:
-    """A probe process that answers requests one at a time and stays alive in between.
 
-    Each :meth:`send` writes one JSON line to the probe's stdin; :meth:`answer` waits
-    for the matching ``ZERODRIFT-RESULT`` line. The process — with whatever sessions
-    the target's code left open — lives until :meth:`release`, so those sessions can be
-    inspected between calls (ZG-6's leak check), and one interpreter start serves
-    several calls.
-    """
-
-    def __init__(self, python: str, probe: str, request: dict[str, Any], env: dict[str, str], cwd: Path) -> None:
-        import threading
-
-        self.started = time.perf_counter()
-        self.proc = subprocess.Popen([python, str(PROBES_DIR / probe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, cwd=cwd, env=env,
-                                     preexec_fn=parent_death_preexec())
-        self.lines: list[str] = []
-        self._answers: list[dict[str, Any]] = []
-        self._sent = 0
-        self._cond = threading.Condition()
-        self._ended = False
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self.send(request)
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            with self._cond:
-                if line.startswith(RESULT_PREFIX):
-                    self._answers.append(json.loads(line[len(RESULT_PREFIX):]))
-                else:
-                    self.lines.append(line)
-                self._cond.notify_all()
-        with self._cond:
-            self._ended = True
-            self._cond.notify_all()
-
-    @property
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def send(self, request: dict[str, Any]) -> None:
-        """Ask for one more call; its answer comes from :meth:`answer`."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
-        self._sent += 1
-
-    def answer(self, timeout: float) -> dict[str, Any] | None:
-        """The answer to the last request, or None when none came within ``timeout``
-        seconds (or the process died first)."""
-        with self._cond:
-            self._cond.wait_for(lambda: len(self._answers) >= self._sent or self._ended, timeout)
-            return self._answers[self._sent - 1] if len(self._answers) >= self._sent else None
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def release(self, timeout: float = 10.0) -> int:
-        """Let the probe exit (closing stdin); kill it after ``timeout`` seconds. Returns its exit status."""
-        try:
-            if self.proc.stdin and not self.proc.stdin.closed:
-                self.proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
-
-
-__all__ = ["TargetRunner", "JobResult", "AlembicSession", "ProbeSession", "HeldProbe"]
+__all__ = ["TargetRunner", "JobResult", "AlembicSession", "ProbeSession"]

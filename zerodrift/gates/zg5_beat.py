@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -19,7 +17,7 @@ from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
 from zerodrift.gates.common import load_failure
 from zerodrift.hookspecs import hookimpl
 from zerodrift.onboard.hooks import InitContext, TargetImport
-from zerodrift.procs import parent_death_preexec
+from zerodrift.target_process import TargetProcess
 from zerodrift.urls import mask
 
 _SENDING = re.compile(r"Scheduler: Sending due task (?P<name>.+?) \((?P<task>[^()]+)\)\s*$")
@@ -285,31 +283,23 @@ class BeatGate(Gate):
         # set up (tables created) on the first send, so it is replaced by Celery's disabled backend
         args = [target.python, "-m", "celery", "-A", cfg.celery_app, "-b", broker, "--result-backend", _NO_RESULTS, "beat",
                 "-S", "celery.beat:PersistentScheduler", "-s", schedule_file, "-l", "INFO", "--pidfile", pidfile]
-        started = time.perf_counter()
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=target.cwd, env=env,
-                                preexec_fn=parent_death_preexec())
-        lines: list[str] = []
         sent: dict[str, str] = {}
         done = threading.Event()
 
-        def read() -> None:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                lines.append(line)
-                m = _SENDING.search(line)
-                if m:
-                    sent[m.group("name")] = m.group("task")
-                    if names <= set(sent):
-                        done.set()
-            ended.set()
-            done.set()
+        def read(line: str) -> None:
+            m = _SENDING.search(line)
+            if m:
+                sent[m.group("name")] = m.group("task")
+                if names <= set(sent):
+                    done.set()
 
-        ended = threading.Event()  # beat's output closed: it exited (or is exiting) on its own
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
+        started = time.perf_counter()
+        beat = TargetProcess(args, env=env, cwd=target.cwd, on_line=read)
+        beat.close_stdin()
         try:
             deadline = time.perf_counter() + cfg.timeout
-            while not done.wait(0.2) and time.perf_counter() < deadline and not cancelled.is_set():
+            while (not done.wait(0.1) and not beat.output_closed and time.perf_counter() < deadline
+                   and not cancelled.is_set()):
                 pass
             elapsed = time.perf_counter() - started
             if names <= set(sent):
@@ -317,28 +307,18 @@ class BeatGate(Gate):
                 try:
                     beat_pid = int(Path(pidfile).read_text().strip())
                 except (OSError, ValueError):
-                    beat_pid = proc.pid
+                    beat_pid = beat.pid
                 when_sent(beat_pid)
         finally:
-            if ended.is_set():  # reap it: its output closes just before it exits
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    pass
-            stopped = proc.poll() is None
-            if stopped:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            reader.join(5)
+            # beat that closed its output exited (or is exiting) on its own; else zerodrift stops it
+            stopped = not beat.output_closed
+            exit_status = beat.terminate(10) if stopped else beat.release(5)
+        lines = [beat.output]
         # the exit status is the one observed; beat runs until zerodrift stops it, which the log says
         if stopped:
             lines.append(f"[zerodrift] beat stopped with SIGTERM after {elapsed:.1f} s "
                          f"({'every entry logged' if names <= set(sent) else 'not every entry logged'} 'Sending due task')\n")
-        return sent, "".join(lines), elapsed, proc.returncode, stopped
+        return sent, "".join(lines), elapsed, exit_status, stopped
 
 
 @hookimpl

@@ -17,7 +17,7 @@ from zerodrift.errors import EnvironmentProblem
 from zerodrift.gates.base import EvidenceStep, Gate, GateConfig, GateResult
 from zerodrift.hookspecs import hookimpl
 from zerodrift.onboard.hooks import FAIL, FUNCTION_KINDS, InitContext, TargetImport
-from zerodrift.target import HeldProbe
+from zerodrift.target_process import TargetProcess
 
 ADVISORY_SQL = """
 SELECT pid, classid::bigint, objid::bigint, objsubid, mode, granted FROM pg_locks
@@ -123,14 +123,14 @@ class _Process:
     label: str
     seed: int
     part: str
-    probe: HeldProbe
+    probe: TargetProcess
     hash_probe: Any = None
     outcome: str = "not called"
     ended: bool = False
 
     @property
     def name(self) -> str:
-        return f"process {self.label} (pid {self.probe.proc.pid}, PYTHONHASHSEED={self.seed})"
+        return f"process {self.label} (pid {self.probe.pid}, PYTHONHASHSEED={self.seed})"
 
 
 class SerializationGate(Gate):
@@ -233,7 +233,7 @@ class SerializationGate(Gate):
                 self._end(proc, wait=True)
             if self.procs:
                 result.add_table("processes", ["process", "PYTHONHASHSEED", "pid", "hash('zerodrift')", "part", "outcome"],
-                                 [[p.label, p.seed, p.probe.proc.pid, p.hash_probe, p.part, p.outcome]
+                                 [[p.label, p.seed, p.probe.pid, p.hash_probe, p.part, p.outcome]
                                   for p in self.procs.values()])
             started = {p.label: p.seed for p in self.procs.values()} or {k: v[0] for k, v in PROCESSES.items()}
             seeds = ", ".join(f"{label}={seed}" for label, seed in started.items())
@@ -266,7 +266,7 @@ class SerializationGate(Gate):
         if answer is None:
             self._end(proc)
             raise EnvironmentProblem(f"{proc.name} did not start within {self.cfg.timeout:.0f} s: "
-                                     f"{proc.probe.output.strip()[-300:] or 'no output'}")
+                                     f"{proc.probe.tail()}")
         if answer.get("missing"):
             raise _CallableMissing(answer.get("error", ""))
         proc.hash_probe = answer.get("hash_probe")
@@ -387,7 +387,7 @@ class SerializationGate(Gate):
             elif kind == "bare":
                 detail = f"reached {regclass} (backend pid {data}) without an advisory lock while {holder} held {key}"
             elif kind == "died":
-                detail = f"died: {proc.probe.output.strip()[-300:] or 'no output'}"
+                detail = f"died: {proc.probe.tail()}"
             else:
                 detail = (f"did not return within {cfg.prompt_s:.1f} s while {holder} held the lock: it waits on "
                           "the lock (pg_advisory_lock?) instead of skipping (pg_try_advisory_lock)")
@@ -529,7 +529,7 @@ class SerializationGate(Gate):
                (f"the path raised before taking any advisory lock: {data.get('error')}" if not data.get("ok") else
                 f"the path returned {self.cfg.shown(data)} without touching {regclass} and without an advisory lock")
                if kind == "answer" else
-               f"{proc.name} died: {proc.probe.output.strip()[-300:]}" if kind == "died" else
+               f"{proc.name} died: {proc.probe.tail()}" if kind == "died" else
                f"no advisory lock seen within {self.cfg.timeout:.0f} s")
         self._log(f"watcher: {how}")
         proc.outcome = how
@@ -583,17 +583,13 @@ class SerializationGate(Gate):
         if not proc.ended:
             busy = proc.probe.alive and proc.probe.answer(0) is None
             if busy:
-                proc.probe.proc.kill()
+                proc.probe.kill()
                 if proc.probe.output.strip():
-                    self._log(f"{proc.name} output: {proc.probe.output.strip()[-600:]}")
+                    self._log(f"{proc.name} output: {proc.probe.tail(600)}")
             self._log(f"{proc.name} {'killed' if busy else 'told to exit'}")
             proc.ended = True
-            try:
-                if proc.probe.proc.stdin and not proc.probe.proc.stdin.closed:
-                    proc.probe.proc.stdin.close()
-            except OSError:
-                pass
-        if wait and proc.probe.proc.returncode is None:
+            proc.probe.close_stdin()
+        if wait and proc.probe.returncode is None:
             self._log(f"{proc.name} exited ({proc.probe.release()})")
 
     def _end_stuck(self, proc: _Process, exclude: list[int], regclass: str | None) -> None:

@@ -28,15 +28,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from zerodrift.config import LoadedConfig, format_validation_error, load_config
-from zerodrift.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE, ZerodriftError
+from zerodrift.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE, EnvironmentProblem, ZerodriftError
 from zerodrift.onboard.hooks import FAIL, OK, WARN, DoctorContext, gate_config, gates_needing_runtime_role, skipped_gates
+from zerodrift.target_process import TargetProcess
 
 _DRIVERS = {"psycopg": "psycopg", "psycopg2": "psycopg2", "asyncpg": "asyncpg", "pg8000": "pg8000",
             "psycopg2cffi": "psycopg2cffi"}
@@ -242,17 +242,16 @@ def _check_interpreter(doc: _Doctor, loaded: LoadedConfig) -> bool:
     ini = loaded.path(cfg.alembic_ini)
     cwd = ini.parent if ini.parent.is_dir() else loaded.root
     try:
-        proc = subprocess.run([python, "-c", _IMPORT_CHECK, *modules], capture_output=True, text=True, cwd=cwd,
-                              env=_target_env(loaded), timeout=120)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        doc.add(FAIL, "interpreter", f"cannot run {python}: {exc}", fix_python)
+        done = TargetProcess.run([python, "-c", _IMPORT_CHECK, *modules], cwd=cwd, env=_target_env(loaded), timeout=120)
+    except EnvironmentProblem as exc:
+        doc.add(FAIL, "interpreter", str(exc), fix_python)
         return False
-    line = next((ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith("ZERODRIFT-DOCTOR ")), None)
+    line = done.marked("ZERODRIFT-DOCTOR ")
     if line is None:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
-        doc.add(FAIL, "interpreter", f"{python} did not answer: {tail[0]}", fix_python)
+        said = "no answer within 120 s" if done.timed_out else done.tail()
+        doc.add(FAIL, "interpreter", f"{python} did not answer: {said}", fix_python)
         return False
-    info = json.loads(line[len("ZERODRIFT-DOCTOR "):])
+    info = json.loads(line)
     doc.add(OK, "interpreter", f"{info['executable']} (Python {info['python']})")
     ok = True
     for name in modules:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from zerodrift.childenv import base_environment
+from zerodrift.errors import EnvironmentProblem
+from zerodrift.target_process import TargetProcess
 
 #: PostgreSQL drivers SQLAlchemy names after ``postgresql+``
 DRIVERS = ("psycopg", "psycopg2", "asyncpg", "pg8000")
@@ -67,15 +68,14 @@ def check_in_target(python: str, paths: list[str], pythonpath: list[Path], cwd: 
     env = base_environment()
     env["PYTHONPATH"] = os.pathsep.join([str(p) for p in pythonpath] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     try:
-        proc = subprocess.run([python, "-c", _SCRIPT, json.dumps(paths), *DRIVERS], cwd=cwd, env=env,
-                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        done = TargetProcess.run([python, "-c", _SCRIPT, json.dumps(paths), *DRIVERS], cwd=cwd, env=env, timeout=timeout)
+    except EnvironmentProblem as exc:
         return Checked(python, problem=f"{python} could not check the candidates: {exc}")
-    line = next((ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith(_PREFIX)), None)
+    line = done.marked(_PREFIX)
     if line is None:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return Checked(python, problem=f"{python} exited {proc.returncode} before answering: {tail}")
-    data = json.loads(line[len(_PREFIX):])
+        said = f"no answer within {timeout:.0f} s" if done.timed_out else f"exited {done.exit_status} before answering: {done.tail()}"
+        return Checked(python, problem=f"{python} {said}")
+    data = json.loads(line)
     return Checked(python, objects=data["objects"], drivers=data["drivers"])
 
 
