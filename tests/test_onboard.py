@@ -514,7 +514,7 @@ def test_doctor_runs_a_real_alembic_job_and_names_a_wrong_driver_or_url_variable
     backend = make_backend(tmp_path / "repo")
     proc = _cli("doctor", str(backend), "--admin-url", admin_url)
     job = next(line for line in proc.stdout.splitlines() if line.startswith(("OK  alembic job:", "FAIL  alembic job:")))
-    assert job.startswith("OK  alembic job: alembic heads (0012_comments)") and "MIGRATION_DATABASE_URL" in job, job
+    assert job.startswith("OK  alembic job: script directory heads: 0012_comments;") and "MIGRATION_DATABASE_URL" in job, job
     # a driver the target interpreter lacks fails here, not in the run
     config_file = backend / "zerodrift.toml"
     edit(config_file, 'url_scheme = "postgresql"', 'url_scheme = "postgresql+asyncpg"')

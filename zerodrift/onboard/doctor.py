@@ -494,7 +494,7 @@ def _check_alembic_job(doc: _Doctor, loaded: LoadedConfig, server: Any) -> None:
     error = job.error or ""
     variables = ", ".join(cfg.migration_url_env) or "(none)"
     if f'database "{name}" does not exist' in error:
-        doc.add(OK, check, f"alembic heads ({', '.join(heads or []) or 'no head'}); alembic current ran env.py, which "
+        doc.add(OK, check, f"script directory heads: {', '.join(heads or []) or 'none'}; alembic current ran env.py, which "
                            f"connected with the URL in {variables} as {cfg.url_scheme} (the server answered for the "
                            "database zerodrift named)")
         return
