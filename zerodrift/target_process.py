@@ -92,7 +92,8 @@ class TargetProcess:
         except OSError as exc:
             raise EnvironmentProblem(f"cannot start the target interpreter {self.argv[0]}: {exc}") from exc
         self.lines: list[str] = []
-        self._on_line = on_line
+        #: called with each output line that is not an answer (may be set after the start)
+        self.on_line = on_line
         self._answers: list[dict[str, Any]] = []
         self._sent = 0
         self._cond = threading.Condition()
@@ -129,8 +130,8 @@ class TargetProcess:
                 else:
                     self.lines.append(line)
                 self._cond.notify_all()
-            if self._on_line is not None and not line.startswith(RESULT_PREFIX):
-                self._on_line(line)
+            if self.on_line is not None and not line.startswith(RESULT_PREFIX):
+                self.on_line(line)
         with self._cond:
             self._ended = True
             self._cond.notify_all()

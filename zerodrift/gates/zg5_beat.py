@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import Field
@@ -148,8 +150,14 @@ class BeatGate(Gate):
         target = ctx.target
         runtime = ctx.config.roles.runtime or None
         # one probe process loads the app, then drains the broker while beat runs
+        # the default broker connects as the run's migration role (it creates kombu's tables),
+        # with that role's generated password: never the admin's URL
+        broker = cfg.broker_url or "sqla+" + target.url_for(fresh, scheme=cfg.sqla_driver)
+        # beat's own process starts now with its whole command line, importing Celery and the app
+        # while the store is seeded and the queues declared; it runs beat when told (probes/beat_probe.py)
         with tempfile.TemporaryDirectory(prefix="zerodrift-beat-") as tmp, \
-                target.probe_session("celery_probe.py", db=fresh, role=runtime) as celery:
+                target.probe_session("celery_probe.py", db=fresh, role=runtime) as celery, \
+                self._beat_process(target, fresh, runtime, self._beat_argv(cfg, broker, tmp)) as beat:
             schedule_file = str(Path(tmp) / "beat-schedule")
             step, info = celery.ask({"app": cfg.celery_app, "mode": "inspect", "schedule_file": schedule_file},
                                     title=f"load {cfg.celery_app} and its beat schedule")
@@ -182,9 +190,6 @@ class BeatGate(Gate):
                              f"{', '.join(info['app_queues']) or 'none'}): the broker drops it and no worker runs it")
                              for n, e in sorted(unrouted.items())))
 
-            # the default broker connects as the run's migration role (it creates kombu's tables),
-            # with that role's generated password: never the admin's URL
-            broker = cfg.broker_url or "sqla+" + target.url_for(fresh, scheme=cfg.sqla_driver)
             if queues:  # the queues exist with their bindings before beat publishes, as a worker declares them
                 step, declared = celery.ask({"app": cfg.celery_app, "mode": "declare", "broker": broker, "queues": queues},
                                             title="declare the app's queues on the broker")
@@ -204,13 +209,13 @@ class BeatGate(Gate):
                 drained_box.append(celery.ask(dict(drain_request, origin_pid=beat_pid),
                                               title="drain the broker with kombu"))
 
-            sent, log_text, elapsed, exit_status, stopped = self._run_beat(target, cfg, fresh, runtime, broker, schedule_file,
-                                                                  set(entries), drain_while_beat_runs,
-                                                                  ctx.artifacts.cancelled)
+            sent, log_text, elapsed, exit_status, stopped = self._run_beat(beat, cfg, schedule_file, set(entries),
+                                                                           drain_while_beat_runs, ctx.artifacts.cancelled)
             result.add_step(EvidenceStep(
                 title="celery beat",
                 command=f"celery -A {cfg.celery_app} -b {mask(broker)} --result-backend {_NO_RESULTS} beat "
-                        "-S celery.beat:PersistentScheduler -s <seeded schedule> -l INFO",
+                        "-S celery.beat:PersistentScheduler -s <seeded schedule> -l INFO (Celery's command line, run "
+                        "in an interpreter that imported it and the app's module while the schedule was seeded)",
                 role=runtime or "", database=fresh.name, duration_s=elapsed, exit_status=exit_status, output=log_text,
                 env=target.environment(fresh, role=runtime, runtime=True)[1]))
             failed = {m.group("name"): m.group("error").strip() for m in map(_FAILED.search, log_text.splitlines()) if m}
@@ -269,20 +274,37 @@ class BeatGate(Gate):
                           f"no message from this beat ({drained.get('origin')}) for {'; '.join(absent)}") + left)
 
     @staticmethod
-    def _run_beat(target, cfg: BeatConfig, db, role, broker: str, schedule_file: str, names: set[str], when_sent,
-                  cancelled):
-        """Run beat until every entry in ``names`` was logged as sent (or the timeout),
-        call ``when_sent(pid)`` while beat still runs, then stop it with SIGTERM. Returns the
-        entries logged as sent, beat's output, the seconds it ran, its exit status and whether
-        zerodrift stopped it (False: beat exited on its own)."""
-        env, _ = target.environment(db, role=role, runtime=True)
-        pidfile = str(Path(schedule_file).with_name("beat.pid"))
+    def _beat_argv(cfg: BeatConfig, broker: str, folder: str) -> list[str]:
+        """The arguments of ``celery`` that run beat on the store ``<folder>/beat-schedule``."""
         # the seeded store is a PersistentScheduler file: use that scheduler even if the app configures
         # another one (e.g. a database scheduler), or the seeding would be ignored
         # beat never needs the app's result backend (it only publishes); a database backend would be
         # set up (tables created) on the first send, so it is replaced by Celery's disabled backend
-        args = [target.python, "-m", "celery", "-A", cfg.celery_app, "-b", broker, "--result-backend", _NO_RESULTS, "beat",
-                "-S", "celery.beat:PersistentScheduler", "-s", schedule_file, "-l", "INFO", "--pidfile", pidfile]
+        return ["-A", cfg.celery_app, "-b", broker, "--result-backend", _NO_RESULTS, "beat",
+                "-S", "celery.beat:PersistentScheduler", "-s", str(Path(folder) / "beat-schedule"), "-l", "INFO",
+                "--pidfile", str(Path(folder) / "beat.pid")]
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _beat_process(target, db, role, argv: list[str]) -> Iterator[TargetProcess]:
+        """Start ``probes/beat_probe.py`` with beat's ``argv`` (as the runtime ``role`` on ``db``,
+        like the app): it imports Celery and the app as ``celery <argv>`` would, then waits; killed
+        on exit unless :meth:`_run_beat` already stopped it."""
+        env, _ = target.environment(db, role=role, runtime=True)
+        beat = TargetProcess.probe(target.python, "beat_probe.py", env=env, cwd=target.cwd, request={"argv": argv})
+        try:
+            yield beat
+        finally:
+            beat.kill()
+            beat.release()
+
+    @staticmethod
+    def _run_beat(beat: TargetProcess, cfg: BeatConfig, schedule_file: str, names: set[str], when_sent, cancelled):
+        """Let the started ``beat`` process run beat until every entry in ``names`` was logged as
+        sent (or the timeout), call ``when_sent(pid)`` while beat still runs, then stop it with
+        SIGTERM. Returns the entries logged as sent, beat's output, the seconds it ran, its exit
+        status and whether zerodrift stopped it (False: beat exited on its own)."""
+        pidfile = str(Path(schedule_file).with_name("beat.pid"))
         sent: dict[str, str] = {}
         done = threading.Event()
 
@@ -293,9 +315,13 @@ class BeatGate(Gate):
                 if names <= set(sent):
                     done.set()
 
+        beat.answer(cfg.timeout)  # its start-up, done while the store was seeded (None: it died; its log says why)
+        beat.on_line = read
         started = time.perf_counter()
-        beat = TargetProcess(args, env=env, cwd=target.cwd, on_line=read)
-        beat.close_stdin()
+        try:
+            beat.send({"run": True})
+        except OSError:  # it died while importing: its output says why, and the loop below sees it ended
+            pass
         try:
             deadline = time.perf_counter() + cfg.timeout
             while (not done.wait(0.1) and not beat.output_closed and time.perf_counter() < deadline
