@@ -83,15 +83,43 @@ def test_sigterm_mid_run_drops_its_databases(admin_url, tmp_path, delay):
 
 
 def test_two_concurrent_runs_on_one_server(admin_url, tmp_path):
-    backend = make_backend(tmp_path / "repo")
+    """Two runs at once on one server keep to their own databases and roles. Neither logs in as
+    roles.runtime: on a server that asks for passwords, the role one run creates has no password
+    the other knows (test_a_runtime_role_that_existed_before_the_run_and_needs_a_password_…)."""
+    backend = make_backend(tmp_path / "repo", commit=False)
+    edit(backend / "zerodrift.toml", 'runtime = "app_user"', 'runtime = ""')
+    commit_all(backend.parent, "no runtime role")
     procs = [subprocess.Popen([sys.executable, "-m", "zerodrift.cli", "run", str(backend), "--admin-url", admin_url,
-                               "--out", str(tmp_path / f"proof{i}"), "-g", "ZG-2", "-g", "ZG-4"],
+                               "--out", str(tmp_path / f"proof{i}"), "-g", "ZG-1", "-g", "ZG-2"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     verdicts = "\n".join(line for out in outputs for line in out.splitlines()
                          if line.startswith(("FAIL", "ERROR", "error")) or "│" in line)
     assert [p.returncode for p in procs] == [0, 0], verdicts
     assert all(not [lo for lo in find_leftovers(admin_url) if lo.pid == p.pid] for p in procs)
+
+
+def test_a_runtime_role_that_existed_before_the_run_and_needs_a_password_is_an_environment_error(
+        private_admin_url, tmp_path):
+    """On a server that asks for passwords (the embedded one: scram-sha-256 over TCP), zerodrift
+    can hand the target a password only for a role it created: an existing roles.runtime is an
+    environment ERROR (exit 3) naming the role and the fix before any gate, not each gate's
+    FAIL of the target (what another zerodrift run's role left on a shared server caused)."""
+    backend = make_backend(tmp_path / "repo")
+    # positive control: the role does not exist, zerodrift creates it with a generated password
+    ok = _zerodrift("run", str(backend), "--admin-url", private_admin_url, "--out", str(tmp_path / "ok"),
+                    "-g", "ZG-4")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    with psycopg.connect(private_admin_url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'app_user'").fetchone()[0] == 0
+        conn.execute("CREATE ROLE app_user LOGIN")  # made by someone else: no password zerodrift knows
+    bad = _zerodrift("run", str(backend), "--admin-url", private_admin_url, "--out", str(tmp_path / "bad"),
+                     "-g", "ZG-4")
+    said = bad.stdout + bad.stderr
+    assert bad.returncode == 3, said
+    assert "roles.runtime app_user exists on this server" in said and "DROP ROLE app_user" in said, said
+    assert "Traceback" not in said and not (tmp_path / "bad").exists()
+    assert find_leftovers(private_admin_url) == []
 
 
 def test_migration_that_raises_is_a_failure_naming_the_revision(admin_url, tmp_path):
@@ -346,6 +374,9 @@ def test_roles_created_on_a_shared_server_are_dropped_unless_another_run_is_acti
     role = f"zdtest_role_{uuid.uuid4().hex[:8]}"
     backend = make_backend(tmp_path / "repo", commit=False)
     edit(backend / "zerodrift.toml", 'ensure = ["app_user", "app_rw", "app_ro"]', f'ensure = ["app_user", "app_rw", "app_ro", "{role}"]')
+    # no run logs in as roles.runtime: a kept app_user has no password the next run could hand out
+    # (test_a_runtime_role_that_existed_before_the_run_and_needs_a_password_…)
+    edit(backend / "zerodrift.toml", 'runtime = "app_user"', 'runtime = ""')
     commit_all(backend.parent, "extra role")
 
     def exists() -> bool:

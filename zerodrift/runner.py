@@ -376,6 +376,7 @@ def provision(plan: RunPlan, resources: Resources, notify: Progress, server_fact
     report.phases["prerequisites"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     _ensure_roles(plan, resources)
+    _check_logins(plan, resources)
     report.phases["roles"] = time.perf_counter() - t0
 
 
@@ -482,6 +483,41 @@ def clean_up(plan: RunPlan, resources: Resources) -> None:
         server.stop()
     report.phases["cleanup"] = time.perf_counter() - t0
     report.finished_at = datetime.now(timezone.utc)
+
+
+def _check_logins(plan: RunPlan, resources: Resources) -> None:
+    """The roles the target's processes log in as (the migration role and ``roles.runtime``)
+    can log in with what zerodrift hands them. A role that existed before the run (made by
+    the user, or by another zerodrift run on a shared server) has no password zerodrift
+    knows, and a server whose ``pg_hba.conf`` asks for one refuses it (PostgreSQL docs,
+    "Client Authentication"): raises EnvironmentProblem (exit 3) naming the role and the
+    fixes, before any gate, instead of every gate reporting the refusal as the target's
+    failure. Other refusals (a role without LOGIN) are left to the gates, which prove logins."""
+    import psycopg
+
+    from zerodrift.urls import with_parts
+
+    target, provisioner = resources.target, resources.provisioner
+    if target is None or provisioner is None:
+        return
+    roles = plan.loaded.config.roles
+    for role, key in ((target.default_role or roles.migration, "roles.migration"), (roles.runtime, "roles.runtime")):
+        if not role:
+            continue
+        url = with_parts(provisioner.admin_url, user=role, password=target.credentials.get(role) or None)
+        try:
+            psycopg.connect(url, connect_timeout=10).close()
+        except psycopg.OperationalError as exc:
+            if "password" not in str(exc):
+                continue
+            reason = str(exc).strip().splitlines()[-1]
+            raise EnvironmentProblem(
+                f"{key} {role} exists on this server but zerodrift did not create it in this run, so it has no "
+                f"password to hand the target, and the server asks for one ({reason}). Fix: drop the role if "
+                f"nothing else uses it (DROP ROLE {role}) so zerodrift creates it with a generated password, or run "
+                "on a server of your own (no --admin-url: the embedded default), or one that trusts local logins. "
+                "Another zerodrift run still active on this server may have created it: wait for it to end."
+            ) from exc
 
 
 def _migration_role(provisioner: Provisioner, configured: str) -> dict[str, Any]:
