@@ -47,7 +47,7 @@ from psycopg import sql  # noqa: E402
 import generate  # noqa: E402  (bench/generate.py)
 from run import DEFAULT_ADMIN_URL, EXAMPLE, EXAMPLE_ROLES, Roles, db_url, git_repo_with, log, stats  # noqa: E402
 from zerodrift.gates.zg11_lock_impact import DDL_OBSERVER_SQL  # noqa: E402
-from zerodrift.target import PROBES_DIR, RESULT_PREFIX  # noqa: E402
+from zerodrift.target_process import PROBES_DIR, RESULT_PREFIX  # noqa: E402
 
 SYNTHETIC = {"revisions": 40, "tables": 200, "matviews": 5}
 

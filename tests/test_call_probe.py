@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from zerodrift.probes import call_probe
-from zerodrift.target import PROBES_DIR, RESULT_PREFIX
+from zerodrift.target_process import PROBES_DIR, RESULT_PREFIX
 
 
 def test_missing_callable_is_told_apart_from_code_that_raises(tmp_path):

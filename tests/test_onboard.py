@@ -322,7 +322,7 @@ def test_doctor_on_the_example_is_ok(admin_url, tmp_path):
     lines = proc.stdout.splitlines()
     assert all(line.split("  ", 1)[0] in ("OK", "WARN") for line in lines), proc.stdout
     for check in ("config", "alembic.ini", "interpreter", "import alembic", "import celery", "server", "roles",
-                  "registry", "Celery app", "refresh callable", "ZG-2 revision", "git"):
+                  "registry", "Celery app", "refresh callable", "ZG-2 revision", "ZG-0 git"):
         assert any(line.startswith(f"OK  {check}:") for line in lines), f"no OK line for {check}:\n{proc.stdout}"
     assert any(line.startswith("OK  server: external PostgreSQL ") for line in lines)
     assert any(line.startswith("WARN  signing key: none given") and " — " in line for line in lines)
@@ -360,7 +360,7 @@ def test_doctor_names_what_is_broken_and_how_to_fix_it(admin_url, tmp_path):
     edit(config_file, "[target]\n", '[target]\npython = "/nonexistent/bin/python"\n')
     proc = _cli("doctor", str(backend), "--admin-url", admin_url)
     assert proc.returncode == 1 and "FAIL  interpreter: target.python '/nonexistent/bin/python' not found" in proc.stdout
-    assert "WARN  git:" in proc.stdout  # the edit is not committed: ZG-0 would fail
+    assert "WARN  ZG-0 git:" in proc.stdout  # the edit is not committed: ZG-0 would fail
 
 
 def test_doctor_exits_2_when_the_config_does_not_load(tmp_path):

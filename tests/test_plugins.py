@@ -31,6 +31,8 @@ class MatviewCountGate(Gate):
 
     @classmethod
     def skip_reason(cls, cfg, loaded):
+        if cfg.minimum < 0:
+            raise ValueError("minimum must not be negative")  # a plugin's bug, for the tests
         return "" if cfg.minimum > 0 else "minimum is 0: nothing to prove"
 
     @classmethod
@@ -45,10 +47,8 @@ class MatviewCountGate(Gate):
         doc.add("OK", "matview count", f"minimum {doc.cfg.minimum} is checked on the fresh database")
 
     def run(self, ctx: GateContext, result: GateResult) -> None:
-        reason = self.skip_reason(ctx.gate_config, ctx.loaded)
-        if reason:
-            result.skip(reason)
-            return
+        # the runner asked skip_reason first: run is only called for a gate that runs
+        assert ctx.gate_config.minimum > 0, "run called although skip_reason gave a reason"
         db = ctx.require(result, "db.fresh", "no fresh database")
         if db is None:
             return
@@ -108,7 +108,20 @@ def test_third_party_gate_is_listed_configured_and_run(admin_url, tmp_path):
     proc = _cli(["run", str(backend), "--admin-url", admin_url, "-g", "ZG-90", "--format", "json",
                  "--out", str(tmp_path / "p2")], site)
     assert proc.returncode == 1
-    (backend / "zerodrift.toml").write_text((backend / "zerodrift.toml").read_text().replace("minimum = 4", "minimun = 4"))
+    # the runner asks the plugin's skip_reason before its run: SKIPPED with the plugin's words
+    (backend / "zerodrift.toml").write_text((backend / "zerodrift.toml").read_text().replace("minimum = 4", "minimum = 0"))
+    proc = _cli(["run", str(backend), "--admin-url", admin_url, "-g", "ZG-90", "--format", "json",
+                 "--out", str(tmp_path / "p3")], site)
+    gates = {g["id"]: g for g in json.loads(proc.stdout)["gates"]}
+    assert gates["ZG-90"]["status"] == "SKIPPED" and "minimum is 0" in json.dumps(gates["ZG-90"]), gates["ZG-90"]
+    # a skip_reason that raises is that gate's ERROR, naming the exception; the run goes on
+    (backend / "zerodrift.toml").write_text((backend / "zerodrift.toml").read_text().replace("minimum = 0", "minimum = -1"))
+    proc = _cli(["run", str(backend), "--admin-url", admin_url, "-g", "ZG-90", "--format", "json",
+                 "--out", str(tmp_path / "p4")], site)
+    gates = {g["id"]: g for g in json.loads(proc.stdout)["gates"]}
+    assert gates["ZG-90"]["status"] == "ERROR" and "minimum must not be negative" in json.dumps(gates["ZG-90"])
+    assert gates["ZG-1"]["status"] == "PASS"
+    (backend / "zerodrift.toml").write_text((backend / "zerodrift.toml").read_text().replace("minimum = -1", "minimun = 4"))
     proc = _cli(["run", str(backend), "--admin-url", admin_url, "-g", "ZG-90"], site)
     assert proc.returncode == 2 and "gates.ZG-90.minimun: unknown key" in proc.stderr
 
@@ -136,10 +149,54 @@ def test_third_party_gate_takes_part_in_init_and_doctor_through_its_hooks(admin_
     repo.index.commit("plugin config")
     proc = _cli(["doctor", str(backend), "--admin-url", admin_url], site)
     lines = proc.stdout.splitlines()
-    assert "OK  matview count: minimum 0 is checked on the fresh database" in lines, proc.stdout
+    # the plugin's own finding, labelled with its gate id
+    assert "OK  ZG-90 matview count: minimum 0 is checked on the fresh database" in lines, proc.stdout
     gates_line = next(line for line in lines if line.startswith("WARN  gates: SKIPPED for lack of input:"))
     assert "ZG-90 (minimum is 0: nothing to prove)" in gates_line
     assert "ZG-2 (" not in gates_line  # the example configures ZG-2
+    # a skip_reason that raises is a FAIL naming the plugin, never a crash of doctor
+    (backend / "zerodrift.toml").write_text((backend / "zerodrift.toml").read_text().replace("minimum = 0", "minimum = -1"))
+    proc = _cli(["doctor", str(backend), "--admin-url", admin_url], site)
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+    assert any(ln.startswith("FAIL  ZG-90: its skip_reason raised ValueError: minimum must not be negative")
+               and "report it to the author of zd_matview_count" in ln for ln in proc.stdout.splitlines()), proc.stdout
+
+
+def test_doctor_fails_a_plugin_whose_input_no_gate_provides_as_run_would(tmp_path):
+    """A required input that no installed gate provides stops every run without --gate (exit 2):
+    doctor says so with the run's own message instead of "every installed gate has its inputs"."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "zd_typo.py").write_text(textwrap.dedent('''
+        from zerodrift.gates.base import Gate
+        from zerodrift.hookspecs import hookimpl
+
+
+        class TypoGate(Gate):
+            """ZG-91: reads an input nobody provides."""
+
+            id = "ZG-91"
+            title = "Typo"
+            inputs = ("db.fersh",)
+
+            def run(self, ctx, result):
+                result.check("never", False, "not reached")
+
+
+        @hookimpl
+        def zerodrift_gates():
+            return [TypoGate]
+    '''))
+    dist = site / "zd_typo-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: zd-typo\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[zerodrift]\ntypo = zd_typo\n")
+    backend = make_backend(tmp_path / "repo")
+    proc = _cli(["doctor", str(backend)], site)
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("FAIL  gate inputs:")), "")
+    assert "gate ZG-91 requires 'db.fersh', which no installed gate provides" in line, proc.stdout
+    run = _cli(["run", str(backend)], site)  # positive control: the run itself stops on it
+    assert run.returncode == 2 and "'db.fersh'" in run.stderr
 
 
 def test_doctor_asks_each_gate_whether_it_would_be_skipped(tmp_path):

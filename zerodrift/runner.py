@@ -32,7 +32,7 @@ from zerodrift import __version__
 from zerodrift.config import LoadedConfig, format_validation_error, load_config
 from zerodrift.context import ArtifactStore, GateContext
 from zerodrift.errors import EnvironmentProblem, RunInterrupted, UsageError
-from zerodrift.gates.base import Gate, GateResult
+from zerodrift.gates.base import Gate, GateConfig, GateResult
 from zerodrift.plugins import installed_gates
 from zerodrift.provenance import Provenance, ci_context
 from zerodrift.provenance import collect as collect_provenance
@@ -154,7 +154,7 @@ class RunReport:
 def _validate_gate_configs(loaded: LoadedConfig, gates: list[type[Gate]],
                            available: dict[str, type[Gate]]) -> dict[str, BaseModel | None]:
     """Each selected gate's ``[gates.<id>]`` table validated by its ``config_model`` (None
-    for a gate without one). Raises UsageError for a table naming no installed gate or
+    for a gate without one, whose table must then be empty). Raises UsageError for a table naming no installed gate or
     one its model rejects (the message names the key)."""
     configs: dict[str, BaseModel | None] = {}
     where = str(loaded.source or "config")
@@ -165,11 +165,12 @@ def _validate_gate_configs(loaded: LoadedConfig, gates: list[type[Gate]],
                          "fix the id (e.g. ZG-3), or install the plugin that provides it")
     for gate in gates:
         table = loaded.gate_table(gate.id)
-        if gate.config_model is None:
-            configs[gate.id] = None
-            continue
         try:
-            configs[gate.id] = gate.config_model.model_validate(table)
+            if gate.config_model is None:  # a gate without keys: any key in its table is unknown
+                GateConfig.model_validate(table)
+                configs[gate.id] = None
+            else:
+                configs[gate.id] = gate.config_model.model_validate(table)
         except ValidationError as exc:
             raise UsageError(format_validation_error(where, exc, prefix=f"gates.{gate.id}")) from exc
     return configs
@@ -417,7 +418,14 @@ def schedule(plan: RunPlan, resources: Resources, notify: Progress) -> dict[str,
                           provenance=report.provenance, server=resources.server, provisioner=resources.provisioner,
                           target_runner=resources.target, artifacts=artifacts, output_dir=report.output_dir)
         try:
-            gate_cls().run(ctx, result)
+            # the gate's own rule (Gate.skip_reason), asked by the runner so that no gate repeats it
+            reason = gate_cls.skip_reason(ctx.gate_config, plan.loaded)
+            if reason:
+                result.skip(reason)
+                for key in gate_cls.provides:  # a SKIPPED gate's artifacts exist, as None: there is none
+                    artifacts.publish(key, None)
+            else:
+                gate_cls().run(ctx, result)
         except UsageError:  # a configuration error found by running the target (no revision found): exit 2
             raise
         except EnvironmentProblem as exc:

@@ -31,7 +31,7 @@ from zerodrift.errors import EnvironmentProblem, UsageError
 from zerodrift.gates.base import EvidenceStep
 from zerodrift.server.prereq import missing_object_hint
 from zerodrift.server.provision import Database
-from zerodrift.target_process import PROBES_DIR, RESULT_PREFIX, Conversation, TargetProcess
+from zerodrift.target_process import Conversation, TargetProcess
 from zerodrift.urls import mask, user_of
 
 

@@ -113,10 +113,6 @@ class TenantIsolationGate(Gate):
     def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: TenantConfig = ctx.gate_config
         role = ctx.config.roles.runtime
-        reason = self.skip_reason(cfg, ctx.loaded)
-        if reason:
-            result.skip(reason)
-            return
         fresh = ctx.require(result, "db.fresh", "no fresh database to prove isolation on")
         if fresh is None:
             return

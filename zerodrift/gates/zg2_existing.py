@@ -149,12 +149,6 @@ class ExistingDatabaseGate(Gate):
         cfg: ExistingConfig = ctx.gate_config
         paths = cfg.all_paths()
         self.drift_groups: list[tuple[str, list]] = []  #: (path label, drift groups) for the drift table
-        reason = self.skip_reason(cfg, ctx.loaded)
-        if reason:
-            ctx.artifacts.publish("db.existing", None)
-            ctx.artifacts.publish("dbs.existing", [])
-            result.skip(reason)
-            return
         all_rows = []
         self.upgraded: list[tuple[str, object]] = []  #: (path label, database at head or None)
         for index, path in enumerate(paths):
@@ -252,7 +246,6 @@ class ExistingDatabaseGate(Gate):
             return False
 
     def _build_and_upgrade(self, ctx: GateContext, result, cfg, path, purpose, prefix, publish, db, seed, session):
-        target = ctx.target
         role = ctx.migration_role
         if path.from_ref:
             if not self._build_from_ref(ctx, result, path, prefix, db):

@@ -102,11 +102,6 @@ class MatviewInventoryGate(Gate):
 
     def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: InventoryConfig = ctx.gate_config
-        reason = self.skip_reason(cfg, ctx.loaded)
-        if reason:
-            ctx.artifacts.publish("matview.registry", None)
-            result.skip(reason)
-            return
         fresh = ctx.require(result, "db.fresh", "no fresh database at head to inventory")
         if fresh is None:
             return

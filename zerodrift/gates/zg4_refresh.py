@@ -71,10 +71,6 @@ class RefreshViabilityGate(Gate):
     def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: RefreshConfig = ctx.gate_config
         role = ctx.config.roles.runtime
-        reason = self.skip_reason(cfg, ctx.loaded)
-        if reason:
-            result.skip(reason)
-            return
         fresh = ctx.require(result, "db.fresh", "nothing to refresh")
         if fresh is None:
             return

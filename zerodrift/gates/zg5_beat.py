@@ -140,10 +140,6 @@ class BeatGate(Gate):
 
     def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: BeatConfig = ctx.gate_config
-        reason = self.skip_reason(cfg, ctx.loaded)
-        if reason:
-            result.skip(reason)
-            return
         # beat only schedules and publishes: it needs no migrated database, so the gate starts
         # at once, with its own throwaway database as the broker and as the app's DATABASE_URL
         fresh = ctx.database("celery")

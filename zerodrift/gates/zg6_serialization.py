@@ -205,10 +205,6 @@ class SerializationGate(Gate):
 
     def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: SerializationConfig = ctx.gate_config
-        reason = self.skip_reason(cfg, ctx.loaded)
-        if reason:
-            result.skip(reason)
-            return
         db = ctx.require(result, "db.fresh", "no fresh database at head")
         if db is None:
             return

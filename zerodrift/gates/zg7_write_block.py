@@ -205,10 +205,6 @@ class WriteBlockGate(Gate):
 
     def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: WriteBlockConfig = ctx.gate_config
-        reason = self.skip_reason(cfg, ctx.loaded)
-        if reason:
-            result.skip(reason)
-            return
         fresh = ctx.require(result, "db.fresh", "no fresh database at head")
         if fresh is None:
             return

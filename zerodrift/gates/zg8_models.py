@@ -119,10 +119,6 @@ class ModelsMatchGate(Gate):
 
     def run(self, ctx: GateContext, result: GateResult) -> None:
         cfg: ModelsConfig = ctx.gate_config
-        reason = self.skip_reason(cfg, ctx.loaded)
-        if reason:
-            result.skip(reason)
-            return
         db = ctx.require(result, "db.fresh", "ZG-8 compares the models with the fresh database at head")
         if db is None:
             return

@@ -141,6 +141,7 @@ def _check_config(doc: _Doctor, target: Path, config_file: Path | None, admin_ur
                   env: dict[str, str], pg_version: int | None = None) -> LoadedConfig | None:
     from pydantic import ValidationError
 
+    from zerodrift.gates.base import GateConfig
     from zerodrift.plugins import installed_gates
 
     try:
@@ -164,11 +165,10 @@ def _check_config(doc: _Doctor, target: Path, config_file: Path | None, admin_ur
             doc.add(WARN, "config", f"[gates.{key}] in {where} names no installed gate; it is ignored",
                     f"check the id (installed: {', '.join(available)})")
             continue
-        if gate.config_model is not None:
-            try:
-                gate.config_model.model_validate(table)
-            except ValidationError as exc:
-                problems.append(format_validation_error(where, exc, prefix=f"gates.{key}"))
+        try:  # a gate without a config model has no keys: any key in its table is unknown
+            (gate.config_model or GateConfig).model_validate(table)
+        except ValidationError as exc:
+            problems.append(format_validation_error(where, exc, prefix=f"gates.{key}"))
     if problems:
         text = "; ".join(line.strip() for p in problems for line in p.splitlines()[1:])
         doc.add(FAIL, "config", f"{where}: invalid gate configuration: {text}", "fix those keys (the message names the `zerodrift config-reference` command for each)")
@@ -615,19 +615,40 @@ def _check_gates(doc: _Doctor, loaded: LoadedConfig) -> None:
     prov = collect(loaded.target_dir, exclude=[output_base(RunOptions(target=loaded.target_dir), loaded)])
     for gate, cfg in _installed(loaded):
         try:
-            gate.doctor(DoctorContext(gate.id, loaded, cfg, prov, doc.add))
+            gate.doctor(DoctorContext(gate.id, loaded, cfg, prov, _labelled(doc.add, gate.id)))
         except Exception as exc:  # a plugin's bug is a finding, never a crash of doctor
             doc.add(FAIL, gate.id, f"its doctor check raised {type(exc).__name__}: {exc}",
                     f"report it to the author of {gate.__module__}")
 
 
-def _check_gate_inputs(doc: _Doctor, loaded: LoadedConfig) -> None:
-    """One line naming the gates a run would SKIP with this config, each with its own reason."""
-    from zerodrift.plugins import installed_gates
+def _labelled(add: Callable[..., Any], gate_id: str) -> Callable[..., Any]:
+    """``add`` with ``gate_id`` put before each check's name that does not already hold it, so
+    every finding of a gate's own doctor hook says whose it is."""
+    def add_labelled(level: str, check: str, verdict: str, fix: str = "") -> Any:
+        return add(level, check if gate_id in check else f"{gate_id} {check}", verdict, fix)
 
-    skipped = skipped_gates(installed_gates(), loaded)
+    return add_labelled
+
+
+def _check_gate_inputs(doc: _Doctor, loaded: LoadedConfig) -> None:
+    """Whether a run of every installed gate can be scheduled (each required input has a
+    provider, no cycle: :func:`zerodrift.scheduling.select_gates`, the run's own rule), a FAIL
+    per gate whose ``skip_reason`` raised, and one line naming the gates a run would SKIP with
+    this config, each with its own reason."""
+    from zerodrift.plugins import installed_gates, plugin_name
+    from zerodrift.scheduling import select_gates
+
+    gates = installed_gates()
+    try:
+        select_gates(gates, [])
+    except ZerodriftError as exc:
+        doc.add(FAIL, "gate inputs", str(exc), "every `zerodrift run` without --gate stops on this (exit 2)")
+    failures: dict[str, str] = {}
+    skipped = skipped_gates(gates, loaded, failures)
+    for gid, what in failures.items():
+        doc.add(FAIL, gid, f"its skip_reason raised {what}", f"report it to the author of {plugin_name(gates[gid])}")
     if skipped:
         doc.add(WARN, "gates", "SKIPPED for lack of input: " + "; ".join(f"{gid} ({why})" for gid, why in skipped.items()),
                 "fill those keys when the backend has what they prove (the TODOs of `zerodrift init`)")
     else:
-        doc.add(OK, "gates", "every installed gate has its inputs")
+        doc.add(OK, "gates", f"every {'other ' if failures else ''}installed gate has its inputs")

@@ -178,14 +178,27 @@ def gate_config(gate: type, loaded: LoadedConfig) -> Any:
     """``gate``'s config model instance for its ``[gates.<id>]`` table in ``loaded`` (None for a gate
     without a model). Raises pydantic.ValidationError when the table is not valid."""
     model = getattr(gate, "config_model", None)
-    return model.model_validate(loaded.gate_table(gate.id)) if model is not None else None
+    if model is None:  # a gate without keys: any key in its table is unknown
+        from zerodrift.gates.base import GateConfig
+
+        GateConfig.model_validate(loaded.gate_table(gate.id))
+        return None
+    return model.model_validate(loaded.gate_table(gate.id))
 
 
-def skipped_gates(gates: dict[str, type], loaded: LoadedConfig) -> dict[str, str]:
-    """Gate id → why it would be SKIPPED with ``loaded`` (``Gate.skip_reason``), for the gates that would."""
+def skipped_gates(gates: dict[str, type], loaded: LoadedConfig,
+                  failures: dict[str, str] | None = None) -> dict[str, str]:
+    """Gate id → why it would be SKIPPED with ``loaded`` (``Gate.skip_reason``), for the gates that
+    would. A gate whose table is invalid or whose ``skip_reason`` raises is left out, and what went
+    wrong is put in ``failures`` (gate id → text) when given: one plugin's bug never stops the others."""
     out = {}
     for gid, gate in gates.items():
-        reason = gate.skip_reason(gate_config(gate, loaded), loaded)
+        try:
+            reason = gate.skip_reason(gate_config(gate, loaded), loaded)
+        except Exception as exc:  # pydantic's ValidationError included: doctor reports the table itself
+            if failures is not None:
+                failures[gid] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+            continue
         if reason:
             out[gid] = reason
     return out
