@@ -3,7 +3,7 @@
 One invocation measures, on the same machine and in the same run, so that every ratio
 compares figures taken under the same conditions::
 
-    python bench/run.py [--admin-url URL] [--repeat N] [--quick] [--json out.json] [--profile]
+    python bench/run.py [--admin-url URL] [--repeat N] [--quick] [--gates ZG-0,ZG-1,…] [--json out.json] [--profile]
 
 1. **Floor** (example backend, ``examples/attribution_backend``): the bare operations of
    the same proof done by hand, on the same server: ``python -m alembic upgrade head`` on
@@ -551,7 +551,8 @@ def example_part(args, results: dict[str, Any], tmp: Path, key) -> None:
                 if line.strip().startswith('"mv_')]
     seed = (EXAMPLE / "seed.sql").read_text()
     servers: dict[str, str | None] = {"external": args.admin_url, "embedded": None}
-    part: dict[str, Any] = {"backend": str(EXAMPLE.relative_to(ROOT)), "matviews": registry, "repeat": args.repeat}
+    part: dict[str, Any] = {"backend": str(EXAMPLE.relative_to(ROOT)), "matviews": registry, "repeat": args.repeat,
+                            "gates": args.gates or "all"}
     results["example"] = part
     log("calibration: interpreter starts")
     part["calibration"] = calibrate(args.repeat)
@@ -569,15 +570,15 @@ def example_part(args, results: dict[str, Any], tmp: Path, key) -> None:
         for mode, url in servers.items():
             log(f"warm-up ({mode}): floor, in-process run, CLI run")
             warm[mode] = {"floor_s": floors[mode].once()["total"],
-                          "run": zd_run(backend, url, tmp / "out", key=key),
-                          "cli": zd_cli(backend, url, tmp / "out-cli")}
+                          "run": zd_run(backend, url, tmp / "out", key=key, gates=args.gates),
+                          "cli": zd_cli(backend, url, tmp / "out-cli", gates=args.gates)}
         part["warm_up"] = warm
         for i in range(args.repeat):
             for mode, url in servers.items():  # interleaved, so drift hits both alike
                 log(f"repetition {i + 1}/{args.repeat} ({mode}): floor, run, CLI")
                 samples[mode]["floor"].append(floors[mode].once())
-                samples[mode]["run"].append(zd_run(backend, url, tmp / "out", key=key))
-                samples[mode]["cli"].append(zd_cli(backend, url, tmp / "out-cli"))
+                samples[mode]["run"].append(zd_run(backend, url, tmp / "out", key=key, gates=args.gates))
+                samples[mode]["cli"].append(zd_cli(backend, url, tmp / "out-cli", gates=args.gates))
         part["samples"] = samples
         part["summary"] = {m: summarize_example(samples[m]) for m in servers}
         part["server_versions"] = {m: (samples[m]["run"][0]["server"] if samples[m]["run"] else {}) for m in servers}
@@ -822,7 +823,9 @@ def print_report(results: dict[str, Any]) -> None:
     head = f"  {'':<40} {'median':>9} {'min':>9} {'max':>9}"
     ex = results.get("example")
     if ex and ex.get("summary"):
-        p(f"\n== Example backend ({ex['backend']}), {ex['repeat']} repetitions (+1 warm-up each) ==")
+        gates = ex.get("gates", "all")
+        p(f"\n== Example backend ({ex['backend']}), {ex['repeat']} repetitions (+1 warm-up each), gates: "
+          f"{gates if isinstance(gates, str) else ', '.join(gates)} ==")
         for mode, s in ex["summary"].items():
             ver = ex.get("server_versions", {}).get(mode, {}).get("version", "")
             p(f"\n-- {mode} server {ver} --")
@@ -941,6 +944,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full-tables", type=int, default=None, help="tables of the full size (default 2000; --quick 200)")
     parser.add_argument("--full-revisions", type=int, default=None, help="revisions of the full size (default 300; --quick 40)")
     parser.add_argument("--quick", action="store_true", help="smoke run: fewer repetitions, smaller synthetic backends")
+    parser.add_argument("--gates", type=lambda v: [g.strip() for g in v.split(",") if g.strip()], default=None,
+                        help="the example's runs select only these gates, comma-separated (e.g. ZG-0,ZG-1,ZG-2,ZG-3,ZG-4: "
+                             "the gates with a floor counterpart); default every installed gate")
     parser.add_argument("--skip-example", action="store_true", help="only the scale part")
     parser.add_argument("--skip-scale", action="store_true", help="only the example part")
     parser.add_argument("--profile", action="store_true", help="profile one run with pyinstrument (pip install pyinstrument)")
