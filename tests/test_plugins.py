@@ -63,12 +63,18 @@ def zerodrift_gates():
 '''
 
 
-def _install_plugin(site):
-    (site / "zd_matview_count.py").write_text(PLUGIN)
-    dist = site / "zd_matview_count-0.1.dist-info"
+def _install(site, module, source):
+    """Install ``source`` as the module ``module`` of a distribution in ``site``, registered in the
+    ``zerodrift`` entry-point group as an installed package registers it."""
+    (site / f"{module}.py").write_text(source)
+    dist = site / f"{module}-0.1.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: zd-matview-count\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[zerodrift]\nmatview_count = zd_matview_count\n")
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[zerodrift]\n{module} = {module}\n")
+
+
+def _install_plugin(site):
+    _install(site, "zd_matview_count", PLUGIN)
 
 
 def _cli(args, site):
@@ -162,12 +168,93 @@ def test_third_party_gate_takes_part_in_init_and_doctor_through_its_hooks(admin_
                and "report it to the author of zd_matview_count" in ln for ln in proc.stdout.splitlines()), proc.stdout
 
 
+BROKEN_PROPOSALS = '''
+"""Two third-party gates whose proposals for `zerodrift init` are broken."""
+from zerodrift.gates.base import Gate, GateConfig
+from zerodrift.hookspecs import hookimpl
+
+
+class RaisingGate(Gate):
+    """ZG-77: its proposal raises."""
+
+    id = "ZG-77"
+    title = "Raising proposal"
+
+    @classmethod
+    def propose_config(cls, init):
+        init.table()
+        raise RuntimeError("boom")
+
+    def run(self, ctx, result):
+        result.check("never", False, "not reached")
+
+
+class SchemasConfig(GateConfig):
+    schemas: list[str] = []
+
+
+class InvalidGate(Gate):
+    """ZG-78: proposes a value its own model rejects."""
+
+    id = "ZG-78"
+    title = "Invalid proposal"
+    config_model = SchemasConfig
+
+    @classmethod
+    def propose_config(cls, init):
+        init.table()
+        init.key("schemas", "public")
+
+    def run(self, ctx, result):
+        result.check("never", False, "not reached")
+
+
+@hookimpl
+def zerodrift_gates():
+    return [RaisingGate, InvalidGate]
+'''
+
+
+def test_init_contains_a_plugin_whose_proposal_raises_or_is_invalid(tmp_path):
+    """A plugin's propose_config that raises, or proposes a value its own model rejects, costs that
+    gate's table only: init writes a comment naming the problem and the plugin, keeps every other
+    gate's proposal active and exits as it does without the plugin."""
+    import tomllib
+
+    site = tmp_path / "site"
+    site.mkdir()
+    _install_plugin(site)
+    _install(site, "zd_broken", BROKEN_PROPOSALS)
+    backend = make_backend(tmp_path / "repo", commit=False)
+    (backend / "zerodrift.toml").unlink()
+    proc = _cli(["init", str(backend), "--stdout"], site)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    text = proc.stdout
+    assert ("# ZG-77: its propose_config raised RuntimeError: boom — report it to the author of zd_broken"
+            in text), text
+    assert "\n[gates.ZG-77]\n" not in text  # what it wrote before raising is dropped
+    note = text[text.index("# ZG-78: its propose_config (from zd_broken) proposed an invalid table"):]
+    assert "gates.ZG-78.schemas: Input should be a valid list" in " ".join(note.split())
+    assert "# [gates.ZG-78]\n# schemas = \"public\"\n" in text  # commented out, for the user to correct
+    assert "[gates.ZG-90]\nminimum = 3\n" in text  # the other plugin's proposal, after the broken ones
+    config = tomllib.loads(text)
+    assert "ZG-78" not in config["gates"] and config["gates"]["ZG-90"] == {"minimum": 3}
+    assert text.index("[gates.ZG-10]") < text.index("# ZG-77:") < text.index("[gates.ZG-90]")  # gate order kept
+    # writing the file: the exit status is init's usual one, and the problems are listed with the TODOs
+    proc = _cli(["init", str(backend)], site)
+    assert proc.returncode == 0, proc.stderr
+    listed = " ".join(proc.stderr.split())
+    assert "TODO ZG-77: its propose_config raised RuntimeError: boom" in listed, proc.stderr
+    assert "TODO ZG-78: its propose_config (from zd_broken) proposed an invalid table" in listed
+    assert tomllib.loads((backend / "zerodrift.toml").read_text())["gates"]["ZG-90"] == {"minimum": 3}
+
+
 def test_doctor_fails_a_plugin_whose_input_no_gate_provides_as_run_would(tmp_path):
     """A required input that no installed gate provides stops every run without --gate (exit 2):
     doctor says so with the run's own message instead of "every installed gate has its inputs"."""
     site = tmp_path / "site"
     site.mkdir()
-    (site / "zd_typo.py").write_text(textwrap.dedent('''
+    _install(site, "zd_typo", textwrap.dedent('''
         from zerodrift.gates.base import Gate
         from zerodrift.hookspecs import hookimpl
 
@@ -187,10 +274,6 @@ def test_doctor_fails_a_plugin_whose_input_no_gate_provides_as_run_would(tmp_pat
         def zerodrift_gates():
             return [TypoGate]
     '''))
-    dist = site / "zd_typo-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: zd-typo\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[zerodrift]\ntypo = zd_typo\n")
     backend = make_backend(tmp_path / "repo")
     proc = _cli(["doctor", str(backend)], site)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("FAIL  gate inputs:")), "")

@@ -9,9 +9,12 @@ plugin author does):
   order, to write the gate's proposed ``[gates.<id>]`` table: active keys only for
   what was verified, a ``# TODO:`` for each decision left to the user, the rest as
   comments. ``init.facts`` is what the shared detection found (:class:`InitFacts`).
+  ``init`` contains each proposal: one that raises, or a plugin's table its own config
+  model rejects, becomes a comment naming the problem and the plugin.
 * ``Gate.skip_reason(cfg, loaded)`` — why the gate would be SKIPPED with this config
-  ('' when it runs). The gate's ``run`` skips with the same method, so ``doctor``
-  and a run cannot disagree.
+  ('' when it runs). The runner asks it before ``run`` (a reason is the gate's SKIPPED
+  and ``run`` is not called), and ``doctor`` reports the same reason, so the two cannot
+  disagree.
 * ``Gate.target_imports(cfg)`` / ``Gate.target_modules(cfg)`` — the objects
   (:class:`TargetImport`) and modules the gate will import in the target's
   interpreter; ``doctor`` imports them there and reports each.
@@ -93,7 +96,8 @@ class InitContext:
     """What ``Gate.propose_config`` receives: the detection facts and a writer for one gate.
 
     Writes go to the generated file in gate order; the generated text is validated with
-    the gates' config models before it is written, so an active key must be valid.
+    the gates' config models before it is written, so an active key must be valid (a
+    plugin's table its own model rejects is written commented out, naming the problem).
     """
 
     def __init__(self, gate_id: str, facts: InitFacts, writer: ConfigWriter) -> None:

@@ -1213,7 +1213,7 @@ def render(det: Detection) -> tuple[str, list[str]]:
     # gates: each writes its own proposal (Gate.propose_config), in gate order
     for gate in gates.values():
         w.raw()
-        gate.propose_config(InitContext(gate.id, det, w))
+        _render_gate(w, gate, det)
 
     w.raw()
     w.raw("# [signing]")
@@ -1221,6 +1221,69 @@ def render(det: Detection) -> tuple[str, list[str]]:
               "In CI give it in ZERODRIFT_SIGNING_KEY instead (see docs/github-actions.md).")
     w.commented_key("key", "~/.config/zerodrift/ledger-key")
     return w.text(), w.todos
+
+
+def _render_gate(w: _Writer, gate: type, det: Detection) -> None:
+    """Write ``gate``'s own proposal (``Gate.propose_config``) into ``w``, contained: one gate's bug
+    never stops ``init`` for the others.
+
+    A proposal that raises is replaced by a comment naming the exception and the plugin to report
+    it to. A plugin's proposal whose table its own config model rejects is written commented out
+    under a comment naming the key, the problem and the plugin (the gate then stays SKIPPED);
+    a built-in gate's invalid proposal is left for :func:`validate` to refuse. Each such comment is
+    also a TODO, so ``init`` lists it."""
+    from zerodrift.plugins import plugin_name
+
+    origin = plugin_name(gate)
+    author = "zerodrift" if origin == "built-in" else origin
+    sub = _Writer()
+    try:
+        gate.propose_config(InitContext(gate.id, det, sub))
+    except Exception as exc:  # a plugin's bug: contained to its own table
+        what = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+        _problem(w, f"{gate.id}: its propose_config raised {what} — report it to the author of {author}; "
+                    f"nothing was proposed for [gates.{gate.id}].")
+        return
+    problem = "" if origin == "built-in" else _proposal_problem(gate, sub.text())
+    if not problem:
+        w.lines += sub.lines
+        w.todos += sub.todos
+        return
+    _problem(w, f"{gate.id}: its propose_config (from {origin}) proposed an invalid table, commented out below "
+                f"({problem}). This is a bug in {origin}: report it to its author. To run {gate.id} anyway, "
+                f"uncomment the table and correct the value (`zerodrift config-reference {gate.id}` shows its keys); "
+                f"until then {gate.id} is SKIPPED.")
+    w.lines += [line if not line or line.startswith("#") else "# " + line
+                for line in "\n".join(sub.lines).split("\n")]
+
+
+def _problem(w: _Writer, text: str) -> None:
+    """A comment in the generated file that is also listed as a TODO."""
+    w.todos.append(text)
+    w.comment(text)
+
+
+def _proposal_problem(gate: type, text: str) -> str:
+    """Why the TOML ``text`` one gate proposed is not valid for that gate ('' when it is): not
+    TOML, or its ``[gates.<id>]`` table rejected by the gate's config model (or, for a gate
+    without a model, holding keys)."""
+    from pydantic import ValidationError
+
+    from zerodrift.gates.base import GateConfig
+
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return f"not valid TOML: {exc}"
+    table = raw.get("gates", {}).get(gate.id)
+    if table is None:
+        return ""
+    try:
+        (gate.config_model or GateConfig).model_validate(table)
+    except ValidationError as exc:
+        lines = format_validation_error("", exc, prefix=f"gates.{gate.id}").splitlines()[1:]
+        return "; ".join(line.strip() for line in lines if not line.strip().startswith("(each key"))
+    return ""
 
 
 def _render_alembic_shape(w: _Writer, det: Detection) -> None:
