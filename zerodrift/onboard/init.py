@@ -1229,7 +1229,7 @@ def _render_gate(w: _Writer, gate: type, det: Detection) -> None:
 
     A proposal that raises is replaced by a comment naming the exception and the plugin to report
     it to. A plugin's proposal whose table its own config model rejects is written commented out
-    under a comment naming the key, the problem and the plugin (the gate then stays SKIPPED);
+    under a comment naming the key, the problem and the plugin (the gate then runs on its defaults);
     a built-in gate's invalid proposal is left for :func:`validate` to refuse. Each such comment is
     also a TODO, so ``init`` lists it."""
     from zerodrift.plugins import plugin_name
@@ -1252,7 +1252,7 @@ def _render_gate(w: _Writer, gate: type, det: Detection) -> None:
     _problem(w, f"{gate.id}: its propose_config (from {origin}) proposed an invalid table, commented out below "
                 f"({problem}). This is a bug in {origin}: report it to its author. To run {gate.id} anyway, "
                 f"uncomment the table and correct the value (`zerodrift config-reference {gate.id}` shows its keys); "
-                f"until then {gate.id} is SKIPPED.")
+                f"until then {gate.id} runs on its defaults (`zerodrift doctor` says whether that SKIPs it).")
     w.lines += [line if not line or line.startswith("#") else "# " + line
                 for line in "\n".join(sub.lines).split("\n")]
 
