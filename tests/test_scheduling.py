@@ -333,3 +333,18 @@ def test_the_run_uses_the_config_it_is_given_and_the_pack_renders_the_model_it_i
     written = write_proof_pack(report, data=data)
     assert json.loads(written["json"].read_text())["ci"] == data["ci"]
     assert "ZG-188" in written["markdown"].read_text() and "ZG-188" in written["junit"].read_text()
+
+
+def test_a_gate_its_own_config_skips_pulls_in_no_provider(admin_url, tmp_path):
+    """ZG-4 SKIPs without roles.runtime (its skip_reason): selecting it then makes no fresh
+    database (ZG-1) and reads no registry (ZG-3) for it. With the role, it pulls both in."""
+    from tests.backends import commit_all, edit
+
+    backend = make_backend(tmp_path / "repo", commit=False)
+    available = installed_gates()
+    assert {"ZG-1", "ZG-3"} <= {g.id for g in select_gates(available, ["ZG-4"])[0]}  # positive control
+    edit(backend / "zerodrift.toml", 'runtime = "app_user"', 'runtime = ""')
+    commit_all(backend.parent, "no runtime role")
+    report = run(RunOptions(target=backend, admin_url=admin_url, gates=["ZG-4"]))
+    assert [(r.gate_id, r.status.value) for r in report.results] == [("ZG-4", "SKIPPED")]
+    assert report.included_as_dependency == []

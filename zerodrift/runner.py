@@ -285,6 +285,10 @@ def prepare(options: RunOptions, *, loaded: LoadedConfig | None = None) -> RunPl
     _add_from_refs(loaded, options.from_refs, available)
     gates, added = select_gates(available, options.gates)
     gate_configs = _validate_gate_configs(loaded, gates, available)
+    skipping = _skipping(gates, gate_configs, loaded)
+    if skipping:  # a gate that will be SKIPPED needs no provider made for it
+        gates, added = select_gates(available, options.gates, skipped=skipping)
+        gate_configs = {g.id: gate_configs[g.id] for g in gates}
     required = _required_gates(loaded, options, available)
     if options.keep and not loaded.config.server.admin_url and any("server" in g.needs for g in gates):
         raise UsageError("--keep keeps throwaway databases on an external server, but this run would start the "
@@ -306,6 +310,19 @@ def prepare(options: RunOptions, *, loaded: LoadedConfig | None = None) -> RunPl
     report.required = required
     return RunPlan(options=options, loaded=loaded, gates=gates, gate_configs=gate_configs, setup_sql=setup_sql,
                    report=report)
+
+
+def _skipping(gates: list[type[Gate]], configs: dict[str, BaseModel | None], loaded: LoadedConfig) -> set[str]:
+    """Ids of the gates their own ``skip_reason`` SKIPs with this config. One that raises is
+    left to run: :func:`schedule` asks again and makes the exception that gate's ERROR."""
+    skipping = set()
+    for gate in gates:
+        try:
+            if gate.skip_reason(configs[gate.id], loaded):
+                skipping.add(gate.id)
+        except Exception:  # noqa: BLE001 - reported when the gate is executed
+            pass
+    return skipping
 
 
 def _add_from_refs(loaded: LoadedConfig, refs: list[str], available: dict[str, type[Gate]]) -> None:

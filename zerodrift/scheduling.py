@@ -5,7 +5,8 @@ reads (:attr:`zerodrift.gates.base.Gate.inputs`, as :class:`~zerodrift.gates.bas
 and those it publishes (``provides``):
 
 1. **Selection** (:func:`select_gates`): the gates asked for, plus — transitively — the
-   provider of each *required* input. An *optional* input never adds a gate. A required
+   provider of each *required* input of a gate that will run (a gate its ``skip_reason``
+   SKIPs with this config adds none). An *optional* input never adds a gate. A required
    input no installed gate provides is a UsageError.
 2. **Order**: a selected gate comes after the selected providers of all its inputs
    (required or optional); a cycle among them is a UsageError. Results are listed, and
@@ -26,7 +27,7 @@ other's proof; ``needs`` (git, server, target) only says what the runner provisi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from zerodrift.context import ArtifactStore
@@ -42,10 +43,13 @@ def providers_of(gates: dict[str, type[Gate]]) -> dict[str, str]:
     return {name: gid for gid, gate in gates.items() for name in gate.provides}
 
 
-def select_gates(available: dict[str, type[Gate]], wanted: list[str]) -> tuple[list[type[Gate]], list[str]]:
+def select_gates(available: dict[str, type[Gate]], wanted: list[str],
+                 skipped: Collection[str] = ()) -> tuple[list[type[Gate]], list[str]]:
     """The gates to run, in dependency order, and the ids added only as providers of
     required inputs (rules 1 and 2 above). ``wanted`` holds gate ids (any case); empty
-    means every installed gate.
+    means every installed gate. The inputs of the gates in ``skipped`` (ids the runner
+    found SKIPPED by their own ``skip_reason``) add no provider: a gate that will not
+    run needs nothing made for it.
 
     Raises UsageError for an unknown gate id, a required input no installed gate
     provides, or a cycle among the selected gates' inputs.
@@ -63,6 +67,8 @@ def select_gates(available: dict[str, type[Gate]], wanted: list[str]) -> tuple[l
     stack = list(chosen)
     while stack:
         gid = stack.pop()
+        if gid in skipped:
+            continue
         for need in available[gid].declared_inputs():
             if need.optional:
                 continue
