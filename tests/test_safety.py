@@ -148,6 +148,34 @@ def test_migration_that_raises_is_a_failure_naming_the_revision(admin_url, tmp_p
     assert gates["ZG-0"]["status"] == "PASS"  # independent gates still report
 
 
+def test_an_admin_role_without_createdb_or_createrole_is_an_environment_error(admin_url, tmp_path):
+    """A run creates databases and a login role: an admin login that may do neither (or only the
+    first) is told so before anything is created (exit 3), never a traceback."""
+    backend = make_backend(tmp_path / "repo")
+    role, password = f"zdtest_nopriv_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    try:
+        url = with_parts(admin_url, user=role, password=password, dbname="postgres")
+        proc = _zerodrift("run", str(backend), "--admin-url", url, "-g", "ZG-1")
+        said = proc.stdout + proc.stderr
+        assert proc.returncode == 3 and f"the admin role {role}" in said and "lacks CREATEDB and CREATEROLE" in said, said
+        assert "Traceback" not in said and password not in said
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f"ALTER ROLE {role} CREATEDB")
+        proc = _zerodrift("run", str(backend), "--admin-url", url, "-g", "ZG-1")
+        said = proc.stdout + proc.stderr
+        assert proc.returncode == 3 and "lacks CREATEROLE:" in said and f"ALTER ROLE {role} CREATEROLE" in said, said
+        # doctor says the same with the run's own rule, and does not blame alembic.ini for it
+        doc = _zerodrift("doctor", str(backend), "--admin-url", url)
+        assert any(ln.startswith(f"FAIL  privileges: the admin role {role}") and "lacks CREATEROLE" in ln
+                   for ln in doc.stdout.splitlines()), doc.stdout
+        assert "WARN  alembic job: not run" in doc.stdout and "target.alembic_ini" not in doc.stdout, doc.stdout
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f"DROP ROLE {role}")
+
+
 def test_usage_and_environment_errors(admin_url, tmp_path):
     backend = make_backend(tmp_path / "repo")
     proc = _zerodrift("run", str(backend), "-g", "ZG-42")

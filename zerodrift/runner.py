@@ -380,6 +380,9 @@ def provision(plan: RunPlan, resources: Resources, notify: Progress, server_fact
             f"the server runs PostgreSQL {server.version}, but server.version (or --pg-version) asks for {pinned}: "
             f"point --admin-url at a PostgreSQL {pinned} server, or change server.version to production's major")
     provisioner = resources.provisioner = Provisioner(server.admin_url, report.run_id, plan.setup_sql)
+    roles = loaded.config.roles
+    provisioner.check_privileges(list(dict.fromkeys(roles.ensure + ([roles.runtime] if roles.runtime else []))),
+                                 migration_role=resources.target is not None and not roles.migration)
     if server.kind == "external":
         from zerodrift.server.provision import drop_leftovers, find_leftovers
 

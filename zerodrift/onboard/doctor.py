@@ -327,20 +327,25 @@ def _check_server_roles_imports(doc: _Doctor, loaded: LoadedConfig, python_ok: b
             doc.add(FAIL, "server", f"{type(exc).__name__}: {exc}",
                     "check the server settings ([server] in the config, --admin-url)")
             server = None
+        privileged = False
         if server is not None:
             where = "started and answers (stopped at the end)" if server.kind == "embedded" else f"answers at {mask(server.admin_url)}"
             origin = f" ({server.origin})" if getattr(server, "origin", "") else ""
             doc.add(OK, "server", f"{server.kind} PostgreSQL {server.version or '?'}{origin} {where}")
             _check_version(doc, loaded, server)
             _check_prerequisites(doc, server, needed, setup_sql)
+            privileged = _check_privileges(doc, loaded, server)
             _check_roles(doc, loaded, server)
         db = None
         if server is not None:
             from zerodrift.server.provision import Database
 
             db = Database(name=database_of(server.admin_url) or "postgres", purpose="doctor", admin_url=server.admin_url)
-        if python_ok and server is not None:
+        if python_ok and server is not None and privileged:
             _check_alembic_job(doc, loaded, server)
+        elif python_ok and server is not None:
+            doc.add(WARN, "alembic job", "not run: the admin role cannot create the login role it runs as (see privileges)",
+                    "fix the privileges first")
         if python_ok:
             _check_imports(doc, loaded, db)
         else:
@@ -448,6 +453,23 @@ def _check_roles(doc: _Doctor, loaded: LoadedConfig, server: Any) -> None:
     if roles.runtime and roles.runtime in existing and not existing[roles.runtime]:
         doc.add(WARN, "roles", f"the runtime role {roles.runtime} exists without LOGIN; probes that connect as it will fail",
                 f"ALTER ROLE {roles.runtime} LOGIN on this server")
+
+
+def _check_privileges(doc: _Doctor, loaded: LoadedConfig, server: Any) -> bool:
+    """The run's own rule (:meth:`zerodrift.server.provision.Provisioner.check_privileges`):
+    the admin login may create databases and the roles a run creates. False after a FAIL."""
+    from zerodrift.server.provision import Provisioner
+
+    roles = loaded.config.roles
+    try:
+        Provisioner(server.admin_url, "doctor").check_privileges(
+            list(dict.fromkeys(roles.ensure + ([roles.runtime] if roles.runtime else []))),
+            migration_role=not roles.migration)
+    except EnvironmentProblem as exc:
+        doc.add(FAIL, "privileges", str(exc).split(". Give ")[0], "give --admin-url a superuser, or grant what it lacks")
+        return False
+    doc.add(OK, "privileges", "the admin login may create the run's databases and roles")
+    return True
 
 
 def _check_alembic_job(doc: _Doctor, loaded: LoadedConfig, server: Any) -> None:

@@ -21,8 +21,9 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from zerodrift.errors import EnvironmentProblem
 from zerodrift.procs import pid_alive
-from zerodrift.urls import with_parts
+from zerodrift.urls import mask, with_parts
 
 MARKER_PREFIX = "zerodrift throwaway database; run "
 #: A database kept with --keep: the next run and ``gc`` leave it alone (``gc --kept`` drops it).
@@ -275,6 +276,29 @@ class Provisioner:
 
     def _connect(self) -> psycopg.Connection:
         return psycopg.connect(self.admin_url, autocommit=True, connect_timeout=10)
+
+    def check_privileges(self, roles: list[str], migration_role: bool) -> None:
+        """The admin login may do what a run does: create databases (CREATEDB) and, when the
+        run creates a role (``migration_role``: the run's own, or one of ``roles`` that does not
+        exist yet), roles (CREATEROLE) — or it is a superuser (PostgreSQL docs, "Role
+        Attributes"). Raises EnvironmentProblem (exit 3) naming the role and what it lacks,
+        before anything is created."""
+        with self._connect() as conn:
+            user, superuser, createdb, createrole = conn.execute(
+                "SELECT rolname, rolsuper, rolcreatedb, rolcreaterole FROM pg_roles WHERE rolname = current_user"
+            ).fetchone()
+            existing = {r for (r,) in conn.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (roles,))}
+        if superuser:
+            return
+        creates_roles = migration_role or bool(set(roles) - existing)
+        missing = [name for name, has, needed in (("CREATEDB", createdb, True), ("CREATEROLE", createrole, creates_roles))
+                   if needed and not has]
+        if missing:
+            raise EnvironmentProblem(
+                f"the admin role {user} of {mask(self.admin_url)} lacks {' and '.join(missing)}: a run creates a "
+                "throwaway database per proof" + (" and a login role for the target's migrations" if creates_roles else "")
+                + f". Give --admin-url (server.admin_url) a superuser, or ALTER ROLE {user} "
+                + " ".join(missing) + "; or leave the URL out to use the embedded server")
 
     def database_name(self, purpose: str) -> str:
         """``zd_<run id>_<purpose>``, lowercase, at most 63 bytes (NAMEDATALEN - 1)."""
