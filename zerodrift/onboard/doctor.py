@@ -366,8 +366,9 @@ def _check_version(doc: _Doctor, loaded: LoadedConfig, server: Any) -> None:
     pinned = loaded.config.server.version
     major = (server.version or "?").split(".")[0]
     if pinned is None:
-        doc.add(WARN, "server.version", f"no PostgreSQL major pinned: runs use PostgreSQL {major} (the newest available "
-                "binaries that ship the history's extensions); a proof "
+        which = ("the major of the server --admin-url names" if server.kind == "external" else
+                 "the newest available binaries that ship the history's extensions")
+        doc.add(WARN, "server.version", f"no PostgreSQL major pinned: runs use PostgreSQL {major} ({which}); a proof "
                 "made on another major than production's is not a proof of production (catalogs differ between majors)",
                 "set server.version (or --pg-version) to production's major, e.g. 16")
     elif major != str(pinned):
