@@ -180,3 +180,18 @@ def test_env_py_that_only_pins_its_time_zone_is_not_a_pass_of_the_zone_nor_a_fai
     assert "the clock shift itself was in effect (clock +" in clock.detail and "(libfaketime)" in clock.detail
     assert zg1.status.value == "PASS", zg1.summary
     assert zg1.summary.endswith("1 skipped: clock and time zone differ between the two migrations"), zg1.summary
+
+
+def test_each_clock_literal_says_how_it_matched():
+    """A date or month matches by the calendar, a timestamp without a zone as some zone's local
+    time, one with a zone as an instant: the message says which, so a reader can judge it."""
+    from zerodrift.catalog.clock_literals import ClockLiteral
+
+    def said(literal):
+        return ClockLiteral("tables", "public.t", "default", literal, "the run's clock (…)").describe()
+
+    assert "matched by its year and month" in said("2026_12")
+    assert "matched by its calendar date" in said("2026-12-01")
+    assert "(no time zone)" in said("2026-12-01 00:00:00") and "some zone" in said("2026-12-01 00:00:00")
+    zoned = said("2026-12-01 09:40:53+00")
+    assert zoned.endswith("'2026-12-01 09:40:53+00' is within the run's clock (…)")

@@ -97,6 +97,7 @@ def test_misspelled_gate_table_is_a_usage_error(tmp_path):
     commit_all(backend.parent, "typo")
     result = cli.invoke(app, ["run", str(backend), "-g", "ZG-0"])
     assert result.exit_code == 2 and "[gates.ZG3] names no installed gate" in result.output
+    assert "did you mean [gates.ZG-3]?" in result.output
 
 
 def test_verify_reports_outcome_partial_runs_and_changed_evidence(admin_url, tmp_path):

@@ -180,6 +180,8 @@ def test_usage_and_environment_errors(admin_url, tmp_path):
     backend = make_backend(tmp_path / "repo")
     proc = _zerodrift("run", str(backend), "-g", "ZG-42")
     assert proc.returncode == 2 and "unknown gate id ZG-42" in proc.stderr
+    proc = _zerodrift("run", str(backend), "-g", "ZG-99")
+    assert proc.returncode == 2 and "unknown gate id ZG-99; did you mean ZG-9?" in " ".join(proc.stderr.split())
     proc = _zerodrift("run", str(tmp_path))
     assert proc.returncode == 2 and "run `zerodrift init" in proc.stderr
     (tmp_path / "configured").mkdir()
@@ -317,7 +319,10 @@ def test_sigkill_mid_migration_embedded_leaves_no_server(tmp_path):
     assert not [d for d in _postmasters().values() if d.startswith(str(tmp_path))]
 
 
-def test_sigkill_mid_migration_external_then_gc_drops_databases(admin_url, tmp_path):
+def test_sigkill_mid_migration_external_then_gc_drops_databases(private_admin_url, tmp_path):
+    # a server of its own: the killed run leaves its roles (app_user with a password only it knew),
+    # which a later run on a server that asks for passwords refuses to use (exit 3)
+    admin_url = private_admin_url
     backend = _slow_backend(tmp_path)
     proc = _start_and_wait_for_migration(["run", str(backend), "--admin-url", admin_url,
                                           "--out", str(tmp_path / "proof"), "-g", "ZG-1"])

@@ -161,8 +161,12 @@ def _validate_gate_configs(loaded: LoadedConfig, gates: list[type[Gate]],
     known = {g.upper() for g in available}
     unknown = [key for key in loaded.config.gates if key.upper() not in known]
     if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0].upper(), list(available), n=1)
         raise UsageError(f"{where}: [gates.{unknown[0]}] names no installed gate (installed: {', '.join(available)}); "
-                         "fix the id (e.g. ZG-3), or install the plugin that provides it")
+                         + (f"did you mean [gates.{close[0]}]? " if close else "")
+                         + "fix the id, or install the plugin that provides it")
     for gate in gates:
         table = loaded.gate_table(gate.id)
         try:

