@@ -122,6 +122,32 @@ def test_a_runtime_role_that_existed_before_the_run_and_needs_a_password_is_an_e
     assert find_leftovers(private_admin_url) == []
 
 
+def test_a_runtime_role_an_earlier_run_left_is_taken_over_only_when_no_other_run_is_active(
+        private_admin_url, tmp_path):
+    """A --keep run leaves app_user (its kept databases' grants reference it) without a password.
+    The next run, alone on the server, takes it over with a new password and passes; while
+    another zerodrift run is active it must not (that run may use the role): exit 3."""
+    from zerodrift.server.provision import PRESENCE_LOCK_KEY
+
+    backend = make_backend(tmp_path / "repo")
+    kept = _zerodrift("run", str(backend), "--admin-url", private_admin_url, "--out", str(tmp_path / "kept"),
+                      "-g", "ZG-4", "--keep")
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    with psycopg.connect(private_admin_url, autocommit=True) as other_run:  # another run is active
+        other_run.execute("SELECT pg_advisory_lock_shared(%s)", (PRESENCE_LOCK_KEY,))
+        busy = _zerodrift("run", str(backend), "--admin-url", private_admin_url, "--out", str(tmp_path / "busy"),
+                          "-g", "ZG-4")
+    assert busy.returncode == 3 and "roles.runtime app_user exists on this server" in busy.stdout + busy.stderr
+    alone = _zerodrift("run", str(backend), "--admin-url", private_admin_url, "--out", str(tmp_path / "alone"),
+                       "-g", "ZG-4", "--format", "json")
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    ledger = (latest_pack(tmp_path / "alone") / "ledger.md").read_text()
+    assert "taken over from an earlier zerodrift run, with a new password: app_user" in ledger
+    with psycopg.connect(private_admin_url, autocommit=True) as conn:  # no password outlives the run
+        assert conn.execute("SELECT rolpassword IS NULL FROM pg_authid WHERE rolname = 'app_user'").fetchone() in (
+            None, (True,))
+
+
 def test_migration_that_raises_is_a_failure_naming_the_revision(admin_url, tmp_path):
     backend = make_backend(tmp_path / "repo", commit=False)
     add_revision(backend, "0013_boom", "0012_comments", "op.execute('ALTER TABLE no_such_table ADD COLUMN x int')")

@@ -105,6 +105,8 @@ class RunReport:
     dropped_databases: list[str] = field(default_factory=list)
     kept_databases: list[str] = field(default_factory=list)
     roles_created: list[str] = field(default_factory=list)
+    #: login roles an earlier zerodrift run left behind that this run took over with a new password
+    roles_adopted: list[str] = field(default_factory=list)
     roles_dropped: list[str] = field(default_factory=list)
     roles_note: str = ""
     #: who the migrations ran as: name, superuser, created_for_run (see Provisioner.create_migration_role)
@@ -417,6 +419,7 @@ def _ensure_roles(plan: RunPlan, resources: Resources) -> None:
     if wanted_roles:
         created, _ = provisioner.ensure_roles(wanted_roles, set(roles.login) | ({roles.runtime} if roles.runtime else set()))
         report.roles_created = created
+        report.roles_adopted = list(provisioner.adopted_roles)
     if resources.target is not None:
         report.migration_role = _migration_role(provisioner, roles.migration)
         if report.migration_role.get("created_for_run"):

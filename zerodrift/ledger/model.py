@@ -90,6 +90,7 @@ def ledger_data(report: RunReport) -> dict[str, Any]:
         "phases_s": {k: round(v, 3) for k, v in report.phases.items()},
         "databases": {"dropped": report.dropped_databases, "kept": report.kept_databases},
         "roles_created": report.roles_created,
+        "roles_adopted": report.roles_adopted,
         "roles_dropped": report.roles_dropped,
         "roles_note": report.roles_note,
         "migration_role": report.migration_role,
