@@ -127,6 +127,14 @@ class RolesConfig(_Model):
     login: list[str] = Field(default_factory=list, description="Roles among `ensure` created with LOGIN (the runtime role always is).")
     runtime_settings: dict[str, str] = Field(default_factory=dict, description="Session settings (GUCs) the runtime role sets, e.g. app.current_tenant_id.")
 
+    def wanted(self) -> list[str]:
+        """The roles a run makes sure exist: ``ensure``, then ``runtime``, each once."""
+        return list(dict.fromkeys(self.ensure + ([self.runtime] if self.runtime else [])))
+
+    def logins(self) -> set[str]:
+        """The roles created with LOGIN (and a generated password): ``login`` and ``runtime``."""
+        return set(self.login) | ({self.runtime} if self.runtime else set())
+
 
 class OutputConfig(_Model):
     """Where the proof pack goes."""

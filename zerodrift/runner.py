@@ -32,7 +32,8 @@ from zerodrift import __version__
 from zerodrift.config import LoadedConfig, format_validation_error, load_config
 from zerodrift.context import ArtifactStore, GateContext
 from zerodrift.errors import EnvironmentProblem, RunInterrupted, UsageError
-from zerodrift.gates.base import Gate, GateConfig, GateResult
+from zerodrift.gates.base import Gate, GateResult
+from zerodrift.onboard.hooks import skipped_gates
 from zerodrift.plugins import installed_gates
 from zerodrift.provenance import Provenance, ci_context
 from zerodrift.provenance import collect as collect_provenance
@@ -172,11 +173,7 @@ def _validate_gate_configs(loaded: LoadedConfig, gates: list[type[Gate]],
     for gate in gates:
         table = loaded.gate_table(gate.id)
         try:
-            if gate.config_model is None:  # a gate without keys: any key in its table is unknown
-                GateConfig.model_validate(table)
-                configs[gate.id] = None
-            else:
-                configs[gate.id] = gate.config_model.model_validate(table)
+            configs[gate.id] = gate.load_config(table)
         except ValidationError as exc:
             raise UsageError(format_validation_error(where, exc, prefix=f"gates.{gate.id}")) from exc
     return configs
@@ -291,7 +288,8 @@ def prepare(options: RunOptions, *, loaded: LoadedConfig | None = None) -> RunPl
     _add_from_refs(loaded, options.from_refs, available)
     gates, added = select_gates(available, options.gates)
     gate_configs = _validate_gate_configs(loaded, gates, available)
-    skipping = _skipping(gates, gate_configs, loaded)
+    # a skip_reason that raises leaves its gate running: execute() asks again and makes it that gate's ERROR
+    skipping = skipped_gates({g.id: g for g in gates}, loaded)
     if skipping:  # a gate that will be SKIPPED needs no provider made for it
         gates, added = select_gates(available, options.gates, skipped=skipping)
         gate_configs = {g.id: gate_configs[g.id] for g in gates}
@@ -316,19 +314,6 @@ def prepare(options: RunOptions, *, loaded: LoadedConfig | None = None) -> RunPl
     report.required = required
     return RunPlan(options=options, loaded=loaded, gates=gates, gate_configs=gate_configs, setup_sql=setup_sql,
                    report=report)
-
-
-def _skipping(gates: list[type[Gate]], configs: dict[str, BaseModel | None], loaded: LoadedConfig) -> set[str]:
-    """Ids of the gates their own ``skip_reason`` SKIPs with this config. One that raises is
-    left to run: :func:`schedule` asks again and makes the exception that gate's ERROR."""
-    skipping = set()
-    for gate in gates:
-        try:
-            if gate.skip_reason(configs[gate.id], loaded):
-                skipping.add(gate.id)
-        except Exception:  # noqa: BLE001 - reported when the gate is executed
-            pass
-    return skipping
 
 
 def _add_from_refs(loaded: LoadedConfig, refs: list[str], available: dict[str, type[Gate]]) -> None:
@@ -387,8 +372,7 @@ def provision(plan: RunPlan, resources: Resources, notify: Progress, server_fact
             f"point --admin-url at a PostgreSQL {pinned} server, or change server.version to production's major")
     provisioner = resources.provisioner = Provisioner(server.admin_url, report.run_id, plan.setup_sql)
     roles = loaded.config.roles
-    provisioner.check_privileges(list(dict.fromkeys(roles.ensure + ([roles.runtime] if roles.runtime else []))),
-                                 migration_role=resources.target is not None and not roles.migration)
+    provisioner.check_privileges(roles.wanted(), migration_role=resources.target is not None and not roles.migration)
     if server.kind == "external":
         from zerodrift.server.provision import drop_leftovers, find_leftovers
 
@@ -415,9 +399,9 @@ def _ensure_roles(plan: RunPlan, resources: Resources) -> None:
     assert provisioner is not None and resources.server is not None
     if resources.server.kind == "external":
         provisioner.hold_presence()
-    wanted_roles = list(dict.fromkeys(roles.ensure + ([roles.runtime] if roles.runtime else [])))
+    wanted_roles = roles.wanted()
     if wanted_roles:
-        created, _ = provisioner.ensure_roles(wanted_roles, set(roles.login) | ({roles.runtime} if roles.runtime else set()))
+        created, _ = provisioner.ensure_roles(wanted_roles, roles.logins())
         report.roles_created = created
         report.roles_adopted = list(provisioner.adopted_roles)
     if resources.target is not None:

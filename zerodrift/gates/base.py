@@ -285,6 +285,16 @@ class Gate:
             first.setdefault(item.name, item)
         return tuple(first.values())
 
+    @classmethod
+    def load_config(cls, table: dict[str, Any]) -> Any:
+        """The gate's ``[gates.<id>]`` ``table`` validated by its ``config_model``: the model
+        instance, or None for a gate without one, whose table must then be empty (it takes no
+        keys). Raises pydantic.ValidationError naming the bad or unknown key."""
+        if cls.config_model is None:
+            GateConfig.model_validate(table)
+            return None
+        return cls.config_model.model_validate(table)
+
     def run(self, ctx: GateContext, result: GateResult) -> None:  # pragma: no cover - interface
         """Run the checks, recording them and their evidence on ``result``."""
         raise NotImplementedError

@@ -31,6 +31,8 @@ _EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Excep
 _TRANSPORT_FRAME = re.compile(r"kombu[/\\]transport[/\\](?P<transport>\w+)\.py")
 #: Celery's result backend alias that stores nothing (celery.backends.base.DisabledBackend)
 _NO_RESULTS = "disabled://"
+#: in the gate's temporary folder: beat's seeded schedule store and the pidfile beat writes
+_STORE, _PIDFILE = "beat-schedule", "beat.pid"
 
 
 def _published_to(entry: dict) -> str:
@@ -154,7 +156,7 @@ class BeatGate(Gate):
         with tempfile.TemporaryDirectory(prefix="zerodrift-beat-") as tmp, \
                 target.probe_session("celery_probe.py", db=fresh, role=runtime) as celery, \
                 self._beat_process(target, fresh, runtime, self._beat_argv(cfg, broker, tmp)) as beat:
-            schedule_file = str(Path(tmp) / "beat-schedule")
+            schedule_file = str(Path(tmp) / _STORE)
             step, info = celery.ask({"app": cfg.celery_app, "mode": "inspect", "schedule_file": schedule_file},
                                     title=f"load {cfg.celery_app} and its beat schedule")
             result.add_step(step)
@@ -205,7 +207,7 @@ class BeatGate(Gate):
                 drained_box.append(celery.ask(dict(drain_request, origin_pid=beat_pid),
                                               title="drain the broker with kombu"))
 
-            sent, log_text, elapsed, exit_status, stopped = self._run_beat(beat, cfg, schedule_file, set(entries),
+            sent, log_text, elapsed, exit_status, stopped = self._run_beat(beat, cfg, tmp, set(entries),
                                                                            drain_while_beat_runs, ctx.artifacts.cancelled)
             result.add_step(EvidenceStep(
                 title="celery beat",
@@ -271,14 +273,15 @@ class BeatGate(Gate):
 
     @staticmethod
     def _beat_argv(cfg: BeatConfig, broker: str, folder: str) -> list[str]:
-        """The arguments of ``celery`` that run beat on the store ``<folder>/beat-schedule``."""
+        """The arguments of ``celery`` that run beat on the store ``<folder>/beat-schedule``, writing
+        its pid to ``<folder>/beat.pid``."""
         # the seeded store is a PersistentScheduler file: use that scheduler even if the app configures
         # another one (e.g. a database scheduler), or the seeding would be ignored
         # beat never needs the app's result backend (it only publishes); a database backend would be
         # set up (tables created) on the first send, so it is replaced by Celery's disabled backend
         return ["-A", cfg.celery_app, "-b", broker, "--result-backend", _NO_RESULTS, "beat",
-                "-S", "celery.beat:PersistentScheduler", "-s", str(Path(folder) / "beat-schedule"), "-l", "INFO",
-                "--pidfile", str(Path(folder) / "beat.pid")]
+                "-S", "celery.beat:PersistentScheduler", "-s", str(Path(folder) / _STORE), "-l", "INFO",
+                "--pidfile", str(Path(folder) / _PIDFILE)]
 
     @staticmethod
     @contextlib.contextmanager
@@ -295,12 +298,12 @@ class BeatGate(Gate):
             beat.release()
 
     @staticmethod
-    def _run_beat(beat: TargetProcess, cfg: BeatConfig, schedule_file: str, names: set[str], when_sent, cancelled):
+    def _run_beat(beat: TargetProcess, cfg: BeatConfig, folder: str, names: set[str], when_sent, cancelled):
         """Let the started ``beat`` process run beat until every entry in ``names`` was logged as
         sent (or the timeout), call ``when_sent(pid)`` while beat still runs, then stop it with
         SIGTERM. Returns the entries logged as sent, beat's output, the seconds it ran, its exit
         status and whether zerodrift stopped it (False: beat exited on its own)."""
-        pidfile = str(Path(schedule_file).with_name("beat.pid"))
+        pidfile = Path(folder) / _PIDFILE  # where _beat_argv told beat to write its pid
         sent: dict[str, str] = {}
         done = threading.Event()
 
@@ -327,7 +330,7 @@ class BeatGate(Gate):
             if names <= set(sent):
                 # the pid beat writes itself: the interpreter may be a wrapper that starts beat as a child
                 try:
-                    beat_pid = int(Path(pidfile).read_text().strip())
+                    beat_pid = int(pidfile.read_text().strip())
                 except (OSError, ValueError):
                     beat_pid = beat.pid
                 when_sent(beat_pid)

@@ -141,7 +141,6 @@ def _check_config(doc: _Doctor, target: Path, config_file: Path | None, admin_ur
                   env: dict[str, str], pg_version: int | None = None) -> LoadedConfig | None:
     from pydantic import ValidationError
 
-    from zerodrift.gates.base import GateConfig
     from zerodrift.plugins import installed_gates
 
     try:
@@ -165,8 +164,8 @@ def _check_config(doc: _Doctor, target: Path, config_file: Path | None, admin_ur
             doc.add(WARN, "config", f"[gates.{key}] in {where} names no installed gate; it is ignored",
                     f"check the id (installed: {', '.join(available)})")
             continue
-        try:  # a gate without a config model has no keys: any key in its table is unknown
-            (gate.config_model or GateConfig).model_validate(table)
+        try:
+            gate.load_config(table)
         except ValidationError as exc:
             problems.append(format_validation_error(where, exc, prefix=f"gates.{key}"))
     if problems:
@@ -413,7 +412,7 @@ def _check_roles(doc: _Doctor, loaded: LoadedConfig, server: Any) -> None:
     import psycopg
 
     roles = loaded.config.roles
-    wanted = list(dict.fromkeys(roles.ensure + ([roles.runtime] if roles.runtime else [])))
+    wanted = roles.wanted()
     if not roles.runtime:
         from zerodrift.plugins import installed_gates
 
@@ -463,9 +462,7 @@ def _check_privileges(doc: _Doctor, loaded: LoadedConfig, server: Any) -> bool:
 
     roles = loaded.config.roles
     try:
-        Provisioner(server.admin_url, "doctor").check_privileges(
-            list(dict.fromkeys(roles.ensure + ([roles.runtime] if roles.runtime else []))),
-            migration_role=not roles.migration)
+        Provisioner(server.admin_url, "doctor").check_privileges(roles.wanted(), migration_role=not roles.migration)
     except EnvironmentProblem as exc:
         doc.add(FAIL, "privileges", str(exc).split(". Give ")[0], "give --admin-url a superuser, or grant what it lacks")
         return False

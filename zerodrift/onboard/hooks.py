@@ -180,14 +180,9 @@ class DoctorContext:
 # -- shared by init and doctor -----------------------------------------------------
 def gate_config(gate: type, loaded: LoadedConfig) -> Any:
     """``gate``'s config model instance for its ``[gates.<id>]`` table in ``loaded`` (None for a gate
-    without a model). Raises pydantic.ValidationError when the table is not valid."""
-    model = getattr(gate, "config_model", None)
-    if model is None:  # a gate without keys: any key in its table is unknown
-        from zerodrift.gates.base import GateConfig
-
-        GateConfig.model_validate(loaded.gate_table(gate.id))
-        return None
-    return model.model_validate(loaded.gate_table(gate.id))
+    without a model; :meth:`zerodrift.gates.base.Gate.load_config`). Raises pydantic.ValidationError
+    when the table is not valid."""
+    return gate.load_config(loaded.gate_table(gate.id))
 
 
 def skipped_gates(gates: dict[str, type], loaded: LoadedConfig,

@@ -1269,8 +1269,6 @@ def _proposal_problem(gate: type, text: str) -> str:
     without a model, holding keys)."""
     from pydantic import ValidationError
 
-    from zerodrift.gates.base import GateConfig
-
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -1279,7 +1277,7 @@ def _proposal_problem(gate: type, text: str) -> str:
     if table is None:
         return ""
     try:
-        (gate.config_model or GateConfig).model_validate(table)
+        gate.load_config(table)
     except ValidationError as exc:
         lines = format_validation_error("", exc, prefix=f"gates.{gate.id}").splitlines()[1:]
         return "; ".join(line.strip() for line in lines if not line.strip().startswith("(each key"))
